@@ -1,0 +1,136 @@
+//! The one error type of libhatebm.
+//!
+//! Every fallible function of the core returns [`Result<T>`]. The variants are
+//! grouped by what the caller can do about them; the C ABI maps each variant to
+//! a numbered `hatebm_status` (see `ffi/src/status.rs`), so a variant's meaning
+//! never changes once released — new variants are only appended.
+
+use std::path::PathBuf;
+
+/// `Result` with [`Error`] as the error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in libhatebm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A caller-supplied value is outside its allowed range or inconsistent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A tensor or buffer does not have the shape (or length) it must have.
+    #[error("shape mismatch for {what}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        /// Which tensor / buffer / parameter.
+        what: String,
+        /// The expected shape, formatted (e.g. `[4, 3, 32, 32]`).
+        expected: String,
+        /// The shape that was given.
+        got: String,
+    },
+
+    /// A NaN or infinity was found where finite numbers are required.
+    #[error("non-finite value in {0}")]
+    NonFinite(String),
+
+    /// The backend named by a spec was not compiled into this build.
+    #[error("backend `{name}` is not compiled into this build of libhatebm ({hint})")]
+    BackendUnavailable {
+        /// The backend spec, e.g. `tch:cuda:0`.
+        name: String,
+        /// How to get it (which cargo feature).
+        hint: String,
+    },
+
+    /// The backend is compiled in but the requested device does not exist.
+    #[error("device unavailable: {0}")]
+    DeviceUnavailable(String),
+
+    /// An operating-system I/O error on a file.
+    #[error("I/O error on `{path}`: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file or byte buffer is malformed (corrupt checkpoint, bad npy header, ...).
+    #[error("format error in {context}: {message}")]
+    Format {
+        /// What was being read (usually a path).
+        context: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A configuration key is unknown or a value cannot be parsed / is out of range.
+    #[error("config error: {0}")]
+    Config(String),
+
+    /// A named parameter tensor is missing, unexpected or mis-shaped in a weights file.
+    #[error("parameter error: {0}")]
+    Param(String),
+
+    /// A user callback (C or Rust) reported a failure.
+    #[error("callback failed: {0}")]
+    Callback(String),
+
+    /// A long-running operation was cancelled by a progress callback.
+    #[error("cancelled by the caller")]
+    Cancelled,
+
+    /// Training diverged (NaN/Inf, or energy difference beyond the configured bound).
+    #[error("training diverged: {0}")]
+    Diverged(String),
+
+    /// An error reported by a backend library (e.g. libtorch).
+    #[error("backend error: {0}")]
+    Backend(String),
+}
+
+impl Error {
+    /// Builds an [`Error::ShapeMismatch`] from two shapes.
+    pub fn shape(what: impl Into<String>, expected: &[usize], got: &[usize]) -> Self {
+        Error::ShapeMismatch {
+            what: what.into(),
+            expected: format!("{expected:?}"),
+            got: format!("{got:?}"),
+        }
+    }
+
+    /// Builds an [`Error::Io`] for a path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Format`].
+    pub fn format(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Format {
+            context: context.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Returns early with an [`Error::InvalidArgument`] built from a format string.
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err($crate::Error::InvalidArgument(format!($($arg)*)))
+    };
+}
+
+/// Returns early with an [`Error::InvalidArgument`] unless the condition holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !($cond) {
+            return Err($crate::Error::InvalidArgument(format!($($arg)*)));
+        }
+    };
+}

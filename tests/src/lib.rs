@@ -1,0 +1,1 @@
+//! Shared helpers of the libhatebm integration tests (golden-file loading, tolerances).
