@@ -5,6 +5,22 @@
 //! backend. See `docs/architecture.md` for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backend;
+pub mod bank;
+pub mod cpu;
 pub mod error;
+pub mod fsutil;
+pub mod model;
+pub mod nets;
+pub mod noise;
+pub mod optim;
+pub mod params;
+pub mod sampler;
+pub mod spec;
+pub mod train;
+pub mod weights;
 
+pub use backend::Backend;
 pub use error::{Error, Result};
+pub use model::{Energy, Generator};
+pub use spec::BackendSpec;

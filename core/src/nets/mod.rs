@@ -1,0 +1,28 @@
+//! Backend-independent network descriptions ([`arch`]).
+
+pub mod arch;
+
+pub use arch::{EnergyArch, GeneratorArch};
+
+use crate::backend::Backend;
+use crate::model::{Energy, Generator};
+use crate::Result;
+
+/// A backend that can build the built-in networks of [`arch`].
+///
+/// Algorithms and trainers are generic over `B: BuildNets`, so the same config
+/// builds the same network (same names, shapes and initial weights) on every
+/// backend.
+pub trait BuildNets: Backend {
+    /// Builds the energy network `arch` with weights initialised from `seed`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] for an invalid architecture; backend errors.
+    fn build_energy(&self, arch: &EnergyArch, seed: u64) -> Result<Box<dyn Energy<Self>>>;
+
+    /// Builds the generator network `arch` with weights initialised from `seed`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] for an invalid architecture; backend errors.
+    fn build_generator(&self, arch: &GeneratorArch, seed: u64) -> Result<Box<dyn Generator<Self>>>;
+}

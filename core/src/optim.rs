@@ -1,0 +1,157 @@
+//! Adam exactly as Keras/TF (`ApplyAdam`), optional per-tensor gradient
+//! clipping by norm, and an optional exponential moving average (EMA) of the
+//! weights (tfa `MovingAverage` form).
+//!
+//! Keras semantics (golden README, "Adam"): with `t = step + 1`,
+//! `alpha = lr·sqrt(1 − β₂ᵗ)/(1 − β₁ᵗ)` (float32), `m += (g − m)(1 − β₁)`,
+//! `v += (g² − v)(1 − β₂)`, `p −= alpha·m/(sqrt(v) + ε)`. ε is *not*
+//! bias-corrected (unlike `torch.optim.Adam`) and `1 − β` is computed in float32.
+//! The EMA starts at the weights before the first update and follows
+//! `ema ← ema − (1 − d)(ema − p)` after every step. Unlike the paper's code,
+//! the EMA is *used*: samplers and evaluation read it when enabled (see
+//! `docs/training.md`); the training chains use the raw weights.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{AdamStep, Backend};
+use crate::params::{Grads, ParamSet};
+use crate::{Error, Result};
+
+/// Optimiser settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// β₁.
+    pub beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// ε added to `sqrt(v)`.
+    pub eps: f32,
+    /// Clip every gradient tensor to this L2 norm before the step (`None` = off).
+    pub clip_grad_norm: Option<f32>,
+    /// EMA decay d (`None` = no EMA). The paper's code used 0.9999.
+    pub ema_decay: Option<f32>,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7, clip_grad_norm: None, ema_decay: None }
+    }
+}
+
+impl AdamConfig {
+    /// Checks ranges; `what` prefixes the error (e.g. `ebm_optim`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the knob and its range.
+    pub fn validate(&self, what: &str) -> Result<()> {
+        let in01 = |n: &str, v: f32| {
+            if (0.0..1.0).contains(&v) { Ok(()) } else { Err(Error::Config(format!("{what}.{n} must be in [0, 1), got {v}"))) }
+        };
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(Error::Config(format!("{what}.lr must be finite and >= 0, got {}", self.lr)));
+        }
+        in01("beta1", self.beta1)?;
+        in01("beta2", self.beta2)?;
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::Config(format!("{what}.eps must be finite and > 0, got {}", self.eps)));
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::Config(format!("{what}.clip_grad_norm must be finite and > 0, got {c}")));
+            }
+        }
+        if let Some(d) = self.ema_decay {
+            in01("ema_decay", d)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adam state for one parameter set: step counter, moments, EMA.
+#[derive(Clone, Debug)]
+pub struct Adam<B: Backend> {
+    /// Settings.
+    pub config: AdamConfig,
+    /// Steps taken so far.
+    pub step: u64,
+    /// First moments (aligned with the parameter set; `None` for buffers).
+    pub m: Vec<Option<B::Tensor>>,
+    /// Second moments.
+    pub v: Vec<Option<B::Tensor>>,
+    /// EMA of the trainable weights (`None` entries for buffers), if enabled.
+    pub ema: Option<Vec<Option<B::Tensor>>>,
+}
+
+impl<B: Backend> Adam<B> {
+    /// Fresh state for `params` (moments zero; EMA = current weights).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings; backend errors.
+    pub fn new(be: &B, config: AdamConfig, params: &ParamSet<B>) -> Result<Self> {
+        config.validate("optimizer")?;
+        let zeros = |_: ()| -> Result<Vec<Option<B::Tensor>>> {
+            params.iter().map(|p| if p.spec.trainable { be.zeros(&p.spec.shape).map(Some) } else { Ok(None) }).collect()
+        };
+        let ema = if config.ema_decay.is_some() {
+            Some(params.iter().map(|p| if p.spec.trainable { Some(p.value.clone()) } else { None }).collect())
+        } else {
+            None
+        };
+        Ok(Adam { m: zeros(())?, v: zeros(())?, ema, step: 0, config })
+    }
+
+    /// Clips (if configured) and applies one step to `params` with `grads`,
+    /// then updates the EMA. `grads` is modified by clipping.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `grads` does not match; backend errors.
+    pub fn step(&mut self, be: &B, params: &mut ParamSet<B>, grads: &mut Grads<B>) -> Result<()> {
+        if grads.tensors.len() != params.len() || self.m.len() != params.len() {
+            return Err(Error::InvalidArgument("optimizer: gradients do not match the parameter set".into()));
+        }
+        let c = &self.config;
+        let t = (self.step + 1) as f32;
+        let b1p = c.beta1.powf(t);
+        let b2p = c.beta2.powf(t);
+        let h = AdamStep {
+            alpha: c.lr * (1.0 - b2p).sqrt() / (1.0 - b1p),
+            one_minus_beta1: 1.0 - c.beta1,
+            one_minus_beta2: 1.0 - c.beta2,
+            eps: c.eps,
+        };
+        for (i, p) in params.iter_mut().enumerate() {
+            let (Some(g), Some(m), Some(v)) = (grads.tensors[i].as_mut(), self.m[i].as_mut(), self.v[i].as_mut()) else {
+                continue;
+            };
+            if let Some(max) = c.clip_grad_norm {
+                be.clip_by_norm(g, max)?;
+            }
+            be.adam_update(&mut p.value, g, m, v, h)?;
+        }
+        if let (Some(ema), Some(d)) = (self.ema.as_mut(), c.ema_decay) {
+            let omd = 1.0 - d;
+            for (e, p) in ema.iter_mut().zip(params.iter()) {
+                if let Some(e) = e {
+                    be.ema_update(e, &p.value, omd)?;
+                }
+            }
+        }
+        self.step += 1;
+        Ok(())
+    }
+
+    /// Swaps the EMA weights into `params` (and the raw weights into the EMA
+    /// slot); calling it twice restores the original state. No-op without EMA.
+    pub fn swap_ema(&mut self, params: &mut ParamSet<B>) {
+        if let Some(ema) = self.ema.as_mut() {
+            for (e, p) in ema.iter_mut().zip(params.iter_mut()) {
+                if let Some(e) = e {
+                    std::mem::swap(e, &mut p.value);
+                }
+            }
+        }
+    }
+}

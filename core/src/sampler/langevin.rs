@@ -1,0 +1,386 @@
+//! The Langevin sampler over a residual block `y` and, optionally, a latent
+//! block `z` through a generator.
+//!
+//! The chain's energy is `U(y, z) = Σ_b H(G(z_b) + y_b) / T + τ‖y‖² [+ ½‖z‖²]`
+//! (without a generator, `G(z)` is absent and `y` is the image itself). One
+//! step, for a block `s` with step size `ε_s` (golden README, "Langevin"):
+//!
+//! 1. if latents move: `g_z = ∂U/∂z` (through the generator's VJP);
+//!    `z ← z − (ε_z²/2)·clip(g_z) + ε_z·ξ_z`;
+//! 2. if the residual moves: `g_y = ∂U/∂y` at the *updated* `z`;
+//!    `y ← y − (ε_y²/2)·clip(g_y) + ε_y·ξ_y`;
+//!
+//! where `clip` scales each sample's gradient so its *drift* `(ε²/2)·‖g_b‖` is
+//! at most the configured maximum (`tf.clip_by_norm(g_b, max/(ε²/2))`), and ξ is
+//! standard normal noise (optional). τ = 1/(2σ²) for a residual prior σ. The
+//! latent prior `½‖z‖²` (an N(0, I) prior on z, *not temperature-scaled*) is
+//! off by default, as in the paper's code; turn it on with
+//! [`LangevinConfig::latent_prior`].
+//!
+//! Noise is drawn through a [`NoiseSource`] with keys
+//! `(seed, ChainNoiseRes | ChainNoiseLatent, [iteration, k], row_offset)`, so
+//! chain *i*'s noise at step *k* depends only on the seed, the iteration, *i*
+//! and *k*.
+//!
+//! The hot loop allocates no sampler buffers (networks reuse pooled buffers);
+//! diagnostics are recorded on the device into `[K, B]` tensors and copied to
+//! the host once per call.
+
+use crate::backend::{Backend, LangevinUpdate, shape};
+use crate::model::{Energy, Generator};
+use crate::noise::{NoiseKey, NoiseSource, Stream};
+use crate::{Error, Result};
+
+/// Sampler settings (all knobs; defaults are the paper's CIFAR-10 synthesis values).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LangevinConfig {
+    /// Number of steps K.
+    pub steps: usize,
+    /// Temperature T (the energy is divided by it).
+    pub temperature: f32,
+    /// Step size ε of the residual / image block (drift ε²/2, noise ε).
+    pub eps_res: f32,
+    /// Step size ε of the latent block.
+    pub eps_latent: f32,
+    /// Whether the residual / image block moves.
+    pub update_res: bool,
+    /// Whether the latent block moves (joint Hat EBM, no-residual energy).
+    pub update_latents: bool,
+    /// Whether to add the noise term (off = gradient descent).
+    pub noise: bool,
+    /// Maximum per-sample drift norm of the residual block (`None` = no clipping).
+    pub clip_res: Option<f32>,
+    /// Maximum per-sample drift norm of the latent block (`None` = no clipping).
+    pub clip_latent: Option<f32>,
+    /// σ of a Gaussian prior N(0, σ²) on the residual (`None` = no prior);
+    /// enters as τ‖y‖² with τ = 1/(2σ²).
+    pub prior_sigma_res: Option<f32>,
+    /// Adds an N(0, I) prior `½‖z‖²` on the latent (off by default; the paper's
+    /// code has none).
+    pub latent_prior: bool,
+}
+
+impl Default for LangevinConfig {
+    fn default() -> Self {
+        LangevinConfig {
+            steps: 50,
+            temperature: 1e-3,
+            eps_res: 5e-4,
+            eps_latent: 1e-3,
+            update_res: true,
+            update_latents: false,
+            noise: true,
+            clip_res: Some(2.5),
+            clip_latent: None,
+            prior_sigma_res: None,
+            latent_prior: false,
+        }
+    }
+}
+
+impl LangevinConfig {
+    /// τ of the residual prior (0 without one).
+    pub fn tau_res(&self) -> f32 {
+        self.prior_sigma_res.map_or(0.0, |s| 1.0 / (2.0 * s * s))
+    }
+
+    /// Checks ranges.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad knob and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let pos = |name: &str, v: f32| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(Error::Config(format!("langevin.{name} must be finite and > 0, got {v}"))) }
+        };
+        pos("temperature", self.temperature)?;
+        if self.update_res {
+            pos("eps_res", self.eps_res)?;
+        }
+        if self.update_latents {
+            pos("eps_latent", self.eps_latent)?;
+        }
+        if let Some(c) = self.clip_res {
+            pos("clip_res", c)?;
+        }
+        if let Some(c) = self.clip_latent {
+            pos("clip_latent", c)?;
+        }
+        if let Some(s) = self.prior_sigma_res {
+            pos("prior_sigma_res", s)?;
+        }
+        Ok(())
+    }
+}
+
+/// The state of a batch of chains: images are `G(z) + y` (or `y` alone).
+#[derive(Clone, Debug)]
+pub struct Chains<B: Backend> {
+    /// Latents `[B, ...latent]` (`None` without a generator).
+    pub z: Option<B::Tensor>,
+    /// Residuals `[B, ...sample]` (the images themselves without a generator).
+    pub y: B::Tensor,
+}
+
+/// Where a call's noise comes from: seed, iteration, and the global index of
+/// the batch's first chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainKey {
+    /// Run seed.
+    pub seed: u64,
+    /// Iteration (first counter word of the noise keys).
+    pub iteration: u64,
+    /// Global index of row 0 of the batch.
+    pub row_offset: u64,
+}
+
+impl ChainKey {
+    /// The noise key of step `k` of `stream`.
+    pub fn key(&self, stream: Stream, k: usize) -> NoiseKey {
+        NoiseKey { seed: self.seed, stream, counter: [self.iteration, k as u64], row_offset: self.row_offset }
+    }
+}
+
+/// Diagnostics of one Langevin call (means over steps and samples).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct LangevinStats {
+    /// Steps taken.
+    pub steps: usize,
+    /// Mean energy H(x) (not divided by T) over steps and samples, at the
+    /// residual update (or the latent update when only latents move).
+    pub mean_energy: f64,
+    /// Mean energy after the last step's update is *not* evaluated (it would cost
+    /// a pass); this is the energy seen by the last step.
+    pub last_energy: f64,
+    /// `(1/K) Σ_k (ε_y²/2) · mean_b ‖clip(g_b)‖` — the paper's `grad_norm_res`.
+    pub drift_norm_res: f64,
+    /// The same for the latent block.
+    pub drift_norm_latent: f64,
+    /// Fraction of (step, sample) pairs whose residual drift was clipped.
+    pub clip_frac_res: f64,
+    /// Fraction of (step, sample) pairs whose latent drift was clipped.
+    pub clip_frac_latent: f64,
+    /// Mean per-sample ‖z‖ after the last step (0 without latents).
+    pub mean_latent_norm: f64,
+    /// Per-step mean energy (length K).
+    pub energy_per_step: Vec<f64>,
+}
+
+/// The Langevin sampler (stateless apart from its configuration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LangevinSampler {
+    /// Its configuration.
+    pub config: LangevinConfig,
+}
+
+impl LangevinSampler {
+    /// A sampler with the given configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for out-of-range knobs.
+    pub fn new(config: LangevinConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(LangevinSampler { config })
+    }
+
+    /// The current images `G(z) + y` (or a copy of `y`).
+    ///
+    /// # Errors
+    /// Model or backend errors.
+    pub fn images<B: Backend>(be: &B, generator: Option<&dyn Generator<B>>, chains: &Chains<B>) -> Result<B::Tensor> {
+        match (generator, &chains.z) {
+            (Some(g), Some(z)) => {
+                let mut x = g.forward(z)?;
+                be.axpy(&mut x, 1.0, &chains.y)?;
+                Ok(x)
+            }
+            _ => Ok(chains.y.clone()),
+        }
+    }
+
+    /// Runs K steps on `chains` in place and returns the diagnostics.
+    /// `record` (optional) receives the clipped residual gradient of every step
+    /// (used by the golden tests; costs a copy per step).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the chains do not fit the models;
+    /// [`Error::InvalidArgument`] if latents must move but there is no
+    /// generator; model, noise and backend errors.
+    #[allow(clippy::too_many_lines)]
+    pub fn run<B: Backend>(
+        &self,
+        be: &B,
+        energy: &dyn Energy<B>,
+        generator: Option<&dyn Generator<B>>,
+        chains: &mut Chains<B>,
+        noise: &mut dyn NoiseSource<B>,
+        key: ChainKey,
+        mut record: Option<&mut dyn FnMut(usize, &B::Tensor)>,
+    ) -> Result<LangevinStats> {
+        let c = &self.config;
+        let batch = self.check_shapes(be, energy, generator, chains)?;
+        let k_steps = c.steps;
+        let inv_t = 1.0 / c.temperature;
+        let tau = c.tau_res();
+        let s_res = c.eps_res * c.eps_res / 2.0;
+        let s_lat = c.eps_latent * c.eps_latent / 2.0;
+        let upd_res = LangevinUpdate {
+            step: s_res,
+            noise_scale: if c.noise { c.eps_res } else { 0.0 },
+            clip: c.clip_res.map(|m| m / s_res),
+        };
+        let upd_lat = LangevinUpdate {
+            step: s_lat,
+            noise_scale: if c.noise { c.eps_latent } else { 0.0 },
+            clip: c.clip_latent.map(|m| m / s_lat),
+        };
+        let latents_move = c.update_latents;
+        if latents_move && (generator.is_none() || chains.z.is_none()) {
+            return Err(Error::InvalidArgument("update_latents needs a generator and latents".into()));
+        }
+
+        // Device-side buffers, allocated once per call.
+        let y_shape = be.shape(&chains.y);
+        let mut x = be.zeros(&y_shape)?;
+        let mut noise_y = if c.noise && c.update_res { Some(be.zeros(&y_shape)?) } else { None };
+        let mut noise_z = match (&chains.z, c.noise && latents_move) {
+            (Some(z), true) => Some(be.zeros(&be.shape(z))?),
+            _ => None,
+        };
+        let mut norms_y = be.zeros(&[batch])?;
+        let mut norms_z = be.zeros(&[batch])?;
+        let mut hist_e = be.zeros(&[k_steps.max(1), batch])?;
+        let mut hist_ny = be.zeros(&[k_steps.max(1), batch])?;
+        let mut hist_nz = be.zeros(&[k_steps.max(1), batch])?;
+        // G(z), recomputed only when z moves.
+        let mut gz = match (generator, &chains.z) {
+            (Some(g), Some(z)) => Some(g.forward(z)?),
+            _ => None,
+        };
+        let form_x = |x: &mut B::Tensor, gz: &Option<B::Tensor>, y: &B::Tensor| -> Result<()> {
+            match gz {
+                Some(gz) => {
+                    be.copy_from(x, gz)?;
+                    be.axpy(x, 1.0, y)
+                }
+                None => be.copy_from(x, y),
+            }
+        };
+
+        for k in 0..k_steps {
+            if latents_move {
+                let (g, z) = (generator.expect("checked"), chains.z.as_mut().expect("checked"));
+                form_x(&mut x, &gz, &chains.y)?;
+                let (e, gx) = energy.energy_grad_x(&x)?;
+                let mut gzrad = g.vjp_latent(z, &gx)?;
+                be.scale(&mut gzrad, inv_t)?;
+                if c.latent_prior {
+                    be.axpy(&mut gzrad, 1.0, z)?;
+                }
+                if let Some(nz) = noise_z.as_mut() {
+                    noise.normal(be, key.key(Stream::ChainNoiseLatent, k), nz)?;
+                }
+                be.langevin_update(z, &mut gzrad, noise_z.as_ref(), upd_lat, &mut norms_z)?;
+                be.copy_into_row(&mut hist_nz, k, &norms_z)?;
+                if !c.update_res {
+                    be.copy_into_row(&mut hist_e, k, &e)?;
+                }
+                gz = Some(g.forward(z)?);
+            }
+            if c.update_res {
+                form_x(&mut x, &gz, &chains.y)?;
+                let (e, mut g) = energy.energy_grad_x(&x)?;
+                be.scale(&mut g, inv_t)?;
+                if tau != 0.0 {
+                    be.axpy(&mut g, 2.0 * tau, &chains.y)?;
+                }
+                if let Some(ny) = noise_y.as_mut() {
+                    noise.normal(be, key.key(Stream::ChainNoiseRes, k), ny)?;
+                }
+                be.langevin_update(&mut chains.y, &mut g, noise_y.as_ref(), upd_res, &mut norms_y)?;
+                if let Some(r) = record.as_deref_mut() {
+                    r(k, &g);
+                }
+                be.copy_into_row(&mut hist_e, k, &e)?;
+                be.copy_into_row(&mut hist_ny, k, &norms_y)?;
+            }
+        }
+
+        // Diagnostics: one host copy per call.
+        let mut stats = LangevinStats { steps: k_steps, ..Default::default() };
+        if k_steps > 0 {
+            let e = be.to_host(&hist_e)?;
+            stats.energy_per_step = e.chunks(batch).map(mean).collect();
+            stats.mean_energy = mean_f64(&stats.energy_per_step);
+            stats.last_energy = *stats.energy_per_step.last().unwrap_or(&0.0);
+            if c.update_res {
+                let (d, f) = drift_stats(&be.to_host(&hist_ny)?, s_res, upd_res.clip);
+                stats.drift_norm_res = d;
+                stats.clip_frac_res = f;
+            }
+            if latents_move {
+                let (d, f) = drift_stats(&be.to_host(&hist_nz)?, s_lat, upd_lat.clip);
+                stats.drift_norm_latent = d;
+                stats.clip_frac_latent = f;
+            }
+        }
+        if let Some(z) = &chains.z {
+            stats.mean_latent_norm = mean(&be.to_host(&be.row_norms(z)?)?);
+        }
+        Ok(stats)
+    }
+
+    fn check_shapes<B: Backend>(
+        &self,
+        be: &B,
+        energy: &dyn Energy<B>,
+        generator: Option<&dyn Generator<B>>,
+        chains: &Chains<B>,
+    ) -> Result<usize> {
+        let ys = be.shape(&chains.y);
+        let batch = ys.first().copied().unwrap_or(0);
+        let want = shape::batched(batch, energy.sample_shape());
+        if batch == 0 || ys != want {
+            return Err(Error::shape("chain residual y", &want, &ys));
+        }
+        if let (Some(g), Some(z)) = (generator, &chains.z) {
+            let want_z = shape::batched(batch, g.latent_shape());
+            if be.shape(z) != want_z {
+                return Err(Error::shape("chain latent z", &want_z, &be.shape(z)));
+            }
+            if g.output_shape() != energy.sample_shape() {
+                return Err(Error::shape("generator output vs energy input", energy.sample_shape(), g.output_shape()));
+            }
+        }
+        Ok(batch)
+    }
+}
+
+fn mean(v: &[f32]) -> f64 {
+    if v.is_empty() { 0.0 } else { v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64 }
+}
+
+fn mean_f64(v: &[f64]) -> f64 {
+    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+/// From per-(step, sample) gradient norms before clipping: the mean clipped
+/// drift norm `s · min(n, c)` and the fraction of clipped entries.
+fn drift_stats(norms: &[f32], step: f32, clip: Option<f32>) -> (f64, f64) {
+    if norms.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = norms.len() as f64;
+    let (mut drift, mut clipped) = (0.0f64, 0usize);
+    for &g in norms {
+        let eff = match clip {
+            Some(c) if g > c => {
+                clipped += 1;
+                c
+            }
+            _ => g,
+        };
+        drift += f64::from(step) * f64::from(eff);
+    }
+    (drift / n, clipped as f64 / n)
+}

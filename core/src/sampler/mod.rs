@@ -1,0 +1,5 @@
+//! Samplers: [`langevin`] dynamics over residual and latent blocks.
+
+pub mod langevin;
+
+pub use langevin::{ChainKey, Chains, LangevinConfig, LangevinSampler, LangevinStats};

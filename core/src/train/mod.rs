@@ -1,0 +1,14 @@
+//! Training: the [`Trainer`] state, one iteration of every [`Mode`], and
+//! sampling from a trained model.
+//!
+//! See `docs/training.md` for each mode's algorithm, knobs and the paper's values.
+
+pub mod config;
+pub mod modes;
+pub mod sample;
+pub mod trainer;
+
+pub use config::{GenUpdate, Mode, NoiseInit, TrainConfig};
+pub use modes::ReconEnergy;
+pub use sample::SampleOptions;
+pub use trainer::{StepStats, StepTensors, Trainer, TrainerSettings};

@@ -1,0 +1,277 @@
+//! [`Trainer`]: the models, optimisers, bank and counters of one training run,
+//! and the updates shared by every mode (EBM update, generator update).
+//!
+//! The per-mode iteration lives in [`super::modes`]; sampling from a trained
+//! model in [`super::sample`]. Data batches come from the caller (a harness, the
+//! [`crate::run`] loop or the C ABI), already on the backend.
+
+use crate::backend::{Backend, shape};
+use crate::bank::Bank;
+use crate::model::{Energy, Generator};
+use crate::noise::{NoiseKey, NoiseSource, Stream};
+use crate::optim::{Adam, AdamConfig};
+use crate::params::Grads;
+use crate::sampler::{LangevinConfig, LangevinSampler, LangevinStats};
+use crate::{Error, Result};
+
+use super::config::{Mode, TrainConfig};
+
+/// What one training iteration reports.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct StepStats {
+    /// The iteration just completed (0-based).
+    pub iteration: u64,
+    /// The EBM loss `(mean U(x⁺) − mean U(x⁻))/T` (the paper's energy difference).
+    pub loss_ebm: f64,
+    /// Mean energy of the (jittered) data batch.
+    pub energy_pos: f64,
+    /// Mean energy of the negative samples.
+    pub energy_neg: f64,
+    /// Generator loss `λ·mean((G(z) − x)²)`, for modes that train the generator.
+    pub loss_gen: Option<f64>,
+    /// Sampler diagnostics of this iteration's chains.
+    pub langevin: LangevinStats,
+    /// Wall-clock seconds of the iteration.
+    pub seconds: f64,
+}
+
+/// Tensors of the last iteration, kept when [`Trainer::keep_tensors`] is set
+/// (tests, debugging, harnesses that log samples).
+#[derive(Clone, Debug)]
+pub struct StepTensors<B: Backend> {
+    /// Latents of the negative chains after sampling.
+    pub z: Option<B::Tensor>,
+    /// Residuals after sampling.
+    pub y: B::Tensor,
+    /// Jittered data `x⁺`.
+    pub x_pos: B::Tensor,
+    /// Negative samples `x⁻ = G(z) + y` (pre-update generator).
+    pub x_neg: B::Tensor,
+    /// Bank slots used for the generator update (historical mode).
+    pub slots: Vec<usize>,
+}
+
+/// One training run's state.
+pub struct Trainer<B: Backend> {
+    /// The backend.
+    pub be: B,
+    /// Training settings.
+    pub config: TrainConfig,
+    /// The sampler used for the negative chains.
+    pub sampler: LangevinSampler,
+    /// The energy (hat) network.
+    pub energy: Box<dyn Energy<B>>,
+    /// The generator (absent in the short-run and persistent baselines).
+    pub generator: Option<Box<dyn Generator<B>>>,
+    /// The EBM's optimiser.
+    pub ebm_opt: Adam<B>,
+    /// The generator's optimiser (modes that train it).
+    pub gen_opt: Option<Adam<B>>,
+    /// The persistent bank (historical synthesis: `(z, x)`; persistent baseline: images).
+    pub bank: Option<Bank<B>>,
+    /// Run seed (all noise keys derive from it).
+    pub seed: u64,
+    /// Iterations completed so far.
+    pub iteration: u64,
+    /// Keep the last iteration's tensors in [`Trainer::last`].
+    pub keep_tensors: bool,
+    /// The last iteration's tensors (if kept).
+    pub last: Option<StepTensors<B>>,
+    pub(crate) ebm_grads: Grads<B>,
+    pub(crate) gen_grads: Option<Grads<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for Trainer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("backend", &self.be.name())
+            .field("mode", &self.config.mode)
+            .field("energy", &self.energy.describe())
+            .field("generator", &self.generator.as_ref().map(|g| g.describe()))
+            .field("iteration", &self.iteration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything [`Trainer::new`] needs besides the models.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerSettings {
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Sampler settings of the training chains.
+    pub langevin: LangevinConfig,
+    /// EBM optimiser.
+    pub ebm_optim: AdamConfig,
+    /// Generator optimiser (used by modes that train the generator).
+    pub gen_optim: AdamConfig,
+    /// Run seed.
+    pub seed: u64,
+}
+
+impl<B: Backend> Trainer<B> {
+    /// Assembles a trainer. Checks that the models fit the mode, switches the
+    /// sampler's latent/residual blocks as the mode requires, and initialises the
+    /// bank (historical synthesis: `z ~ N(0, I)`, `x = G(z)`; persistent: noise).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for settings that do not fit the mode or the models.
+    pub fn new(
+        be: B,
+        settings: TrainerSettings,
+        energy: Box<dyn Energy<B>>,
+        generator: Option<Box<dyn Generator<B>>>,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<Self> {
+        let TrainerSettings { train, mut langevin, ebm_optim, gen_optim, seed } = settings;
+        train.validate()?;
+        let mode = train.mode;
+        match (&generator, mode.has_generator()) {
+            (None, true) => return Err(Error::Config(format!("mode `{}` needs a generator", mode.name()))),
+            (Some(_), false) => return Err(Error::Config(format!("mode `{}` takes no generator", mode.name()))),
+            _ => {}
+        }
+        if let Some(g) = &generator {
+            if g.output_shape() != energy.sample_shape() {
+                return Err(Error::Config(format!(
+                    "generator output {:?} does not match the energy's input {:?}",
+                    g.output_shape(),
+                    energy.sample_shape()
+                )));
+            }
+        }
+        // The mode decides which blocks move.
+        match mode {
+            Mode::Synthesis | Mode::Cooperative | Mode::ShortRun | Mode::Persistent => {
+                langevin.update_latents = false;
+                langevin.update_res = true;
+            }
+            Mode::Retrofit | Mode::Refine => {
+                langevin.update_latents = true;
+                langevin.update_res = true;
+            }
+            Mode::NoResidual => {
+                langevin.update_latents = true;
+                langevin.update_res = false;
+            }
+        }
+        let sampler = LangevinSampler::new(langevin)?;
+        ebm_optim.validate("ebm_optim")?;
+        let ebm_opt = Adam::new(&be, ebm_optim, energy.params())?;
+        let ebm_grads = Grads::zeros_like(&be, energy.params())?;
+        let (mut gen_opt, mut gen_grads) = (None, None);
+        let mut generator = generator;
+        if mode.trains_generator() {
+            gen_optim.validate("gen_optim")?;
+            let g = generator.as_mut().expect("checked above");
+            if mode == Mode::Cooperative && train.coop_bn_training {
+                g.set_bn_training(true)?;
+            }
+            gen_opt = Some(Adam::new(&be, gen_optim, g.params())?);
+            gen_grads = Some(Grads::zeros_like(&be, g.params())?);
+        }
+        let bank = match mode {
+            Mode::Synthesis if train.gen_update == super::config::GenUpdate::Historical => {
+                let g = generator.as_deref().expect("checked above");
+                Some(Bank::init_from_generator(&be, g, train.bank_size, train.batch_size, seed, 0, noise)?)
+            }
+            Mode::Persistent => {
+                let shape = shape::batched(train.persistent_bank_size, energy.sample_shape());
+                let mut x = be.zeros(&shape)?;
+                super::modes::fill_noise_init(&be, &mut x, train.noise_init, NoiseKey::new(seed, Stream::BankInit, [0, 0]))?;
+                Some(Bank::from_tensors(&be, None, x, 0)?)
+            }
+            _ => None,
+        };
+        Ok(Trainer {
+            be,
+            config: train,
+            sampler,
+            energy,
+            generator,
+            ebm_opt,
+            gen_opt,
+            bank,
+            seed,
+            iteration: 0,
+            keep_tensors: false,
+            last: None,
+            ebm_grads,
+            gen_grads,
+        })
+    }
+
+    /// The gradient of the last EBM update (after clipping), aligned with the
+    /// energy's parameters.
+    pub fn ebm_grads(&self) -> &Grads<B> {
+        &self.ebm_grads
+    }
+
+    /// The gradient of the last generator update (after clipping).
+    pub fn gen_grads(&self) -> Option<&Grads<B>> {
+        self.gen_grads.as_ref()
+    }
+
+    /// The noise key of `stream` at this iteration (`step` = second counter word).
+    pub(crate) fn key(&self, stream: Stream, step: u64) -> NoiseKey {
+        NoiseKey::new(self.seed, stream, [self.iteration, step])
+    }
+
+    /// The EBM update: accumulates the gradient of
+    /// `(mean U(x⁺) − mean U(x⁻))/T` in one pass over `[x⁺; x⁻]`, steps Adam
+    /// (with clipping and EMA as configured), and returns
+    /// `(loss, mean U(x⁺), mean U(x⁻))`.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] if the loss or gradients are not finite (the
+    /// weights are then left untouched); model and backend errors.
+    pub fn ebm_update(&mut self, x_pos: &B::Tensor, x_neg: &B::Tensor) -> Result<(f64, f64, f64)> {
+        let be = &self.be;
+        let (np, nn) = (be.shape(x_pos)[0], be.shape(x_neg)[0]);
+        let t = self.sampler.config.temperature;
+        let both = be.concat_rows(&[x_pos, x_neg])?;
+        let mut w = vec![1.0 / (np as f32 * t); np];
+        w.extend(std::iter::repeat_n(-1.0 / (nn as f32 * t), nn));
+        self.ebm_grads.zero(be)?;
+        let e = be.to_host(&self.energy.energy_grad_params(&both, &w, &mut self.ebm_grads)?)?;
+        let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
+        let (ep, en) = (mean(&e[..np]), mean(&e[np..]));
+        let loss = (ep - en) / f64::from(t);
+        if !loss.is_finite() || !self.ebm_grads.all_finite(be)? {
+            return Err(Error::NonFinite(format!("EBM update at iteration {} (loss {loss})", self.iteration)));
+        }
+        self.ebm_opt.step(be, self.energy.params_mut(), &mut self.ebm_grads)?;
+        Ok((loss, ep, en))
+    }
+
+    /// The generator update: fits `G(z)` to `x` with loss `λ·mean((G(z) − x)²)`
+    /// and steps the generator's optimiser. Returns the loss.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the mode does not train the generator;
+    /// [`Error::NonFinite`] for a non-finite loss or gradient (weights untouched).
+    pub fn gen_update(&mut self, z: &B::Tensor, x: &B::Tensor) -> Result<f64> {
+        let (Some(g), Some(opt), Some(grads)) = (self.generator.as_mut(), self.gen_opt.as_mut(), self.gen_grads.as_mut()) else {
+            return Err(Error::InvalidArgument(format!("mode `{}` does not train a generator", self.config.mode.name())));
+        };
+        grads.zero(&self.be)?;
+        let loss = g.mse_grad_params(&self.be, z, x, self.config.gen_loss_factor, grads)?;
+        if !loss.is_finite() || !grads.all_finite(&self.be)? {
+            return Err(Error::NonFinite(format!("generator update at iteration {} (loss {loss})", self.iteration)));
+        }
+        opt.step(&self.be, g.params_mut(), grads)?;
+        Ok(loss)
+    }
+
+    /// Checks a data batch's shape and finiteness.
+    pub(crate) fn check_data(&self, data: &B::Tensor) -> Result<usize> {
+        let s = self.be.shape(data);
+        let want = shape::batched(s.first().copied().unwrap_or(0), self.energy.sample_shape());
+        if s.is_empty() || s[0] == 0 || s != want {
+            return Err(Error::shape("data batch", &shape::batched(self.config.batch_size, self.energy.sample_shape()), &s));
+        }
+        if !self.be.all_finite(data)? {
+            return Err(Error::NonFinite("data batch".into()));
+        }
+        Ok(s[0])
+    }
+}
