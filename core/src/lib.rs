@@ -7,5 +7,6 @@
 
 pub mod data;
 pub mod error;
+pub mod report;
 
 pub use error::{Error, Result};
