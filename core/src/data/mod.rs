@@ -18,6 +18,21 @@
 //! A configuration file names its data set with a [`DataSpec`]; a training loop draws
 //! batches with a [`Batcher`], whose `(epoch, position)` [`BatcherState`] goes into
 //! checkpoints so that a resumed run sees the same batches.
+//!
+//! ```
+//! use hatebm_core::data::{Batcher, DataSpec, Dataset};
+//!
+//! let spec: DataSpec = toml::from_str(r#"kind = "digits""#).unwrap();
+//! let digits: Dataset = spec.load()?; // 1797 samples of [1, 8, 8] in [-1, 1]
+//! let (train, heldout) = digits.split(0.1, 0)?;
+//! let mut batcher = Batcher::new(train.len(), 64, 1)?;
+//! let mut batch = vec![0.0f32; 64 * train.sample_len()]; // [64, 1, 8, 8]
+//! batcher.next_batch(&train, &mut batch)?;
+//! let resume_from = batcher.state(); // store in the checkpoint
+//! assert_eq!((resume_from.epoch, resume_from.position), (0, 64));
+//! # assert_eq!(heldout.len(), 180);
+//! # Ok::<(), hatebm_core::Error>(())
+//! ```
 
 mod atomic;
 mod batcher;
