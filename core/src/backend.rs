@@ -265,7 +265,12 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
     ///
     /// # Errors
     /// [`crate::Error::ShapeMismatch`] on inconsistent shapes.
-    fn ema_update(&self, ema: &mut Self::Tensor, p: &Self::Tensor, one_minus_decay: f32) -> Result<()>;
+    fn ema_update(
+        &self,
+        ema: &mut Self::Tensor,
+        p: &Self::Tensor,
+        one_minus_decay: f32,
+    ) -> Result<()>;
 
     /// Clips a whole tensor to L2 norm at most `max_norm`: `g ← g · c / max(‖g‖, c)`
     /// (Keras `clipnorm` per tensor). Returns the norm before clipping.

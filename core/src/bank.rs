@@ -41,10 +41,16 @@ impl<B: Backend> Bank<B> {
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<Self> {
         if capacity == 0 || batch == 0 {
-            return Err(Error::InvalidArgument("bank capacity and batch must be positive".into()));
+            return Err(Error::InvalidArgument(
+                "bank capacity and batch must be positive".into(),
+            ));
         }
         let mut z = be.zeros(&shape::batched(capacity, generator.latent_shape()))?;
-        noise.normal(be, NoiseKey::new(seed, Stream::BankInit, [0, shard]), &mut z)?;
+        noise.normal(
+            be,
+            NoiseKey::new(seed, Stream::BankInit, [0, shard]),
+            &mut z,
+        )?;
         let mut parts = Vec::new();
         let mut start = 0;
         while start < capacity {
@@ -54,7 +60,12 @@ impl<B: Backend> Bank<B> {
         }
         let refs: Vec<&B::Tensor> = parts.iter().collect();
         let x = be.concat_rows(&refs)?;
-        Ok(Bank { z: Some(z), x, shard, capacity })
+        Ok(Bank {
+            z: Some(z),
+            x,
+            shard,
+            capacity,
+        })
     }
 
     /// A bank from existing tensors (e.g. a checkpoint).
@@ -70,9 +81,16 @@ impl<B: Backend> Bank<B> {
             }
         }
         if capacity == 0 {
-            return Err(Error::InvalidArgument("bank capacity must be positive".into()));
+            return Err(Error::InvalidArgument(
+                "bank capacity must be positive".into(),
+            ));
         }
-        Ok(Bank { z, x, shard, capacity })
+        Ok(Bank {
+            z,
+            x,
+            shard,
+            capacity,
+        })
     }
 
     /// The number of slots.
@@ -84,8 +102,18 @@ impl<B: Backend> Bank<B> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `count` exceeds the capacity.
-    pub fn draw_slots(&self, noise: &mut dyn NoiseSource<B>, seed: u64, iteration: u64, count: usize) -> Result<Vec<usize>> {
-        noise.unique_indices(NoiseKey::new(seed, Stream::BankSlots, [iteration, self.shard]), count, self.capacity)
+    pub fn draw_slots(
+        &self,
+        noise: &mut dyn NoiseSource<B>,
+        seed: u64,
+        iteration: u64,
+        count: usize,
+    ) -> Result<Vec<usize>> {
+        noise.unique_indices(
+            NoiseKey::new(seed, Stream::BankSlots, [iteration, self.shard]),
+            count,
+            self.capacity,
+        )
     }
 
     /// The pairs in `slots`: `(z[slots], x[slots])`.
@@ -93,7 +121,11 @@ impl<B: Backend> Bank<B> {
     /// # Errors
     /// [`Error::InvalidArgument`] for out-of-range slots.
     pub fn gather(&self, be: &B, slots: &[usize]) -> Result<(Option<B::Tensor>, B::Tensor)> {
-        let z = self.z.as_ref().map(|z| be.gather_rows(z, slots)).transpose()?;
+        let z = self
+            .z
+            .as_ref()
+            .map(|z| be.gather_rows(z, slots))
+            .transpose()?;
         Ok((z, be.gather_rows(&self.x, slots)?))
     }
 
@@ -102,7 +134,13 @@ impl<B: Backend> Bank<B> {
     /// # Errors
     /// [`Error::InvalidArgument`] for repeated or out-of-range slots or a latent
     /// mismatch; [`Error::ShapeMismatch`] for wrong row shapes.
-    pub fn overwrite(&mut self, be: &B, slots: &[usize], z: Option<&B::Tensor>, x: &B::Tensor) -> Result<()> {
+    pub fn overwrite(
+        &mut self,
+        be: &B,
+        slots: &[usize],
+        z: Option<&B::Tensor>,
+        x: &B::Tensor,
+    ) -> Result<()> {
         // Validate everything before writing anything, so a bad call leaves the bank intact.
         let rows = |t: &B::Tensor| {
             let mut s = be.shape(t);
@@ -110,17 +148,29 @@ impl<B: Backend> Bank<B> {
             s
         };
         if be.shape(x) != rows(&self.x) {
-            return Err(Error::shape("bank overwrite images", &rows(&self.x), &be.shape(x)));
+            return Err(Error::shape(
+                "bank overwrite images",
+                &rows(&self.x),
+                &be.shape(x),
+            ));
         }
         if let (Some(bz), Some(z)) = (self.z.as_ref(), z) {
             if be.shape(z) != rows(bz) {
-                return Err(Error::shape("bank overwrite latents", &rows(bz), &be.shape(z)));
+                return Err(Error::shape(
+                    "bank overwrite latents",
+                    &rows(bz),
+                    &be.shape(z),
+                ));
             }
         }
         match (self.z.as_mut(), z) {
             (Some(bz), Some(z)) => be.scatter_rows(bz, slots, z)?,
             (None, None) => {}
-            _ => return Err(Error::InvalidArgument("bank overwrite: latents given iff the bank stores latents".into())),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "bank overwrite: latents given iff the bank stores latents".into(),
+                ));
+            }
         }
         be.scatter_rows(&mut self.x, slots, x)
     }

@@ -12,7 +12,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The temporary path used while writing `path`: a hidden file in the same
 /// directory (so the final rename never crosses file systems).
 pub fn temp_path_for(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
@@ -33,7 +36,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the path that failed (including errors returned by `fill`).
-pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -82,7 +88,11 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("simulated crash"), "{err}");
         assert_eq!(fs::read(&p).unwrap(), b"old");
-        let leftovers: Vec<_> = fs::read_dir(&d).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name() != "ck.bin").collect();
+        let leftovers: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name() != "ck.bin")
+            .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
         write_atomic(&p, b"new").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new");

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod bank;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod nets;
 pub mod noise;
 pub mod optim;
 pub mod params;
+pub mod report;
 pub mod sampler;
 pub mod spec;
 pub mod train;

@@ -50,7 +50,12 @@ pub trait Energy<B: Backend>: Send + Sync {
     /// As [`Energy::energy`]; [`Error::InvalidArgument`] if the model has no
     /// trainable parameters (e.g. a C callback energy) or `weights` has the wrong
     /// length.
-    fn energy_grad_params(&self, x: &B::Tensor, weights: &[f32], grads: &mut Grads<B>) -> Result<B::Tensor>;
+    fn energy_grad_params(
+        &self,
+        x: &B::Tensor,
+        weights: &[f32],
+        grads: &mut Grads<B>,
+    ) -> Result<B::Tensor>;
 
     /// The parameters (weights and buffers) in their canonical order.
     fn params(&self) -> &ParamSet<B>;
@@ -98,11 +103,22 @@ pub trait Generator<B: Backend>: Send + Sync {
     ///
     /// # Errors
     /// As [`Generator::vjp_params`].
-    fn mse_grad_params(&self, backend: &B, z: &B::Tensor, x: &B::Tensor, factor: f32, grads: &mut Grads<B>) -> Result<f64> {
+    fn mse_grad_params(
+        &self,
+        backend: &B,
+        z: &B::Tensor,
+        x: &B::Tensor,
+        factor: f32,
+        grads: &mut Grads<B>,
+    ) -> Result<f64> {
         let g = self.forward(z)?;
         let shape = backend.shape(&g);
         if backend.shape(x) != shape {
-            return Err(Error::shape("generator target x", &shape, &backend.shape(x)));
+            return Err(Error::shape(
+                "generator target x",
+                &shape,
+                &backend.shape(x),
+            ));
         }
         let mut diff = backend.sub(&g, x)?;
         let n = crate::backend::shape::numel(&shape) as f64;
@@ -125,7 +141,10 @@ pub trait Generator<B: Backend>: Send + Sync {
     /// [`Error::InvalidArgument`] if the model cannot switch.
     fn set_bn_training(&mut self, on: bool) -> Result<()> {
         if on {
-            return Err(Error::InvalidArgument(format!("{} has no batch-norm training mode", self.describe())));
+            return Err(Error::InvalidArgument(format!(
+                "{} has no batch-norm training mode",
+                self.describe()
+            )));
         }
         Ok(())
     }

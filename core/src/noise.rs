@@ -76,7 +76,12 @@ pub struct NoiseKey {
 impl NoiseKey {
     /// A key with `row_offset = 0`.
     pub fn new(seed: u64, stream: Stream, counter: [u64; 2]) -> Self {
-        NoiseKey { seed, stream, counter, row_offset: 0 }
+        NoiseKey {
+            seed,
+            stream,
+            counter,
+            row_offset: 0,
+        }
     }
 
     /// The same key shifted to start at global row `row_offset`.
@@ -87,7 +92,8 @@ impl NoiseKey {
 
     /// The generator of global row `row` under this key.
     pub fn rng_for_row(&self, row: u64) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::from_seed(derive_key(self.seed, self.stream as u32, self.counter));
+        let mut rng =
+            ChaCha8Rng::from_seed(derive_key(self.seed, self.stream as u32, self.counter));
         rng.set_stream(row);
         rng
     }
@@ -136,7 +142,11 @@ pub fn fill_normal_rows(data: &mut [f32], row_len: usize, key: NoiseKey) {
     if data.is_empty() {
         return;
     }
-    assert!(row_len > 0 && data.len() % row_len == 0, "fill_normal_rows: {} elements are not rows of {row_len}", data.len());
+    assert!(
+        row_len > 0 && data.len() % row_len == 0,
+        "fill_normal_rows: {} elements are not rows of {row_len}",
+        data.len()
+    );
     for (r, row) in data.chunks_exact_mut(row_len).enumerate() {
         let mut rng = key.rng_for_row(key.row_offset + r as u64);
         for v in row.iter_mut() {
@@ -174,7 +184,9 @@ pub trait NoiseSource<B: Backend>: Send {
 /// [`Error::InvalidArgument`] if `count > n`.
 pub fn unique_indices(key: NoiseKey, count: usize, n: usize) -> Result<Vec<usize>> {
     if count > n {
-        return Err(Error::InvalidArgument(format!("cannot draw {count} distinct indices from {n}")));
+        return Err(Error::InvalidArgument(format!(
+            "cannot draw {count} distinct indices from {n}"
+        )));
     }
     let mut rng = key.host_rng();
     let mut perm: Vec<usize> = (0..n).collect();
@@ -229,24 +241,42 @@ impl ReplayNoise {
 impl<B: Backend> NoiseSource<B> for ReplayNoise {
     fn normal(&mut self, backend: &B, key: NoiseKey, out: &mut B::Tensor) -> Result<()> {
         let want = backend.shape(out);
-        let (shape, data) = self.entries.get(&(key.stream, key.counter)).ok_or_else(|| {
-            Error::InvalidArgument(format!("replay noise: nothing stored for {:?} {:?}", key.stream, key.counter))
-        })?;
+        let (shape, data) = self
+            .entries
+            .get(&(key.stream, key.counter))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "replay noise: nothing stored for {:?} {:?}",
+                    key.stream, key.counter
+                ))
+            })?;
         let row = crate::backend::shape::row_len(shape);
         let start = key.row_offset as usize;
         if shape[1..] != want[1..] || start + want[0] > shape[0] {
-            return Err(Error::shape(format!("replay noise {:?} {:?}", key.stream, key.counter), &want, shape));
+            return Err(Error::shape(
+                format!("replay noise {:?} {:?}", key.stream, key.counter),
+                &want,
+                shape,
+            ));
         }
         let t = backend.from_host(&data[start * row..(start + want[0]) * row], &want)?;
         backend.copy_from(out, &t)
     }
 
     fn unique_indices(&mut self, key: NoiseKey, count: usize, n: usize) -> Result<Vec<usize>> {
-        let idx = self.indices.get(&(key.stream, key.counter)).ok_or_else(|| {
-            Error::InvalidArgument(format!("replay noise: no indices stored for {:?} {:?}", key.stream, key.counter))
-        })?;
+        let idx = self
+            .indices
+            .get(&(key.stream, key.counter))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "replay noise: no indices stored for {:?} {:?}",
+                    key.stream, key.counter
+                ))
+            })?;
         if idx.len() != count || idx.iter().any(|&i| i >= n) {
-            return Err(Error::InvalidArgument(format!("replay indices {idx:?} do not fit {count} of {n}")));
+            return Err(Error::InvalidArgument(format!(
+                "replay indices {idx:?} do not fit {count} of {n}"
+            )));
         }
         Ok(idx.clone())
     }
@@ -274,7 +304,11 @@ mod tests {
         let mut x = vec![0.0f32; 8];
         let mut y = vec![0.0f32; 8];
         fill_normal_rows(&mut x, 8, NoiseKey::new(1, Stream::ChainNoiseRes, [0, 0]));
-        fill_normal_rows(&mut y, 8, NoiseKey::new(1, Stream::ChainNoiseLatent, [0, 0]));
+        fill_normal_rows(
+            &mut y,
+            8,
+            NoiseKey::new(1, Stream::ChainNoiseLatent, [0, 0]),
+        );
         assert_ne!(x, y);
         fill_normal_rows(&mut y, 8, NoiseKey::new(1, Stream::ChainNoiseRes, [0, 1]));
         assert_ne!(x, y);
@@ -288,7 +322,11 @@ mod tests {
         fill_normal_rows(&mut x, 1000, NoiseKey::new(42, Stream::User, [0, 0]));
         let n = x.len() as f64;
         let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let var = x
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
         // 5-sigma bounds: sd(mean) = 1/sqrt(n) ≈ 0.0032, sd(var) ≈ sqrt(2/n) ≈ 0.0045.
         assert!(mean.abs() < 0.016, "mean {mean}");
         assert!((var - 1.0).abs() < 0.023, "var {var}");

@@ -37,7 +37,14 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7, clip_grad_norm: None, ema_decay: None }
+        AdamConfig {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            clip_grad_norm: None,
+            ema_decay: None,
+        }
     }
 }
 
@@ -48,19 +55,33 @@ impl AdamConfig {
     /// [`Error::Config`] naming the knob and its range.
     pub fn validate(&self, what: &str) -> Result<()> {
         let in01 = |n: &str, v: f32| {
-            if (0.0..1.0).contains(&v) { Ok(()) } else { Err(Error::Config(format!("{what}.{n} must be in [0, 1), got {v}"))) }
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "{what}.{n} must be in [0, 1), got {v}"
+                )))
+            }
         };
         if !(self.lr.is_finite() && self.lr >= 0.0) {
-            return Err(Error::Config(format!("{what}.lr must be finite and >= 0, got {}", self.lr)));
+            return Err(Error::Config(format!(
+                "{what}.lr must be finite and >= 0, got {}",
+                self.lr
+            )));
         }
         in01("beta1", self.beta1)?;
         in01("beta2", self.beta2)?;
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(Error::Config(format!("{what}.eps must be finite and > 0, got {}", self.eps)));
+            return Err(Error::Config(format!(
+                "{what}.eps must be finite and > 0, got {}",
+                self.eps
+            )));
         }
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::Config(format!("{what}.clip_grad_norm must be finite and > 0, got {c}")));
+                return Err(Error::Config(format!(
+                    "{what}.clip_grad_norm must be finite and > 0, got {c}"
+                )));
             }
         }
         if let Some(d) = self.ema_decay {
@@ -93,14 +114,40 @@ impl<B: Backend> Adam<B> {
     pub fn new(be: &B, config: AdamConfig, params: &ParamSet<B>) -> Result<Self> {
         config.validate("optimizer")?;
         let zeros = |_: ()| -> Result<Vec<Option<B::Tensor>>> {
-            params.iter().map(|p| if p.spec.trainable { be.zeros(&p.spec.shape).map(Some) } else { Ok(None) }).collect()
+            params
+                .iter()
+                .map(|p| {
+                    if p.spec.trainable {
+                        be.zeros(&p.spec.shape).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })
+                .collect()
         };
         let ema = if config.ema_decay.is_some() {
-            Some(params.iter().map(|p| if p.spec.trainable { Some(p.value.clone()) } else { None }).collect())
+            Some(
+                params
+                    .iter()
+                    .map(|p| {
+                        if p.spec.trainable {
+                            Some(p.value.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect(),
+            )
         } else {
             None
         };
-        Ok(Adam { m: zeros(())?, v: zeros(())?, ema, step: 0, config })
+        Ok(Adam {
+            m: zeros(())?,
+            v: zeros(())?,
+            ema,
+            step: 0,
+            config,
+        })
     }
 
     /// Clips (if configured) and applies one step to `params` with `grads`,
@@ -110,7 +157,9 @@ impl<B: Backend> Adam<B> {
     /// [`Error::InvalidArgument`] if `grads` does not match; backend errors.
     pub fn step(&mut self, be: &B, params: &mut ParamSet<B>, grads: &mut Grads<B>) -> Result<()> {
         if grads.tensors.len() != params.len() || self.m.len() != params.len() {
-            return Err(Error::InvalidArgument("optimizer: gradients do not match the parameter set".into()));
+            return Err(Error::InvalidArgument(
+                "optimizer: gradients do not match the parameter set".into(),
+            ));
         }
         let c = &self.config;
         let t = (self.step + 1) as f32;
@@ -123,7 +172,11 @@ impl<B: Backend> Adam<B> {
             eps: c.eps,
         };
         for (i, p) in params.iter_mut().enumerate() {
-            let (Some(g), Some(m), Some(v)) = (grads.tensors[i].as_mut(), self.m[i].as_mut(), self.v[i].as_mut()) else {
+            let (Some(g), Some(m), Some(v)) = (
+                grads.tensors[i].as_mut(),
+                self.m[i].as_mut(),
+                self.v[i].as_mut(),
+            ) else {
                 continue;
             };
             if let Some(max) = c.clip_grad_norm {

@@ -45,12 +45,22 @@ pub struct ParamSpec {
 impl ParamSpec {
     /// A trainable parameter.
     pub fn trainable(name: impl Into<String>, shape: Vec<usize>, init: Init) -> Self {
-        ParamSpec { name: name.into(), shape, trainable: true, init }
+        ParamSpec {
+            name: name.into(),
+            shape,
+            trainable: true,
+            init,
+        }
     }
 
     /// A non-trainable buffer (BN running statistics).
     pub fn buffer(name: impl Into<String>, shape: Vec<usize>, init: Init) -> Self {
-        ParamSpec { name: name.into(), shape, trainable: false, init }
+        ParamSpec {
+            name: name.into(),
+            shape,
+            trainable: false,
+            init,
+        }
     }
 
     /// Generates the initial host values; the Glorot draws of parameter `index`
@@ -63,7 +73,9 @@ impl ParamSpec {
             Init::GlorotUniform { fan_in, fan_out } => {
                 let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
                 let mut rng = NoiseKey::new(seed, Stream::Init, [0, 0]).rng_for_row(index as u64);
-                (0..n).map(|_| rng.random_range(-limit..limit) as f32).collect()
+                (0..n)
+                    .map(|_| rng.random_range(-limit..limit) as f32)
+                    .collect()
             }
         }
     }
@@ -93,10 +105,16 @@ impl<B: Backend> ParamSet<B> {
         let mut params = Vec::with_capacity(specs.len());
         for (i, s) in specs.iter().enumerate() {
             if specs[..i].iter().any(|o| o.name == s.name) {
-                return Err(Error::Param(format!("duplicate parameter name `{}`", s.name)));
+                return Err(Error::Param(format!(
+                    "duplicate parameter name `{}`",
+                    s.name
+                )));
             }
             let value = backend.from_host(&s.initial_values(seed, i), &s.shape)?;
-            params.push(Param { spec: s.clone(), value });
+            params.push(Param {
+                spec: s.clone(),
+                value,
+            });
         }
         Ok(ParamSet { params })
     }
@@ -157,7 +175,11 @@ impl<B: Backend> ParamSet<B> {
 
     /// Total number of trainable scalars.
     pub fn num_trainable(&self) -> usize {
-        self.params.iter().filter(|p| p.spec.trainable).map(|p| numel(&p.spec.shape)).sum()
+        self.params
+            .iter()
+            .filter(|p| p.spec.trainable)
+            .map(|p| numel(&p.spec.shape))
+            .sum()
     }
 
     /// Copies all values to the host as `(name, shape, data)` in order.
@@ -167,7 +189,13 @@ impl<B: Backend> ParamSet<B> {
     pub fn to_host(&self, backend: &B) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
         self.params
             .iter()
-            .map(|p| Ok((p.spec.name.clone(), p.spec.shape.clone(), backend.to_host(&p.value)?)))
+            .map(|p| {
+                Ok((
+                    p.spec.name.clone(),
+                    p.spec.shape.clone(),
+                    backend.to_host(&p.value)?,
+                ))
+            })
             .collect()
     }
 
@@ -178,7 +206,11 @@ impl<B: Backend> ParamSet<B> {
     /// # Errors
     /// [`Error::Param`] for a missing, unexpected or mis-shaped tensor,
     /// [`Error::NonFinite`] for NaN/Inf values.
-    pub fn load_host(&mut self, backend: &B, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+    pub fn load_host(
+        &mut self,
+        backend: &B,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<()> {
         for (name, _, _) in tensors {
             if self.index_of(name).is_none() {
                 return Err(Error::Param(format!(
@@ -192,7 +224,12 @@ impl<B: Backend> ParamSet<B> {
             let (_, shape, data) = tensors
                 .iter()
                 .find(|(n, _, _)| *n == p.spec.name)
-                .ok_or_else(|| Error::Param(format!("missing tensor `{}` (shape {:?})", p.spec.name, p.spec.shape)))?;
+                .ok_or_else(|| {
+                    Error::Param(format!(
+                        "missing tensor `{}` (shape {:?})",
+                        p.spec.name, p.spec.shape
+                    ))
+                })?;
             if *shape != p.spec.shape || data.len() != numel(shape) {
                 return Err(Error::Param(format!(
                     "tensor `{}` has shape {shape:?}, expected {:?}",
@@ -200,7 +237,10 @@ impl<B: Backend> ParamSet<B> {
                 )));
             }
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite(format!("tensor `{}` element {i}", p.spec.name)));
+                return Err(Error::NonFinite(format!(
+                    "tensor `{}` element {i}",
+                    p.spec.name
+                )));
             }
             new_values.push(backend.from_host(data, shape)?);
         }
@@ -250,7 +290,13 @@ impl<B: Backend> Grads<B> {
     pub fn zeros_like(backend: &B, params: &ParamSet<B>) -> Result<Self> {
         let tensors = params
             .iter()
-            .map(|p| if p.spec.trainable { backend.zeros(&p.spec.shape).map(Some) } else { Ok(None) })
+            .map(|p| {
+                if p.spec.trainable {
+                    backend.zeros(&p.spec.shape).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
             .collect::<Result<_>>()?;
         Ok(Grads { tensors })
     }

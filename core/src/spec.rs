@@ -100,9 +100,18 @@ mod tests {
     #[test]
     fn parses_every_form() {
         assert_eq!("cpu".parse::<BackendSpec>().unwrap(), BackendSpec::Cpu);
-        assert_eq!("tch:cpu".parse::<BackendSpec>().unwrap(), BackendSpec::TchCpu);
-        assert_eq!("tch:cuda".parse::<BackendSpec>().unwrap(), BackendSpec::TchCuda(0));
-        assert_eq!("tch:cuda:3".parse::<BackendSpec>().unwrap(), BackendSpec::TchCuda(3));
+        assert_eq!(
+            "tch:cpu".parse::<BackendSpec>().unwrap(),
+            BackendSpec::TchCpu
+        );
+        assert_eq!(
+            "tch:cuda".parse::<BackendSpec>().unwrap(),
+            BackendSpec::TchCuda(0)
+        );
+        assert_eq!(
+            "tch:cuda:3".parse::<BackendSpec>().unwrap(),
+            BackendSpec::TchCuda(3)
+        );
         assert_eq!("auto".parse::<BackendSpec>().unwrap(), BackendSpec::Auto);
         for bad in ["", "gpu", "tch", "tch:cuda:x", "tch:cuda:-1", "CPU"] {
             let e = bad.parse::<BackendSpec>().unwrap_err().to_string();
@@ -112,7 +121,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in [BackendSpec::Cpu, BackendSpec::TchCpu, BackendSpec::TchCuda(0), BackendSpec::TchCuda(7), BackendSpec::Auto] {
+        for s in [
+            BackendSpec::Cpu,
+            BackendSpec::TchCpu,
+            BackendSpec::TchCuda(0),
+            BackendSpec::TchCuda(7),
+            BackendSpec::Auto,
+        ] {
             assert_eq!(s.to_string().parse::<BackendSpec>().unwrap(), s);
         }
     }

@@ -34,8 +34,13 @@ impl Golden {
     pub fn load(name: &str) -> Self {
         let path = golden_dir().join(format!("{name}.safetensors"));
         let file = TensorFile::read(&path).unwrap_or_else(|e| panic!("golden {name}: {e}"));
-        let config = serde_json::from_str(file.metadata.get("config").map_or("{}", String::as_str)).expect("golden config is JSON");
-        Golden { name: name.into(), file, config }
+        let config = serde_json::from_str(file.metadata.get("config").map_or("{}", String::as_str))
+            .expect("golden config is JSON");
+        Golden {
+            name: name.into(),
+            file,
+            config,
+        }
     }
 
     /// An F32 tensor as `(shape, data)`.
@@ -43,7 +48,10 @@ impl Golden {
     /// # Panics
     /// If missing.
     pub fn t(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
-        let (s, d) = self.file.f32(name).unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        let (s, d) = self
+            .file
+            .f32(name)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
         (s.to_vec(), d.to_vec())
     }
 
@@ -73,7 +81,9 @@ impl Golden {
     /// # Panics
     /// If missing.
     pub fn cf(&self, key: &str) -> f64 {
-        self.config[key].as_f64().unwrap_or_else(|| panic!("{}: config key {key} missing", self.name))
+        self.config[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{}: config key {key} missing", self.name))
     }
 
     /// A config integer.
@@ -83,12 +93,18 @@ impl Golden {
 
     /// A config boolean.
     pub fn cb(&self, key: &str) -> bool {
-        self.config[key].as_bool().unwrap_or_else(|| panic!("{}: config key {key} missing", self.name))
+        self.config[key]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{}: config key {key} missing", self.name))
     }
 }
 
 fn dims(v: &Value) -> Vec<usize> {
-    v.as_array().expect("dims array").iter().map(|d| d.as_u64().expect("dim") as usize).collect()
+    v.as_array()
+        .expect("dims array")
+        .iter()
+        .map(|d| d.as_u64().expect("dim") as usize)
+        .collect()
 }
 
 /// The energy architecture of a golden config. `prefix` is `""` for
@@ -97,9 +113,14 @@ fn dims(v: &Value) -> Vec<usize> {
 pub fn energy_arch(cfg: &Value, prefix: &str) -> EnergyArch {
     let model = cfg[format!("{prefix}model")].as_str().expect("model name");
     if model == "MLPEnergy" {
-        return EnergyArch::Mlp { dims: dims(&cfg[format!("{prefix}dims")]) };
+        return EnergyArch::Mlp {
+            dims: dims(&cfg[format!("{prefix}dims")]),
+        };
     }
-    let res = model.trim_start_matches("EBMSNGAN").parse().expect("EBMSNGAN<res>");
+    let res = model
+        .trim_start_matches("EBMSNGAN")
+        .parse()
+        .expect("EBMSNGAN<res>");
     EnergyArch::Sngan {
         res,
         nch: cfg["nch"].as_u64().expect("nch") as usize,
@@ -112,17 +133,26 @@ pub fn energy_arch(cfg: &Value, prefix: &str) -> EnergyArch {
 /// `gen_ngf`, `gen_factor`).
 pub fn generator_arch(cfg: &Value, prefix: &str) -> GeneratorArch {
     let model = cfg[format!("{prefix}model")].as_str().expect("model name");
-    let factor_key = if prefix.is_empty() { "out_factor".to_string() } else { format!("{prefix}factor") };
+    let factor_key = if prefix.is_empty() {
+        "out_factor".to_string()
+    } else {
+        format!("{prefix}factor")
+    };
     let num = |k: &str| cfg[k].as_u64().unwrap_or_else(|| panic!("config key {k}")) as usize;
     match model {
-        "MLPGenerator" => GeneratorArch::Mlp { dims: dims(&cfg[format!("{prefix}dims")]) },
+        "MLPGenerator" => GeneratorArch::Mlp {
+            dims: dims(&cfg[format!("{prefix}dims")]),
+        },
         "GenDecoder32" => GeneratorArch::Decoder32 {
             ngf: num(&format!("{prefix}ngf")),
             nch: num("nch"),
             out_factor: cfg[&factor_key].as_f64().expect("factor") as f32,
         },
         m => GeneratorArch::Sngan {
-            res: m.trim_start_matches("GenSNGAN").parse().expect("GenSNGAN<res>"),
+            res: m
+                .trim_start_matches("GenSNGAN")
+                .parse()
+                .expect("GenSNGAN<res>"),
             nz: num(&format!("{prefix}nz")),
             ngf: num(&format!("{prefix}ngf")),
             nch: num("nch"),
@@ -135,7 +165,9 @@ pub fn generator_arch(cfg: &Value, prefix: &str) -> GeneratorArch {
 pub fn normwise_err(got: &[f32], exp: &[f32]) -> f64 {
     assert_eq!(got.len(), exp.len(), "length mismatch");
     let scale = exp.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-    let err = got.iter().zip(exp).fold(0.0f64, |m, (&a, &b)| m.max((f64::from(a) - f64::from(b)).abs()));
+    let err = got.iter().zip(exp).fold(0.0f64, |m, (&a, &b)| {
+        m.max((f64::from(a) - f64::from(b)).abs())
+    });
     if scale == 0.0 { err } else { err / scale }
 }
 
@@ -145,7 +177,13 @@ pub fn normwise_err(got: &[f32], exp: &[f32]) -> f64 {
 /// # Panics
 /// When the check fails (with both errors in the message).
 pub fn assert_close(what: &str, got: &[f32], exp: &[f32], tol: f64, atol: f64) -> f64 {
-    assert_eq!(got.len(), exp.len(), "{what}: length {} vs {}", got.len(), exp.len());
+    assert_eq!(
+        got.len(),
+        exp.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        exp.len()
+    );
     let scale = exp.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
     let (mut err, mut at) = (0.0f64, 0usize);
     for (i, (&a, &b)) in got.iter().zip(exp).enumerate() {

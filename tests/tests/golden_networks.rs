@@ -10,45 +10,90 @@ fn check_energy<B: BuildNets>(be: &B, name: &str) {
     let g = Golden::load(name);
     let arch = energy_arch(&g.config, "");
     let mut net = be.build_energy(&arch, 0).unwrap();
-    net.params_mut().load_host(be, &g.prefixed("param.")).unwrap();
+    net.params_mut()
+        .load_host(be, &g.prefixed("param."))
+        .unwrap();
     let (xs, xd) = g.t("input.x");
     let x = be.from_host(&xd, &xs).unwrap();
     let batch = xs[0];
 
     let e = be.to_host(&net.energy(&x).unwrap()).unwrap();
-    assert_close(&format!("{name} energy"), &e, &g.t("output.energy").1, tol::VALUE, 0.0);
+    assert_close(
+        &format!("{name} energy"),
+        &e,
+        &g.t("output.energy").1,
+        tol::VALUE,
+        0.0,
+    );
 
     let (e2, gx) = net.energy_grad_x(&x).unwrap();
-    assert_close(&format!("{name} energy (grad pass)"), &be.to_host(&e2).unwrap(), &g.t("output.energy").1, tol::VALUE, 0.0);
-    assert_close(&format!("{name} grad_x"), &be.to_host(&gx).unwrap(), &g.t("output.grad_x").1, tol::GRAD, 0.0);
+    assert_close(
+        &format!("{name} energy (grad pass)"),
+        &be.to_host(&e2).unwrap(),
+        &g.t("output.energy").1,
+        tol::VALUE,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} grad_x"),
+        &be.to_host(&gx).unwrap(),
+        &g.t("output.grad_x").1,
+        tol::GRAD,
+        0.0,
+    );
 
     let mut grads = Grads::zeros_like(be, net.params()).unwrap();
-    net.energy_grad_params(&x, &vec![1.0; batch], &mut grads).unwrap();
+    net.energy_grad_params(&x, &vec![1.0; batch], &mut grads)
+        .unwrap();
     let mut checked = 0;
     for (i, p) in net.params().iter().enumerate() {
         let Some(gt) = grads.get(i) else { continue };
         let exp = g.t(&format!("grad.{}", p.spec.name)).1;
-        assert_close(&format!("{name} grad.{}", p.spec.name), &be.to_host(gt).unwrap(), &exp, tol::GRAD, 0.0);
+        assert_close(
+            &format!("{name} grad.{}", p.spec.name),
+            &be.to_host(gt).unwrap(),
+            &exp,
+            tol::GRAD,
+            0.0,
+        );
         checked += 1;
     }
-    assert_eq!(checked, g.prefixed("grad.").len(), "{name}: every golden parameter gradient is checked");
+    assert_eq!(
+        checked,
+        g.prefixed("grad.").len(),
+        "{name}: every golden parameter gradient is checked"
+    );
 }
 
 fn check_generator<B: BuildNets>(be: &B, name: &str) {
     let g = Golden::load(name);
     let arch = generator_arch(&g.config, "");
     let mut net = be.build_generator(&arch, 0).unwrap();
-    net.params_mut().load_host(be, &g.prefixed("param.")).unwrap();
+    net.params_mut()
+        .load_host(be, &g.prefixed("param."))
+        .unwrap();
     let (zs, zd) = g.t("input.z");
     let z = be.from_host(&zd, &zs).unwrap();
     let (cs, cd) = g.t("input.cotangent");
     let cot = be.from_host(&cd, &cs).unwrap();
 
     let out = be.to_host(&net.forward(&z).unwrap()).unwrap();
-    assert_close(&format!("{name} G(z)"), &out, &g.t("output.g").1, tol::VALUE, 0.0);
+    assert_close(
+        &format!("{name} G(z)"),
+        &out,
+        &g.t("output.g").1,
+        tol::VALUE,
+        0.0,
+    );
 
     let dz = be.to_host(&net.vjp_latent(&z, &cot).unwrap()).unwrap();
-    assert_close(&format!("{name} vjp.z"), &dz, &g.t("vjp.z").1, tol::GRAD, 0.0);
+    assert_close(
+        &format!("{name} vjp.z"),
+        &dz,
+        &g.t("vjp.z").1,
+        tol::GRAD,
+        0.0,
+    );
 
     let mut grads = Grads::zeros_like(be, net.params()).unwrap();
     net.vjp_params(&z, &cot, &mut grads).unwrap();
@@ -56,11 +101,21 @@ fn check_generator<B: BuildNets>(be: &B, name: &str) {
     for (i, p) in net.params().iter().enumerate() {
         let Some(gt) = grads.get(i) else { continue };
         let exp = g.t(&format!("vjp.{}", p.spec.name)).1;
-        assert_close(&format!("{name} vjp.{}", p.spec.name), &be.to_host(gt).unwrap(), &exp, tol::GRAD, 0.0);
+        assert_close(
+            &format!("{name} vjp.{}", p.spec.name),
+            &be.to_host(gt).unwrap(),
+            &exp,
+            tol::GRAD,
+            0.0,
+        );
         checked += 1;
     }
     // vjp.z is stored under the same prefix.
-    assert_eq!(checked + 1, g.prefixed("vjp.").len(), "{name}: every golden parameter VJP is checked");
+    assert_eq!(
+        checked + 1,
+        g.prefixed("vjp.").len(),
+        "{name}: every golden parameter VJP is checked"
+    );
 }
 
 fn energy_mlp_small<B: BuildNets>(be: &B) {

@@ -81,9 +81,16 @@ impl Backend for CpuBackend {
     fn fill_normal(&self, t: &mut CpuTensor, key: NoiseKey) -> Result<()> {
         let row = t.row_len().max(1);
         let chunk = rows_per_task(row);
-        t.as_slice_mut().par_chunks_mut(row * chunk).enumerate().for_each(|(i, part)| {
-            fill_normal_rows(part, row, key.with_row_offset(key.row_offset + (i * chunk) as u64));
-        });
+        t.as_slice_mut()
+            .par_chunks_mut(row * chunk)
+            .enumerate()
+            .for_each(|(i, part)| {
+                fill_normal_rows(
+                    part,
+                    row,
+                    key.with_row_offset(key.row_offset + (i * chunk) as u64),
+                );
+            });
         Ok(())
     }
 
@@ -126,7 +133,10 @@ impl Backend for CpuBackend {
     }
 
     fn sq_norm(&self, t: &CpuTensor) -> Result<f64> {
-        Ok(t.as_slice().iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+        Ok(t.as_slice()
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum())
     }
 
     fn all_finite(&self, t: &CpuTensor) -> Result<bool> {
@@ -154,7 +164,9 @@ impl Backend for CpuBackend {
         let mut out = Vec::with_capacity(idx.len() * row);
         for &i in idx {
             if i >= n {
-                return Err(Error::InvalidArgument(format!("gather_rows: index {i} out of range for {n} rows")));
+                return Err(Error::InvalidArgument(format!(
+                    "gather_rows: index {i} out of range for {n} rows"
+                )));
             }
             out.extend_from_slice(&t.as_slice()[i * row..(i + 1) * row]);
         }
@@ -181,7 +193,9 @@ impl Backend for CpuBackend {
         let n = dst.shape().first().copied().unwrap_or(0);
         let len = dst.row_len();
         if row >= n {
-            return Err(Error::InvalidArgument(format!("copy_into_row: row {row} out of range for {n} rows")));
+            return Err(Error::InvalidArgument(format!(
+                "copy_into_row: row {row} out of range for {n} rows"
+            )));
         }
         if src.len() != len {
             return Err(Error::shape("copy_into_row source", &[len], src.shape()));
@@ -193,16 +207,24 @@ impl Backend for CpuBackend {
     fn slice_rows(&self, t: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
         let n = t.shape().first().copied().unwrap_or(0);
         if start + len > n {
-            return Err(Error::InvalidArgument(format!("slice_rows: rows {start}..{} out of range for {n}", start + len)));
+            return Err(Error::InvalidArgument(format!(
+                "slice_rows: rows {start}..{} out of range for {n}",
+                start + len
+            )));
         }
         let row = t.row_len();
         let mut shape = t.shape().to_vec();
         shape[0] = len;
-        CpuTensor::from_vec(t.as_slice()[start * row..(start + len) * row].to_vec(), &shape)
+        CpuTensor::from_vec(
+            t.as_slice()[start * row..(start + len) * row].to_vec(),
+            &shape,
+        )
     }
 
     fn concat_rows(&self, parts: &[&CpuTensor]) -> Result<CpuTensor> {
-        let first = parts.first().ok_or_else(|| Error::InvalidArgument("concat_rows: no tensors".into()))?;
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("concat_rows: no tensors".into()))?;
         let mut rows = 0;
         for p in parts {
             if p.shape().get(1..) != first.shape().get(1..) {
@@ -275,11 +297,23 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn adam_update(&self, p: &mut CpuTensor, g: &CpuTensor, m: &mut CpuTensor, v: &mut CpuTensor, h: AdamStep) -> Result<()> {
+    fn adam_update(
+        &self,
+        p: &mut CpuTensor,
+        g: &CpuTensor,
+        m: &mut CpuTensor,
+        v: &mut CpuTensor,
+        h: AdamStep,
+    ) -> Result<()> {
         same_shape("adam gradient", p, g)?;
         same_shape("adam m", p, m)?;
         same_shape("adam v", p, v)?;
-        let it = p.as_slice_mut().iter_mut().zip(g.as_slice()).zip(m.as_slice_mut().iter_mut()).zip(v.as_slice_mut().iter_mut());
+        let it = p
+            .as_slice_mut()
+            .iter_mut()
+            .zip(g.as_slice())
+            .zip(m.as_slice_mut().iter_mut())
+            .zip(v.as_slice_mut().iter_mut());
         for (((pv, &gv), mv), vv) in it {
             *mv += (gv - *mv) * h.one_minus_beta1;
             *vv += (gv * gv - *vv) * h.one_minus_beta2;
@@ -299,14 +333,19 @@ impl Backend for CpuBackend {
 
 /// L2 norm of one row, accumulated in f64 (fixed order) and rounded to f32.
 fn row_norm(r: &[f32]) -> f32 {
-    r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32
+    r.iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt() as f32
 }
 
 fn check_unique_in_range(idx: &[usize], n: usize) -> Result<()> {
     let mut seen = vec![false; n];
     for &i in idx {
         if i >= n {
-            return Err(Error::InvalidArgument(format!("row index {i} out of range for {n} rows")));
+            return Err(Error::InvalidArgument(format!(
+                "row index {i} out of range for {n} rows"
+            )));
         }
         if std::mem::replace(&mut seen[i], true) {
             return Err(Error::InvalidArgument(format!("row index {i} repeated")));
@@ -330,8 +369,18 @@ mod tests {
         let mut s = t(&[0.0, 0.0, 1.0, 1.0], &[2, 2]);
         let mut g = t(&[3.0, 4.0, 0.3, 0.4], &[2, 2]);
         let mut norms = CpuTensor::zeros(&[2]);
-        be.langevin_update(&mut s, &mut g, None, LangevinUpdate { step: 0.5, noise_scale: 0.0, clip: Some(1.0) }, &mut norms)
-            .unwrap();
+        be.langevin_update(
+            &mut s,
+            &mut g,
+            None,
+            LangevinUpdate {
+                step: 0.5,
+                noise_scale: 0.0,
+                clip: Some(1.0),
+            },
+            &mut norms,
+        )
+        .unwrap();
         assert_eq!(norms.as_slice(), &[5.0, 0.5]);
         // Row 0 clipped to norm 1: g = (0.6, 0.8); row 1 untouched.
         assert!((g.as_slice()[0] - 0.6).abs() < 1e-7 && (g.as_slice()[1] - 0.8).abs() < 1e-7);
@@ -358,7 +407,8 @@ mod tests {
         let mut whole = CpuTensor::zeros(&[5000, 3]);
         be.fill_normal(&mut whole, key).unwrap();
         let mut tail = CpuTensor::zeros(&[1000, 3]);
-        be.fill_normal(&mut tail, key.with_row_offset(4000)).unwrap();
+        be.fill_normal(&mut tail, key.with_row_offset(4000))
+            .unwrap();
         assert_eq!(&whole.as_slice()[12000..], tail.as_slice());
     }
 }

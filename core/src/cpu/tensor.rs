@@ -19,7 +19,9 @@ pub struct CpuTensor {
 impl CpuTensor {
     /// Zeros of the given shape.
     pub fn zeros(shape: &[usize]) -> Self {
-        CpuTensor { array: ArrayD::zeros(IxDyn(shape)) }
+        CpuTensor {
+            array: ArrayD::zeros(IxDyn(shape)),
+        }
     }
 
     /// Wraps row-major data.
@@ -34,7 +36,8 @@ impl CpuTensor {
                 got: format!("{} elements", data.len()),
             });
         }
-        let array = ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let array = ArrayD::from_shape_vec(IxDyn(shape), data)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         Ok(CpuTensor { array })
     }
 
@@ -55,12 +58,16 @@ impl CpuTensor {
 
     /// The data, row-major.
     pub fn as_slice(&self) -> &[f32] {
-        self.array.as_slice().expect("CpuTensor invariant: standard layout")
+        self.array
+            .as_slice()
+            .expect("CpuTensor invariant: standard layout")
     }
 
     /// The data, row-major, mutably.
     pub fn as_slice_mut(&mut self) -> &mut [f32] {
-        self.array.as_slice_mut().expect("CpuTensor invariant: standard layout")
+        self.array
+            .as_slice_mut()
+            .expect("CpuTensor invariant: standard layout")
     }
 
     /// The underlying array.
@@ -94,7 +101,9 @@ impl From<ArrayD<f32>> for CpuTensor {
         if a.is_standard_layout() {
             CpuTensor { array: a }
         } else {
-            CpuTensor { array: a.as_standard_layout().into_owned() }
+            CpuTensor {
+                array: a.as_standard_layout().into_owned(),
+            }
         }
     }
 }

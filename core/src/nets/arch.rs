@@ -117,39 +117,73 @@ fn conv_specs(out: &mut Vec<ParamSpec>, prefix: &str, cout: usize, cin: usize, k
     out.push(ParamSpec::trainable(
         format!("{prefix}.weight"),
         vec![cout, cin, k, k],
-        Init::GlorotUniform { fan_in: cin * k * k, fan_out: cout * k * k },
+        Init::GlorotUniform {
+            fan_in: cin * k * k,
+            fan_out: cout * k * k,
+        },
     ));
-    out.push(ParamSpec::trainable(format!("{prefix}.bias"), vec![cout], Init::Zeros));
+    out.push(ParamSpec::trainable(
+        format!("{prefix}.bias"),
+        vec![cout],
+        Init::Zeros,
+    ));
 }
 
 fn linear_specs(out: &mut Vec<ParamSpec>, prefix: &str, dout: usize, din: usize, bias: bool) {
     out.push(ParamSpec::trainable(
         format!("{prefix}.weight"),
         vec![dout, din],
-        Init::GlorotUniform { fan_in: din, fan_out: dout },
+        Init::GlorotUniform {
+            fan_in: din,
+            fan_out: dout,
+        },
     ));
     if bias {
-        out.push(ParamSpec::trainable(format!("{prefix}.bias"), vec![dout], Init::Zeros));
+        out.push(ParamSpec::trainable(
+            format!("{prefix}.bias"),
+            vec![dout],
+            Init::Zeros,
+        ));
     }
 }
 
 fn bn_specs(out: &mut Vec<ParamSpec>, prefix: &str, c: usize) {
-    out.push(ParamSpec::trainable(format!("{prefix}.weight"), vec![c], Init::Ones));
-    out.push(ParamSpec::trainable(format!("{prefix}.bias"), vec![c], Init::Zeros));
-    out.push(ParamSpec::buffer(format!("{prefix}.running_mean"), vec![c], Init::Zeros));
-    out.push(ParamSpec::buffer(format!("{prefix}.running_var"), vec![c], Init::Ones));
+    out.push(ParamSpec::trainable(
+        format!("{prefix}.weight"),
+        vec![c],
+        Init::Ones,
+    ));
+    out.push(ParamSpec::trainable(
+        format!("{prefix}.bias"),
+        vec![c],
+        Init::Zeros,
+    ));
+    out.push(ParamSpec::buffer(
+        format!("{prefix}.running_mean"),
+        vec![c],
+        Init::Zeros,
+    ));
+    out.push(ParamSpec::buffer(
+        format!("{prefix}.running_var"),
+        vec![c],
+        Init::Ones,
+    ));
 }
 
 fn check_mlp(dims: &[usize], what: &str) -> Result<()> {
     if dims.len() < 2 || dims.contains(&0) {
-        return Err(Error::Config(format!("{what} dims must have at least 2 positive entries, got {dims:?}")));
+        return Err(Error::Config(format!(
+            "{what} dims must have at least 2 positive entries, got {dims:?}"
+        )));
     }
     Ok(())
 }
 
 fn check_res(res: usize) -> Result<()> {
     if ![32, 64, 128].contains(&res) {
-        return Err(Error::Config(format!("SN-GAN resolution must be 32, 64 or 128, got {res}")));
+        return Err(Error::Config(format!(
+            "SN-GAN resolution must be 32, 64 or 128, got {res}"
+        )));
     }
     Ok(())
 }
@@ -157,7 +191,9 @@ fn check_res(res: usize) -> Result<()> {
 /// The channel widths of the SN-GAN 64/128 nets: `ngf/16, ngf/8, ngf/4, ngf/2, ngf`.
 fn pyramid(ngf: usize) -> Result<[usize; 5]> {
     if ngf < 16 || ngf % 16 != 0 {
-        return Err(Error::Config(format!("ngf must be a positive multiple of 16 at 64/128 resolution, got {ngf}")));
+        return Err(Error::Config(format!(
+            "ngf must be a positive multiple of 16 at 64/128 resolution, got {ngf}"
+        )));
     }
     Ok([ngf / 16, ngf / 8, ngf / 4, ngf / 2, ngf])
 }
@@ -172,7 +208,9 @@ impl EnergyArch {
             EnergyArch::Mlp { dims } => {
                 check_mlp(dims, "energy MLP")?;
                 if *dims.last().unwrap_or(&0) != 1 {
-                    return Err(Error::Config(format!("energy MLP must end in 1 output, got {dims:?}")));
+                    return Err(Error::Config(format!(
+                        "energy MLP must end in 1 output, got {dims:?}"
+                    )));
                 }
                 Ok(())
             }
@@ -217,7 +255,12 @@ impl EnergyArch {
         };
         // (cin, cout, down) per block, block1 first.
         let plan: Vec<(usize, usize, bool)> = match res {
-            32 => vec![(nch, ngf, true), (ngf, ngf, true), (ngf, ngf, false), (ngf, ngf, false)],
+            32 => vec![
+                (nch, ngf, true),
+                (ngf, ngf, true),
+                (ngf, ngf, false),
+                (ngf, ngf, false),
+            ],
             _ => {
                 let p = pyramid(ngf)?;
                 let mut v = vec![(nch, p[0], true)];
@@ -315,7 +358,13 @@ impl GeneratorArch {
     pub fn validate(&self) -> Result<()> {
         match self {
             GeneratorArch::Mlp { dims } => check_mlp(dims, "generator MLP"),
-            GeneratorArch::Sngan { res, nz, ngf, nch, out_factor } => {
+            GeneratorArch::Sngan {
+                res,
+                nz,
+                ngf,
+                nch,
+                out_factor,
+            } => {
                 check_res(*res)?;
                 if *nz == 0 || *ngf == 0 || *nch == 0 {
                     return Err(Error::Config("nz, ngf and nch must be positive".into()));
@@ -325,7 +374,11 @@ impl GeneratorArch {
                 }
                 check_factor(*out_factor)
             }
-            GeneratorArch::Decoder32 { ngf, nch, out_factor } => {
+            GeneratorArch::Decoder32 {
+                ngf,
+                nch,
+                out_factor,
+            } => {
                 if *ngf == 0 || *nch == 0 {
                     return Err(Error::Config("ngf and nch must be positive".into()));
                 }
@@ -338,10 +391,20 @@ impl GeneratorArch {
     pub fn describe(&self) -> String {
         match self {
             GeneratorArch::Mlp { dims } => format!("MLPGenerator{dims:?}"),
-            GeneratorArch::Sngan { res, nz, ngf, nch, out_factor } => {
+            GeneratorArch::Sngan {
+                res,
+                nz,
+                ngf,
+                nch,
+                out_factor,
+            } => {
                 format!("GenSNGAN{res}(nz={nz}, ngf={ngf}, nch={nch}, out_factor={out_factor})")
             }
-            GeneratorArch::Decoder32 { ngf, nch, out_factor } => {
+            GeneratorArch::Decoder32 {
+                ngf,
+                nch,
+                out_factor,
+            } => {
                 format!("GenDecoder32(ngf={ngf}, nch={nch}, out_factor={out_factor})")
             }
         }
@@ -394,10 +457,22 @@ impl GeneratorArch {
             }
             GeneratorArch::Decoder32 { ngf, .. } => {
                 let n = *ngf;
-                (vec![(1, n, false, true), (n, n, true, false), (n, n, false, false), (n, n, false, false)], 16)
+                (
+                    vec![
+                        (1, n, false, true),
+                        (n, n, true, false),
+                        (n, n, false, false),
+                        (n, n, false, false),
+                    ],
+                    16,
+                )
             }
         };
-        let first = if matches!(self, GeneratorArch::Decoder32 { .. }) { 1 } else { 2 };
+        let first = if matches!(self, GeneratorArch::Decoder32 { .. }) {
+            1
+        } else {
+            2
+        };
         Ok(plan
             .into_iter()
             .enumerate()
@@ -461,14 +536,17 @@ impl GeneratorArch {
     pub fn out_factor(&self) -> f32 {
         match self {
             GeneratorArch::Mlp { .. } => 1.0,
-            GeneratorArch::Sngan { out_factor, .. } | GeneratorArch::Decoder32 { out_factor, .. } => *out_factor,
+            GeneratorArch::Sngan { out_factor, .. }
+            | GeneratorArch::Decoder32 { out_factor, .. } => *out_factor,
         }
     }
 }
 
 fn check_factor(f: f32) -> Result<()> {
     if !(f.is_finite() && f > 0.0) {
-        return Err(Error::Config(format!("out_factor must be finite and positive, got {f}")));
+        return Err(Error::Config(format!(
+            "out_factor must be finite and positive, got {f}"
+        )));
     }
     Ok(())
 }
@@ -483,7 +561,11 @@ mod tests {
 
     #[test]
     fn ebm32_matches_golden_layout() {
-        let a = EnergyArch::Sngan { res: 32, nch: 3, ngf: 16 };
+        let a = EnergyArch::Sngan {
+            res: 32,
+            nch: 3,
+            ngf: 16,
+        };
         let s = a.param_specs().unwrap();
         assert_eq!(s.len(), 21);
         assert_eq!(s[0].name, "block1.conv1.weight");
@@ -495,23 +577,52 @@ mod tests {
 
     #[test]
     fn ebm128_has_identity_block6() {
-        let a = EnergyArch::Sngan { res: 128, nch: 3, ngf: 32 };
+        let a = EnergyArch::Sngan {
+            res: 128,
+            nch: 3,
+            ngf: 32,
+        };
         let s = a.param_specs().unwrap();
         assert_eq!(s.len(), 35);
         let b = a.blocks().unwrap();
         assert_eq!(b.len(), 6);
-        assert_eq!((b[5].cin, b[5].cout, b[5].down, b[5].size), (32, 32, false, 4));
+        assert_eq!(
+            (b[5].cin, b[5].cout, b[5].down, b[5].size),
+            (32, 32, false, 4)
+        );
     }
 
     #[test]
     fn gen_layouts_match_golden_counts() {
-        let g32 = GeneratorArch::Sngan { res: 32, nz: 16, ngf: 16, nch: 3, out_factor: 2.0 };
+        let g32 = GeneratorArch::Sngan {
+            res: 32,
+            nz: 16,
+            ngf: 16,
+            nch: 3,
+            out_factor: 2.0,
+        };
         assert_eq!(g32.param_specs().unwrap().len(), 50);
-        let g64 = GeneratorArch::Sngan { res: 64, nz: 16, ngf: 64, nch: 3, out_factor: 1.0 };
+        let g64 = GeneratorArch::Sngan {
+            res: 64,
+            nz: 16,
+            ngf: 64,
+            nch: 3,
+            out_factor: 1.0,
+        };
         assert_eq!(g64.param_specs().unwrap().len(), 64);
-        let g128 = GeneratorArch::Sngan { res: 128, nz: 16, ngf: 32, nch: 3, out_factor: 2.0 };
+        let g128 = GeneratorArch::Sngan {
+            res: 128,
+            nz: 16,
+            ngf: 32,
+            nch: 3,
+            out_factor: 2.0,
+        };
         assert_eq!(g128.param_specs().unwrap().len(), 78);
-        let d = GeneratorArch::Decoder32 { ngf: 16, nch: 3, out_factor: 2.0 };
+        let d = GeneratorArch::Decoder32 {
+            ngf: 16,
+            nch: 3,
+            out_factor: 2.0,
+        };
         let s = d.param_specs().unwrap();
         assert_eq!(s.len(), 54);
         assert_eq!(s[0].name, "block1.conv1.weight");
@@ -520,9 +631,31 @@ mod tests {
 
     #[test]
     fn invalid_sizes_are_config_errors() {
-        assert!(EnergyArch::Sngan { res: 48, nch: 3, ngf: 16 }.validate().is_err());
-        assert!(EnergyArch::Sngan { res: 64, nch: 3, ngf: 24 }.validate().is_err());
-        assert!(EnergyArch::Mlp { dims: vec![2, 8, 2] }.validate().is_err());
+        assert!(
+            EnergyArch::Sngan {
+                res: 48,
+                nch: 3,
+                ngf: 16
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            EnergyArch::Sngan {
+                res: 64,
+                nch: 3,
+                ngf: 24
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            EnergyArch::Mlp {
+                dims: vec![2, 8, 2]
+            }
+            .validate()
+            .is_err()
+        );
         assert!(GeneratorArch::Mlp { dims: vec![4] }.validate().is_err());
     }
 }

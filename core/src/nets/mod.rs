@@ -4,9 +4,9 @@ pub mod arch;
 
 pub use arch::{EnergyArch, GeneratorArch};
 
+use crate::Result;
 use crate::backend::Backend;
 use crate::model::{Energy, Generator};
-use crate::Result;
 
 /// A backend that can build the built-in networks of [`arch`].
 ///

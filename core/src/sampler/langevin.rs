@@ -91,7 +91,13 @@ impl LangevinConfig {
     /// [`Error::Config`] naming the bad knob and its allowed range.
     pub fn validate(&self) -> Result<()> {
         let pos = |name: &str, v: f32| {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(Error::Config(format!("langevin.{name} must be finite and > 0, got {v}"))) }
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "langevin.{name} must be finite and > 0, got {v}"
+                )))
+            }
         };
         pos("temperature", self.temperature)?;
         if self.update_res {
@@ -137,7 +143,12 @@ pub struct ChainKey {
 impl ChainKey {
     /// The noise key of step `k` of `stream`.
     pub fn key(&self, stream: Stream, k: usize) -> NoiseKey {
-        NoiseKey { seed: self.seed, stream, counter: [self.iteration, k as u64], row_offset: self.row_offset }
+        NoiseKey {
+            seed: self.seed,
+            stream,
+            counter: [self.iteration, k as u64],
+            row_offset: self.row_offset,
+        }
     }
 }
 
@@ -187,7 +198,11 @@ impl LangevinSampler {
     ///
     /// # Errors
     /// Model or backend errors.
-    pub fn images<B: Backend>(be: &B, generator: Option<&dyn Generator<B>>, chains: &Chains<B>) -> Result<B::Tensor> {
+    pub fn images<B: Backend>(
+        be: &B,
+        generator: Option<&dyn Generator<B>>,
+        chains: &Chains<B>,
+    ) -> Result<B::Tensor> {
         match (generator, &chains.z) {
             (Some(g), Some(z)) => {
                 let mut x = g.forward(z)?;
@@ -236,13 +251,19 @@ impl LangevinSampler {
         };
         let latents_move = c.update_latents;
         if latents_move && (generator.is_none() || chains.z.is_none()) {
-            return Err(Error::InvalidArgument("update_latents needs a generator and latents".into()));
+            return Err(Error::InvalidArgument(
+                "update_latents needs a generator and latents".into(),
+            ));
         }
 
         // Device-side buffers, allocated once per call.
         let y_shape = be.shape(&chains.y);
         let mut x = be.zeros(&y_shape)?;
-        let mut noise_y = if c.noise && c.update_res { Some(be.zeros(&y_shape)?) } else { None };
+        let mut noise_y = if c.noise && c.update_res {
+            Some(be.zeros(&y_shape)?)
+        } else {
+            None
+        };
         let mut noise_z = match (&chains.z, c.noise && latents_move) {
             (Some(z), true) => Some(be.zeros(&be.shape(z))?),
             _ => None,
@@ -269,7 +290,10 @@ impl LangevinSampler {
 
         for k in 0..k_steps {
             if latents_move {
-                let (g, z) = (generator.expect("checked"), chains.z.as_mut().expect("checked"));
+                let (g, z) = (
+                    generator.expect("checked"),
+                    chains.z.as_mut().expect("checked"),
+                );
                 form_x(&mut x, &gz, &chains.y)?;
                 let (e, gx) = energy.energy_grad_x(&x)?;
                 let mut gzrad = g.vjp_latent(z, &gx)?;
@@ -297,7 +321,13 @@ impl LangevinSampler {
                 if let Some(ny) = noise_y.as_mut() {
                     noise.normal(be, key.key(Stream::ChainNoiseRes, k), ny)?;
                 }
-                be.langevin_update(&mut chains.y, &mut g, noise_y.as_ref(), upd_res, &mut norms_y)?;
+                be.langevin_update(
+                    &mut chains.y,
+                    &mut g,
+                    noise_y.as_ref(),
+                    upd_res,
+                    &mut norms_y,
+                )?;
                 if let Some(r) = record.as_deref_mut() {
                     r(k, &g);
                 }
@@ -307,7 +337,10 @@ impl LangevinSampler {
         }
 
         // Diagnostics: one host copy per call.
-        let mut stats = LangevinStats { steps: k_steps, ..Default::default() };
+        let mut stats = LangevinStats {
+            steps: k_steps,
+            ..Default::default()
+        };
         if k_steps > 0 {
             let e = be.to_host(&hist_e)?;
             stats.energy_per_step = e.chunks(batch).map(mean).collect();
@@ -349,7 +382,11 @@ impl LangevinSampler {
                 return Err(Error::shape("chain latent z", &want_z, &be.shape(z)));
             }
             if g.output_shape() != energy.sample_shape() {
-                return Err(Error::shape("generator output vs energy input", energy.sample_shape(), g.output_shape()));
+                return Err(Error::shape(
+                    "generator output vs energy input",
+                    energy.sample_shape(),
+                    g.output_shape(),
+                ));
             }
         }
         Ok(batch)
@@ -357,11 +394,19 @@ impl LangevinSampler {
 }
 
 fn mean(v: &[f32]) -> f64 {
-    if v.is_empty() { 0.0 } else { v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64 }
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64
+    }
 }
 
 fn mean_f64(v: &[f64]) -> f64 {
-    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
 }
 
 /// From per-(step, sample) gradient norms before clipping: the mean clipped

@@ -32,8 +32,15 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in documentation order.
-    pub const ALL: [Mode; 7] =
-        [Mode::Synthesis, Mode::Retrofit, Mode::Refine, Mode::ShortRun, Mode::Persistent, Mode::Cooperative, Mode::NoResidual];
+    pub const ALL: [Mode; 7] = [
+        Mode::Synthesis,
+        Mode::Retrofit,
+        Mode::Refine,
+        Mode::ShortRun,
+        Mode::Persistent,
+        Mode::Cooperative,
+        Mode::NoResidual,
+    ];
 
     /// Whether the mode has a generator at all.
     pub fn has_generator(self) -> bool {
@@ -158,7 +165,13 @@ impl TrainConfig {
     /// [`Error::Config`] naming the knob and its allowed range.
     pub fn validate(&self) -> Result<()> {
         let nonneg = |n: &str, v: f32| {
-            if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(Error::Config(format!("train.{n} must be finite and >= 0, got {v}"))) }
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "train.{n} must be finite and >= 0, got {v}"
+                )))
+            }
         };
         if self.batch_size == 0 {
             return Err(Error::Config("train.batch_size must be >= 1".into()));
@@ -168,9 +181,15 @@ impl TrainConfig {
         nonneg("init_scale_res", self.init_scale_res)?;
         nonneg("gen_loss_factor", self.gen_loss_factor)?;
         if !(0.0..=1.0).contains(&self.rejuvenation) {
-            return Err(Error::Config(format!("train.rejuvenation must be in [0, 1], got {}", self.rejuvenation)));
+            return Err(Error::Config(format!(
+                "train.rejuvenation must be in [0, 1], got {}",
+                self.rejuvenation
+            )));
         }
-        if self.mode == Mode::Synthesis && self.gen_update == GenUpdate::Historical && self.bank_size < self.batch_size {
+        if self.mode == Mode::Synthesis
+            && self.gen_update == GenUpdate::Historical
+            && self.bank_size < self.batch_size
+        {
             return Err(Error::Config(format!(
                 "train.bank_size ({}) must be >= train.batch_size ({}) for historical generator updates",
                 self.bank_size, self.batch_size
@@ -184,10 +203,18 @@ impl TrainConfig {
         }
         if self.mode == Mode::Cooperative {
             if !(self.coop_sigma.is_finite() && self.coop_sigma > 0.0) {
-                return Err(Error::Config(format!("train.coop_sigma must be > 0, got {}", self.coop_sigma)));
+                return Err(Error::Config(format!(
+                    "train.coop_sigma must be > 0, got {}",
+                    self.coop_sigma
+                )));
             }
-            if self.coop_latent_steps > 0 && !(self.coop_latent_eps.is_finite() && self.coop_latent_eps > 0.0) {
-                return Err(Error::Config(format!("train.coop_latent_eps must be > 0, got {}", self.coop_latent_eps)));
+            if self.coop_latent_steps > 0
+                && !(self.coop_latent_eps.is_finite() && self.coop_latent_eps > 0.0)
+            {
+                return Err(Error::Config(format!(
+                    "train.coop_latent_eps must be > 0, got {}",
+                    self.coop_latent_eps
+                )));
             }
         }
         Ok(())

@@ -26,7 +26,12 @@ use super::trainer::{StepStats, StepTensors, Trainer};
 ///
 /// # Errors
 /// Backend errors.
-pub fn fill_noise_init<B: Backend>(be: &B, t: &mut B::Tensor, init: NoiseInit, key: NoiseKey) -> Result<()> {
+pub fn fill_noise_init<B: Backend>(
+    be: &B,
+    t: &mut B::Tensor,
+    init: NoiseInit,
+    key: NoiseKey,
+) -> Result<()> {
     match init {
         NoiseInit::Normal => be.fill_normal(t, key),
         NoiseInit::Uniform => {
@@ -70,12 +75,19 @@ impl<B: Backend> Trainer<B> {
     }
 
     fn chain_key(&self) -> ChainKey {
-        ChainKey { seed: self.seed, iteration: self.iteration, row_offset: 0 }
+        ChainKey {
+            seed: self.seed,
+            iteration: self.iteration,
+            row_offset: 0,
+        }
     }
 
     /// Fresh generator chains: `z = s_z·ξ`, `y = s_y·ξ'` (or 0).
     fn fresh_chains(&self, n: usize, noise: &mut dyn NoiseSource<B>) -> Result<Chains<B>> {
-        let g = self.generator.as_deref().ok_or_else(|| Error::InvalidArgument("no generator".into()))?;
+        let g = self
+            .generator
+            .as_deref()
+            .ok_or_else(|| Error::InvalidArgument("no generator".into()))?;
         let be = &self.be;
         let mut z = be.zeros(&shape::batched(n, g.latent_shape()))?;
         noise.normal(be, self.key(Stream::ChainInitLatent, 0), &mut z)?;
@@ -99,70 +111,146 @@ impl<B: Backend> Trainer<B> {
         Ok(x)
     }
 
-    fn run_chains(&self, chains: &mut Chains<B>, noise: &mut dyn NoiseSource<B>) -> Result<crate::sampler::LangevinStats> {
-        self.sampler.run(&self.be, self.energy.as_ref(), self.generator.as_deref(), chains, noise, self.chain_key(), None)
+    fn run_chains(
+        &self,
+        chains: &mut Chains<B>,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<crate::sampler::LangevinStats> {
+        self.sampler.run(
+            &self.be,
+            self.energy.as_ref(),
+            self.generator.as_deref(),
+            chains,
+            noise,
+            self.chain_key(),
+            None,
+        )
     }
 
     fn keep(&mut self, chains: Chains<B>, x_pos: B::Tensor, x_neg: B::Tensor, slots: Vec<usize>) {
         if self.keep_tensors {
-            self.last = Some(StepTensors { z: chains.z, y: chains.y, x_pos, x_neg, slots });
+            self.last = Some(StepTensors {
+                z: chains.z,
+                y: chains.y,
+                x_pos,
+                x_neg,
+                slots,
+            });
         }
     }
 
     /// Algorithm 1 (and its `current` ablation).
-    fn step_synthesis(&mut self, data: &B::Tensor, _nb: usize, noise: &mut dyn NoiseSource<B>) -> Result<StepStats> {
+    fn step_synthesis(
+        &mut self,
+        data: &B::Tensor,
+        _nb: usize,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<StepStats> {
         let n = self.config.batch_size;
         let mut chains = self.fresh_chains(n, noise)?;
         let langevin = self.run_chains(&mut chains, noise)?;
         let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), &chains)?;
         let x_pos = self.jitter(data, noise)?;
         let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
-        let z = chains.z.as_ref().expect("generator chains have latents").clone();
+        let z = chains
+            .z
+            .as_ref()
+            .expect("generator chains have latents")
+            .clone();
         let (loss_gen, slots) = match self.config.gen_update {
             GenUpdate::Historical => {
-                let bank = self.bank.as_ref().ok_or_else(|| Error::InvalidArgument("historical updates need a bank".into()))?;
+                let bank = self.bank.as_ref().ok_or_else(|| {
+                    Error::InvalidArgument("historical updates need a bank".into())
+                })?;
                 let slots = bank.draw_slots(noise, self.seed, self.iteration, n)?;
                 let (bz, bx) = bank.gather(&self.be, &slots)?;
                 let loss = self.gen_update(&bz.expect("synthesis bank stores latents"), &bx)?;
-                self.bank.as_mut().expect("checked").overwrite(&self.be, &slots, Some(&z), &x_neg)?;
+                self.bank.as_mut().expect("checked").overwrite(
+                    &self.be,
+                    &slots,
+                    Some(&z),
+                    &x_neg,
+                )?;
                 (loss, slots)
             }
             GenUpdate::Current => (self.gen_update(&z, &x_neg)?, Vec::new()),
         };
         self.keep(chains, x_pos, x_neg, slots);
-        Ok(StepStats { loss_ebm, energy_pos, energy_neg, loss_gen: Some(loss_gen), langevin, ..Default::default() })
+        Ok(StepStats {
+            loss_ebm,
+            energy_pos,
+            energy_neg,
+            loss_gen: Some(loss_gen),
+            langevin,
+            ..Default::default()
+        })
     }
 
     /// Retrofit / refine (joint z and y chains) and the no-residual energy
     /// (z only); the generator is frozen.
-    fn step_joint(&mut self, data: &B::Tensor, _nb: usize, noise: &mut dyn NoiseSource<B>) -> Result<StepStats> {
+    fn step_joint(
+        &mut self,
+        data: &B::Tensor,
+        _nb: usize,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<StepStats> {
         let mut chains = self.fresh_chains(self.config.batch_size, noise)?;
         let langevin = self.run_chains(&mut chains, noise)?;
         let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), &chains)?;
         let x_pos = self.jitter(data, noise)?;
         let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
         self.keep(chains, x_pos, x_neg, Vec::new());
-        Ok(StepStats { loss_ebm, energy_pos, energy_neg, langevin, ..Default::default() })
+        Ok(StepStats {
+            loss_ebm,
+            energy_pos,
+            energy_neg,
+            langevin,
+            ..Default::default()
+        })
     }
 
     /// Short-run EBM from noise (no generator).
-    fn step_short_run(&mut self, data: &B::Tensor, _nb: usize, noise: &mut dyn NoiseSource<B>) -> Result<StepStats> {
+    fn step_short_run(
+        &mut self,
+        data: &B::Tensor,
+        _nb: usize,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<StepStats> {
         let shape = shape::batched(self.config.batch_size, self.energy.sample_shape());
         let mut y = self.be.zeros(&shape)?;
-        fill_noise_init(&self.be, &mut y, self.config.noise_init, self.key(Stream::ChainInitRes, 0))?;
+        fill_noise_init(
+            &self.be,
+            &mut y,
+            self.config.noise_init,
+            self.key(Stream::ChainInitRes, 0),
+        )?;
         let mut chains = Chains { z: None, y };
         let langevin = self.run_chains(&mut chains, noise)?;
         let x_pos = self.jitter(data, noise)?;
         let x_neg = chains.y.clone();
         let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
         self.keep(chains, x_pos, x_neg, Vec::new());
-        Ok(StepStats { loss_ebm, energy_pos, energy_neg, langevin, ..Default::default() })
+        Ok(StepStats {
+            loss_ebm,
+            energy_pos,
+            energy_neg,
+            langevin,
+            ..Default::default()
+        })
     }
 
     /// Persistent chains with rejuvenation (IGEBM style).
-    fn step_persistent(&mut self, data: &B::Tensor, _nb: usize, noise: &mut dyn NoiseSource<B>) -> Result<StepStats> {
+    fn step_persistent(
+        &mut self,
+        data: &B::Tensor,
+        _nb: usize,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<StepStats> {
         let n = self.config.batch_size;
-        let bank = self.bank.as_ref().ok_or_else(|| Error::InvalidArgument("persistent mode needs its bank".into()))?;
+        let bank = self
+            .bank
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("persistent mode needs its bank".into()))?;
         let slots = bank.draw_slots(noise, self.seed, self.iteration, n)?;
         let (_, mut y) = bank.gather(&self.be, &slots)?;
         // Rejuvenate each drawn chain with probability p: fresh noise for those rows.
@@ -171,8 +259,15 @@ impl<B: Backend> Trainer<B> {
             let mut rng = self.key(Stream::Rejuvenation, 0).host_rng();
             let reset: Vec<usize> = (0..n).filter(|_| rng.random_bool(p)).collect();
             if !reset.is_empty() {
-                let mut fresh = self.be.zeros(&shape::batched(n, self.energy.sample_shape()))?;
-                fill_noise_init(&self.be, &mut fresh, self.config.noise_init, self.key(Stream::Rejuvenation, 1))?;
+                let mut fresh = self
+                    .be
+                    .zeros(&shape::batched(n, self.energy.sample_shape()))?;
+                fill_noise_init(
+                    &self.be,
+                    &mut fresh,
+                    self.config.noise_init,
+                    self.key(Stream::Rejuvenation, 1),
+                )?;
                 let rows = self.be.gather_rows(&fresh, &reset)?;
                 self.be.scatter_rows(&mut y, &reset, &rows)?;
             }
@@ -182,15 +277,29 @@ impl<B: Backend> Trainer<B> {
         let x_pos = self.jitter(data, noise)?;
         let x_neg = chains.y.clone();
         let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
-        self.bank.as_mut().expect("checked").overwrite(&self.be, &slots, None, &x_neg)?;
+        self.bank
+            .as_mut()
+            .expect("checked")
+            .overwrite(&self.be, &slots, None, &x_neg)?;
         self.keep(chains, x_pos, x_neg, slots);
-        Ok(StepStats { loss_ebm, energy_pos, energy_neg, langevin, ..Default::default() })
+        Ok(StepStats {
+            loss_ebm,
+            energy_pos,
+            energy_neg,
+            langevin,
+            ..Default::default()
+        })
     }
 
     /// Cooperative learning: chains start at `G(z)`, the EBM learns from the
     /// revised samples, and the generator is fitted to them after latent
     /// inference (Langevin on `‖x̃ − G(z)‖²/(2σ²) + ½‖z‖²`).
-    fn step_cooperative(&mut self, data: &B::Tensor, _nb: usize, noise: &mut dyn NoiseSource<B>) -> Result<StepStats> {
+    fn step_cooperative(
+        &mut self,
+        data: &B::Tensor,
+        _nb: usize,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<StepStats> {
         let mut chains = self.fresh_chains(self.config.batch_size, noise)?;
         let langevin = self.run_chains(&mut chains, noise)?;
         let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), &chains)?;
@@ -215,13 +324,32 @@ impl<B: Backend> Trainer<B> {
             let y0 = self.be.zeros(&self.be.shape(&x_neg))?;
             let mut inf_chains = Chains { z: Some(z), y: y0 };
             // Latent-inference noise uses steps K.. of this iteration's latent stream.
-            let key = ChainKey { seed: self.seed, iteration: self.iteration ^ (1u64 << 63), row_offset: 0 };
-            inference.run(&self.be, &recon, self.generator.as_deref(), &mut inf_chains, noise, key, None)?;
+            let key = ChainKey {
+                seed: self.seed,
+                iteration: self.iteration ^ (1u64 << 63),
+                row_offset: 0,
+            };
+            inference.run(
+                &self.be,
+                &recon,
+                self.generator.as_deref(),
+                &mut inf_chains,
+                noise,
+                key,
+                None,
+            )?;
             z = inf_chains.z.expect("inference chains have latents");
         }
         let loss_gen = self.gen_update(&z, &x_neg)?;
         self.keep(chains, x_pos, x_neg, Vec::new());
-        Ok(StepStats { loss_ebm, energy_pos, energy_neg, loss_gen: Some(loss_gen), langevin, ..Default::default() })
+        Ok(StepStats {
+            loss_ebm,
+            energy_pos,
+            energy_neg,
+            loss_gen: Some(loss_gen),
+            langevin,
+            ..Default::default()
+        })
     }
 }
 
@@ -243,12 +371,22 @@ impl<B: Backend> ReconEnergy<B> {
     /// Backend errors.
     pub fn new(be: &B, target: B::Tensor, sigma: f32) -> Result<Self> {
         let sample_shape = be.shape(&target)[1..].to_vec();
-        Ok(ReconEnergy { be: be.clone(), target, inv_two_sigma2: 1.0 / (2.0 * sigma * sigma), sample_shape, params: ParamSet::init(be, &[], 0)? })
+        Ok(ReconEnergy {
+            be: be.clone(),
+            target,
+            inv_two_sigma2: 1.0 / (2.0 * sigma * sigma),
+            sample_shape,
+            params: ParamSet::init(be, &[], 0)?,
+        })
     }
 
     fn check(&self, x: &B::Tensor) -> Result<()> {
         if self.be.shape(x) != self.be.shape(&self.target) {
-            return Err(Error::shape("reconstruction energy input", &self.be.shape(&self.target), &self.be.shape(x)));
+            return Err(Error::shape(
+                "reconstruction energy input",
+                &self.be.shape(&self.target),
+                &self.be.shape(x),
+            ));
         }
         Ok(())
     }
@@ -280,8 +418,15 @@ impl<B: Backend> Energy<B> for ReconEnergy<B> {
         Ok((e, g))
     }
 
-    fn energy_grad_params(&self, _x: &B::Tensor, _w: &[f32], _g: &mut Grads<B>) -> Result<B::Tensor> {
-        Err(Error::InvalidArgument("the reconstruction energy has no parameters".into()))
+    fn energy_grad_params(
+        &self,
+        _x: &B::Tensor,
+        _w: &[f32],
+        _g: &mut Grads<B>,
+    ) -> Result<B::Tensor> {
+        Err(Error::InvalidArgument(
+            "the reconstruction energy has no parameters".into(),
+        ))
     }
 
     fn params(&self) -> &ParamSet<B> {

@@ -29,7 +29,13 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        SampleOptions { n: 64, batch_size: 64, steps: None, use_ema: true, seed: 0 }
+        SampleOptions {
+            n: 64,
+            batch_size: 64,
+            steps: None,
+            use_ema: true,
+            seed: 0,
+        }
     }
 }
 
@@ -41,9 +47,15 @@ impl<B: Backend> Trainer<B> {
     /// # Errors
     /// [`Error::InvalidArgument`] for `n == 0` or `batch_size == 0`; model and
     /// backend errors. The EMA swap is undone even on error.
-    pub fn sample(&mut self, opts: &SampleOptions, noise: &mut dyn NoiseSource<B>) -> Result<(B::Tensor, LangevinStats)> {
+    pub fn sample(
+        &mut self,
+        opts: &SampleOptions,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<(B::Tensor, LangevinStats)> {
         if opts.n == 0 || opts.batch_size == 0 {
-            return Err(Error::InvalidArgument("sample: n and batch_size must be positive".into()));
+            return Err(Error::InvalidArgument(
+                "sample: n and batch_size must be positive".into(),
+            ));
         }
         let swap = opts.use_ema && self.ebm_opt.ema.is_some();
         if swap {
@@ -56,7 +68,11 @@ impl<B: Backend> Trainer<B> {
         result
     }
 
-    fn sample_inner(&self, opts: &SampleOptions, noise: &mut dyn NoiseSource<B>) -> Result<(B::Tensor, LangevinStats)> {
+    fn sample_inner(
+        &self,
+        opts: &SampleOptions,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<(B::Tensor, LangevinStats)> {
         let be = &self.be;
         let mut sampler = self.sampler.clone();
         if let Some(k) = opts.steps {
@@ -67,25 +83,50 @@ impl<B: Backend> Trainer<B> {
         let mut start = 0;
         while start < opts.n {
             let n = opts.batch_size.min(opts.n - start);
-            let key = |stream| NoiseKey::new(opts.seed, stream, [0, 0]).with_row_offset(start as u64);
+            let key =
+                |stream| NoiseKey::new(opts.seed, stream, [0, 0]).with_row_offset(start as u64);
             let mut chains = match &self.generator {
                 Some(g) if self.config.mode.has_generator() => {
                     let mut z = be.zeros(&shape::batched(n, g.latent_shape()))?;
                     noise.normal(be, key(Stream::ChainInitLatent), &mut z)?;
                     be.scale(&mut z, self.config.init_scale_latent)?;
-                    Chains { z: Some(z), y: be.zeros(&shape::batched(n, g.output_shape()))? }
+                    Chains {
+                        z: Some(z),
+                        y: be.zeros(&shape::batched(n, g.output_shape()))?,
+                    }
                 }
                 _ => {
                     let mut y = be.zeros(&shape::batched(n, self.energy.sample_shape()))?;
-                    fill_noise_init(be, &mut y, self.config.noise_init, key(Stream::ChainInitRes))?;
+                    fill_noise_init(
+                        be,
+                        &mut y,
+                        self.config.noise_init,
+                        key(Stream::ChainInitRes),
+                    )?;
                     Chains { z: None, y }
                 }
             };
             if sampler.config.steps > 0 {
-                let ck = ChainKey { seed: opts.seed, iteration: u64::MAX, row_offset: start as u64 };
-                stats = sampler.run(be, self.energy.as_ref(), self.generator.as_deref(), &mut chains, noise, ck, None)?;
+                let ck = ChainKey {
+                    seed: opts.seed,
+                    iteration: u64::MAX,
+                    row_offset: start as u64,
+                };
+                stats = sampler.run(
+                    be,
+                    self.energy.as_ref(),
+                    self.generator.as_deref(),
+                    &mut chains,
+                    noise,
+                    ck,
+                    None,
+                )?;
             }
-            parts.push(LangevinSampler::images(be, self.generator.as_deref(), &chains)?);
+            parts.push(LangevinSampler::images(
+                be,
+                self.generator.as_deref(),
+                &chains,
+            )?);
             start += n;
         }
         let refs: Vec<&B::Tensor> = parts.iter().collect();

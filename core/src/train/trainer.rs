@@ -122,12 +122,28 @@ impl<B: Backend> Trainer<B> {
         generator: Option<Box<dyn Generator<B>>>,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<Self> {
-        let TrainerSettings { train, mut langevin, ebm_optim, gen_optim, seed } = settings;
+        let TrainerSettings {
+            train,
+            mut langevin,
+            ebm_optim,
+            gen_optim,
+            seed,
+        } = settings;
         train.validate()?;
         let mode = train.mode;
         match (&generator, mode.has_generator()) {
-            (None, true) => return Err(Error::Config(format!("mode `{}` needs a generator", mode.name()))),
-            (Some(_), false) => return Err(Error::Config(format!("mode `{}` takes no generator", mode.name()))),
+            (None, true) => {
+                return Err(Error::Config(format!(
+                    "mode `{}` needs a generator",
+                    mode.name()
+                )));
+            }
+            (Some(_), false) => {
+                return Err(Error::Config(format!(
+                    "mode `{}` takes no generator",
+                    mode.name()
+                )));
+            }
             _ => {}
         }
         if let Some(g) = &generator {
@@ -172,12 +188,25 @@ impl<B: Backend> Trainer<B> {
         let bank = match mode {
             Mode::Synthesis if train.gen_update == super::config::GenUpdate::Historical => {
                 let g = generator.as_deref().expect("checked above");
-                Some(Bank::init_from_generator(&be, g, train.bank_size, train.batch_size, seed, 0, noise)?)
+                Some(Bank::init_from_generator(
+                    &be,
+                    g,
+                    train.bank_size,
+                    train.batch_size,
+                    seed,
+                    0,
+                    noise,
+                )?)
             }
             Mode::Persistent => {
                 let shape = shape::batched(train.persistent_bank_size, energy.sample_shape());
                 let mut x = be.zeros(&shape)?;
-                super::modes::fill_noise_init(&be, &mut x, train.noise_init, NoiseKey::new(seed, Stream::BankInit, [0, 0]))?;
+                super::modes::fill_noise_init(
+                    &be,
+                    &mut x,
+                    train.noise_init,
+                    NoiseKey::new(seed, Stream::BankInit, [0, 0]),
+                )?;
                 Some(Bank::from_tensors(&be, None, x, 0)?)
             }
             _ => None,
@@ -232,14 +261,22 @@ impl<B: Backend> Trainer<B> {
         let mut w = vec![1.0 / (np as f32 * t); np];
         w.extend(std::iter::repeat_n(-1.0 / (nn as f32 * t), nn));
         self.ebm_grads.zero(be)?;
-        let e = be.to_host(&self.energy.energy_grad_params(&both, &w, &mut self.ebm_grads)?)?;
+        let e = be.to_host(
+            &self
+                .energy
+                .energy_grad_params(&both, &w, &mut self.ebm_grads)?,
+        )?;
         let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
         let (ep, en) = (mean(&e[..np]), mean(&e[np..]));
         let loss = (ep - en) / f64::from(t);
         if !loss.is_finite() || !self.ebm_grads.all_finite(be)? {
-            return Err(Error::NonFinite(format!("EBM update at iteration {} (loss {loss})", self.iteration)));
+            return Err(Error::NonFinite(format!(
+                "EBM update at iteration {} (loss {loss})",
+                self.iteration
+            )));
         }
-        self.ebm_opt.step(be, self.energy.params_mut(), &mut self.ebm_grads)?;
+        self.ebm_opt
+            .step(be, self.energy.params_mut(), &mut self.ebm_grads)?;
         Ok((loss, ep, en))
     }
 
@@ -250,13 +287,23 @@ impl<B: Backend> Trainer<B> {
     /// [`Error::InvalidArgument`] if the mode does not train the generator;
     /// [`Error::NonFinite`] for a non-finite loss or gradient (weights untouched).
     pub fn gen_update(&mut self, z: &B::Tensor, x: &B::Tensor) -> Result<f64> {
-        let (Some(g), Some(opt), Some(grads)) = (self.generator.as_mut(), self.gen_opt.as_mut(), self.gen_grads.as_mut()) else {
-            return Err(Error::InvalidArgument(format!("mode `{}` does not train a generator", self.config.mode.name())));
+        let (Some(g), Some(opt), Some(grads)) = (
+            self.generator.as_mut(),
+            self.gen_opt.as_mut(),
+            self.gen_grads.as_mut(),
+        ) else {
+            return Err(Error::InvalidArgument(format!(
+                "mode `{}` does not train a generator",
+                self.config.mode.name()
+            )));
         };
         grads.zero(&self.be)?;
         let loss = g.mse_grad_params(&self.be, z, x, self.config.gen_loss_factor, grads)?;
         if !loss.is_finite() || !grads.all_finite(&self.be)? {
-            return Err(Error::NonFinite(format!("generator update at iteration {} (loss {loss})", self.iteration)));
+            return Err(Error::NonFinite(format!(
+                "generator update at iteration {} (loss {loss})",
+                self.iteration
+            )));
         }
         opt.step(&self.be, g.params_mut(), grads)?;
         Ok(loss)
@@ -267,7 +314,11 @@ impl<B: Backend> Trainer<B> {
         let s = self.be.shape(data);
         let want = shape::batched(s.first().copied().unwrap_or(0), self.energy.sample_shape());
         if s.is_empty() || s[0] == 0 || s != want {
-            return Err(Error::shape("data batch", &shape::batched(self.config.batch_size, self.energy.sample_shape()), &s));
+            return Err(Error::shape(
+                "data batch",
+                &shape::batched(self.config.batch_size, self.energy.sample_shape()),
+                &s,
+            ));
         }
         if !self.be.all_finite(data)? {
             return Err(Error::NonFinite("data batch".into()));

@@ -25,7 +25,10 @@ pub struct BufPool {
 impl BufPool {
     /// Takes a buffer of length `n` (unspecified contents).
     pub fn take(&self, n: usize) -> Vec<f32> {
-        let mut free = self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Prefer the smallest buffer that fits.
         let mut best: Option<usize> = None;
         for (i, b) in free.iter().enumerate() {
@@ -45,7 +48,10 @@ impl BufPool {
     /// Returns a buffer to the pool.
     pub fn give(&self, v: Vec<f32>) {
         if v.capacity() > 0 {
-            self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(v);
+            self.free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(v);
         }
     }
 }
@@ -68,12 +74,17 @@ pub struct BnIdx {
 
 /// Looks up a parameter index by name.
 pub fn idx(params: &ParamSet<CpuBackend>, name: &str) -> Result<usize> {
-    params.index_of(name).ok_or_else(|| Error::Param(format!("internal: parameter `{name}` missing")))
+    params
+        .index_of(name)
+        .ok_or_else(|| Error::Param(format!("internal: parameter `{name}` missing")))
 }
 
 /// The indices of conv `prefix`.
 pub fn conv_idx(params: &ParamSet<CpuBackend>, prefix: &str) -> Result<ConvIdx> {
-    Ok(ConvIdx { w: idx(params, &format!("{prefix}.weight"))?, b: idx(params, &format!("{prefix}.bias"))? })
+    Ok(ConvIdx {
+        w: idx(params, &format!("{prefix}.weight"))?,
+        b: idx(params, &format!("{prefix}.bias"))?,
+    })
 }
 
 /// The indices of batch norm `prefix`.
@@ -96,12 +107,18 @@ pub fn pv(params: &ParamSet<CpuBackend>, i: usize) -> &[f32] {
 /// # Errors
 /// [`Error::InvalidArgument`] if either parameter has no gradient slot (a
 /// buffer, or a `Grads` built for another network).
-pub fn grad_pair(grads: &mut Grads<CpuBackend>, i: usize, j: usize) -> Result<(&mut [f32], &mut [f32])> {
+pub fn grad_pair(
+    grads: &mut Grads<CpuBackend>,
+    i: usize,
+    j: usize,
+) -> Result<(&mut [f32], &mut [f32])> {
     assert_ne!(i, j, "grad_pair needs two distinct parameters");
     let (lo, hi, swap) = if i < j { (i, j, false) } else { (j, i, true) };
     let n = grads.tensors.len();
     if hi >= n {
-        return Err(Error::InvalidArgument("gradient set does not match the network".into()));
+        return Err(Error::InvalidArgument(
+            "gradient set does not match the network".into(),
+        ));
     }
     let (a, b) = grads.tensors.split_at_mut(hi);
     let gl = a[lo].as_mut().ok_or_else(no_grad)?.as_slice_mut();
@@ -138,7 +155,14 @@ pub fn check_input(what: &str, x: &CpuTensor, sample: &[usize]) -> Result<usize>
         want.extend_from_slice(sample);
         return Err(Error::ShapeMismatch {
             what: what.into(),
-            expected: format!("[B>=1, {}]", sample.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            expected: format!(
+                "[B>=1, {}]",
+                sample
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             got: format!("{s:?}"),
         });
     }
@@ -146,7 +170,13 @@ pub fn check_input(what: &str, x: &CpuTensor, sample: &[usize]) -> Result<usize>
 }
 
 /// 3×3 or 1×1 convolution forward with parameters `c`.
-pub fn conv_fwd(params: &ParamSet<CpuBackend>, c: ConvIdx, g: &ops::Conv2dGeom, x: &[f32], y: &mut [f32]) {
+pub fn conv_fwd(
+    params: &ParamSet<CpuBackend>,
+    c: ConvIdx,
+    g: &ops::Conv2dGeom,
+    x: &[f32],
+    y: &mut [f32],
+) {
     ops::conv2d_forward(g, x, pv(params, c.w), Some(pv(params, c.b)), y);
 }
 
@@ -175,8 +205,28 @@ pub fn conv_bwd(
 }
 
 /// Inference-mode batch norm forward.
-pub fn bn_fwd(params: &ParamSet<CpuBackend>, n: BnIdx, b: usize, c: usize, hw: usize, eps: f32, x: &[f32], y: &mut [f32]) {
-    ops::bn_inference_forward(b, c, hw, eps, x, pv(params, n.gamma), pv(params, n.beta), pv(params, n.mean), pv(params, n.var), y);
+pub fn bn_fwd(
+    params: &ParamSet<CpuBackend>,
+    n: BnIdx,
+    b: usize,
+    c: usize,
+    hw: usize,
+    eps: f32,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    ops::bn_inference_forward(
+        b,
+        c,
+        hw,
+        eps,
+        x,
+        pv(params, n.gamma),
+        pv(params, n.beta),
+        pv(params, n.mean),
+        pv(params, n.var),
+        y,
+    );
 }
 
 /// Inference-mode batch norm backward (input gradient overwrites `dx`).
@@ -200,9 +250,25 @@ pub fn bn_bwd(
     match grads {
         Some(gr) => {
             let (dg, db) = grad_pair(gr, n.gamma, n.beta)?;
-            ops::bn_inference_backward(b, c, hw, eps, x, dy, gamma, mean, var, dx, false, Some(dg), Some(db));
+            ops::bn_inference_backward(
+                b,
+                c,
+                hw,
+                eps,
+                x,
+                dy,
+                gamma,
+                mean,
+                var,
+                dx,
+                false,
+                Some(dg),
+                Some(db),
+            );
         }
-        None => ops::bn_inference_backward(b, c, hw, eps, x, dy, gamma, mean, var, dx, false, None, None),
+        None => ops::bn_inference_backward(
+            b, c, hw, eps, x, dy, gamma, mean, var, dx, false, None, None,
+        ),
     }
     Ok(())
 }

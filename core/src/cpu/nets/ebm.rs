@@ -8,7 +8,9 @@
 //!   shortcut `pool(conv_sc(x))`, or the identity;
 //! * head: `fc(global_avg_pool(relu(x)))`, no bias.
 
-use super::common::{BufPool, ConvIdx, add_into, check_input, conv_bwd, conv_fwd, conv_idx, grad_one, idx, pv};
+use super::common::{
+    BufPool, ConvIdx, add_into, check_input, conv_bwd, conv_fwd, conv_idx, grad_one, idx, pv,
+};
 use crate::backend::Backend;
 use crate::cpu::ops::{self, Conv2dGeom};
 use crate::cpu::{CpuBackend, CpuTensor};
@@ -50,7 +52,9 @@ pub struct CpuSnganEnergy {
 
 impl std::fmt::Debug for CpuSnganEnergy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpuSnganEnergy").field("arch", &self.arch).finish_non_exhaustive()
+        f.debug_struct("CpuSnganEnergy")
+            .field("arch", &self.arch)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,7 +65,10 @@ impl CpuSnganEnergy {
     /// [`Error::Config`] for an invalid or non-SN-GAN architecture.
     pub fn new(arch: &EnergyArch, seed: u64) -> Result<Self> {
         if !matches!(arch, EnergyArch::Sngan { .. }) {
-            return Err(Error::Config(format!("{} is not an SN-GAN energy", arch.describe())));
+            return Err(Error::Config(format!(
+                "{} is not an SN-GAN energy",
+                arch.describe()
+            )));
         }
         let params = ParamSet::init(&CpuBackend::new(), &arch.param_specs()?, seed)?;
         let blocks = arch
@@ -71,13 +78,24 @@ impl CpuSnganEnergy {
                 Ok(Block {
                     conv1: conv_idx(&params, &format!("{}.conv1", spec.name))?,
                     conv2: conv_idx(&params, &format!("{}.conv2", spec.name))?,
-                    sc: if spec.learnable_sc { Some(conv_idx(&params, &format!("{}.shortcut", spec.name))?) } else { None },
+                    sc: if spec.learnable_sc {
+                        Some(conv_idx(&params, &format!("{}.shortcut", spec.name))?)
+                    } else {
+                        None
+                    },
                     spec,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let fc = idx(&params, "fc.weight")?;
-        Ok(CpuSnganEnergy { sample_shape: arch.sample_shape(), arch: arch.clone(), blocks, fc, params, pool: BufPool::default() })
+        Ok(CpuSnganEnergy {
+            sample_shape: arch.sample_shape(),
+            arch: arch.clone(),
+            blocks,
+            fc,
+            params,
+            pool: BufPool::default(),
+        })
     }
 
     /// Forward pass; returns the per-sample energies, the block tapes and the
@@ -109,7 +127,14 @@ impl CpuSnganEnergy {
     fn block_forward(&self, b: &Block, x: Vec<f32>, batch: usize) -> (Vec<f32>, BlockTape) {
         let sp = &b.spec;
         let (s, cin, cout) = (sp.size, sp.cin, sp.cout);
-        let g1 = Conv2dGeom { batch, cin, cout, h: s, w: s, k: 3 };
+        let g1 = Conv2dGeom {
+            batch,
+            cin,
+            cout,
+            h: s,
+            w: s,
+            k: 3,
+        };
         let g2 = Conv2dGeom { cin: cout, ..g1 };
         let n_out_full = batch * cout * s * s;
         let mut r0 = Vec::new();
@@ -141,16 +166,55 @@ impl CpuSnganEnergy {
                 if sp.down {
                     p = self.pool.take(batch * cin * so * so);
                     ops::avg_pool2_forward(batch, cin, s, s, &x, &mut p);
-                    conv_fwd(&self.params, sc, &Conv2dGeom { batch, cin, cout, h: so, w: so, k: 1 }, &p, &mut scout);
+                    conv_fwd(
+                        &self.params,
+                        sc,
+                        &Conv2dGeom {
+                            batch,
+                            cin,
+                            cout,
+                            h: so,
+                            w: so,
+                            k: 1,
+                        },
+                        &p,
+                        &mut scout,
+                    );
                 } else {
-                    conv_fwd(&self.params, sc, &Conv2dGeom { batch, cin, cout, h: s, w: s, k: 1 }, &x, &mut scout);
+                    conv_fwd(
+                        &self.params,
+                        sc,
+                        &Conv2dGeom {
+                            batch,
+                            cin,
+                            cout,
+                            h: s,
+                            w: s,
+                            k: 1,
+                        },
+                        &x,
+                        &mut scout,
+                    );
                 }
                 add_into(&mut out, &scout);
                 self.pool.give(scout);
             }
             (false, Some(sc)) => {
                 let mut c = self.pool.take(n_out_full);
-                conv_fwd(&self.params, sc, &Conv2dGeom { batch, cin, cout, h: s, w: s, k: 1 }, &x, &mut c);
+                conv_fwd(
+                    &self.params,
+                    sc,
+                    &Conv2dGeom {
+                        batch,
+                        cin,
+                        cout,
+                        h: s,
+                        w: s,
+                        k: 1,
+                    },
+                    &x,
+                    &mut c,
+                );
                 if sp.down {
                     // Reuse a2's buffer role: pool the shortcut into a scratch then add.
                     let mut pc = self.pool.take(out.len());
@@ -204,7 +268,8 @@ impl CpuSnganEnergy {
         for (i, (b, tape)) in self.blocks.iter().zip(tapes).enumerate().rev() {
             let need_dx = i > 0 || want_dx;
             let dx = self.block_backward(b, tape, &dcur, batch, need_dx, grads.as_deref_mut())?;
-            self.pool.give(std::mem::replace(&mut dcur, dx.unwrap_or_default()));
+            self.pool
+                .give(std::mem::replace(&mut dcur, dx.unwrap_or_default()));
         }
         Ok(if want_dx { Some(dcur) } else { None })
     }
@@ -221,7 +286,14 @@ impl CpuSnganEnergy {
         let sp = &b.spec;
         let (s, cin, cout) = (sp.size, sp.cin, sp.cout);
         let so = if sp.down { s / 2 } else { s };
-        let g1 = Conv2dGeom { batch, cin, cout, h: s, w: s, k: 3 };
+        let g1 = Conv2dGeom {
+            batch,
+            cin,
+            cout,
+            h: s,
+            w: s,
+            k: 3,
+        };
         let g2 = Conv2dGeom { cin: cout, ..g1 };
         let n_full = batch * cout * s * s;
         // d(a2): un-pool the output gradient.
@@ -232,17 +304,45 @@ impl CpuSnganEnergy {
             da2.copy_from_slice(dout);
         }
         let mut dr1 = self.pool.take(n_full);
-        conv_bwd(&self.params, b.conv2, &g2, &t.r1, &da2, Some((&mut dr1, false)), grads.as_deref_mut())?;
+        conv_bwd(
+            &self.params,
+            b.conv2,
+            &g2,
+            &t.r1,
+            &da2,
+            Some((&mut dr1, false)),
+            grads.as_deref_mut(),
+        )?;
         let mut da1 = self.pool.take(n_full);
         ops::relu_backward(&t.a1, &dr1, &mut da1, false);
         self.pool.give(dr1);
         let conv1_in: &[f32] = if sp.stem { &t.x } else { &t.r0 };
-        let mut dx = if need_dx { Some(self.pool.take(t.x.len())) } else { None };
+        let mut dx = if need_dx {
+            Some(self.pool.take(t.x.len()))
+        } else {
+            None
+        };
         if sp.stem {
-            conv_bwd(&self.params, b.conv1, &g1, conv1_in, &da1, dx.as_deref_mut().map(|d| (d, false)), grads.as_deref_mut())?;
+            conv_bwd(
+                &self.params,
+                b.conv1,
+                &g1,
+                conv1_in,
+                &da1,
+                dx.as_deref_mut().map(|d| (d, false)),
+                grads.as_deref_mut(),
+            )?;
         } else {
             let mut dr0 = self.pool.take(t.x.len());
-            conv_bwd(&self.params, b.conv1, &g1, conv1_in, &da1, Some((&mut dr0, false)), grads.as_deref_mut())?;
+            conv_bwd(
+                &self.params,
+                b.conv1,
+                &g1,
+                conv1_in,
+                &da1,
+                Some((&mut dr0, false)),
+                grads.as_deref_mut(),
+            )?;
             if let Some(d) = dx.as_deref_mut() {
                 ops::relu_backward(&t.x, &dr0, d, false);
             }
@@ -253,24 +353,73 @@ impl CpuSnganEnergy {
         match (sp.stem, b.sc) {
             (true, Some(sc)) => {
                 if sp.down {
-                    let gsc = Conv2dGeom { batch, cin, cout, h: so, w: so, k: 1 };
-                    let mut dp = if need_dx { Some(self.pool.take(t.p.len())) } else { None };
-                    conv_bwd(&self.params, sc, &gsc, &t.p, dout, dp.as_deref_mut().map(|d| (d, false)), grads.as_deref_mut())?;
+                    let gsc = Conv2dGeom {
+                        batch,
+                        cin,
+                        cout,
+                        h: so,
+                        w: so,
+                        k: 1,
+                    };
+                    let mut dp = if need_dx {
+                        Some(self.pool.take(t.p.len()))
+                    } else {
+                        None
+                    };
+                    conv_bwd(
+                        &self.params,
+                        sc,
+                        &gsc,
+                        &t.p,
+                        dout,
+                        dp.as_deref_mut().map(|d| (d, false)),
+                        grads.as_deref_mut(),
+                    )?;
                     if let (Some(dp), Some(d)) = (dp, dx.as_deref_mut()) {
                         ops::avg_pool2_backward(batch, cin, s, s, &dp, d, true);
                         self.pool.give(dp);
                     }
                 } else {
-                    let gsc = Conv2dGeom { batch, cin, cout, h: s, w: s, k: 1 };
-                    conv_bwd(&self.params, sc, &gsc, &t.x, dout, dx.as_deref_mut().map(|d| (d, true)), grads.as_deref_mut())?;
+                    let gsc = Conv2dGeom {
+                        batch,
+                        cin,
+                        cout,
+                        h: s,
+                        w: s,
+                        k: 1,
+                    };
+                    conv_bwd(
+                        &self.params,
+                        sc,
+                        &gsc,
+                        &t.x,
+                        dout,
+                        dx.as_deref_mut().map(|d| (d, true)),
+                        grads.as_deref_mut(),
+                    )?;
                 }
             }
             (false, Some(sc)) => {
                 // Shortcut = pool(conv_sc(x)): its conv sees the un-pooled gradient,
                 // which is exactly da2 when downsampling (same pool backward).
-                let gsc = Conv2dGeom { batch, cin, cout, h: s, w: s, k: 1 };
+                let gsc = Conv2dGeom {
+                    batch,
+                    cin,
+                    cout,
+                    h: s,
+                    w: s,
+                    k: 1,
+                };
                 let dc: &[f32] = if sp.down { &da2 } else { dout };
-                conv_bwd(&self.params, sc, &gsc, &t.x, dc, dx.as_deref_mut().map(|d| (d, true)), grads.as_deref_mut())?;
+                conv_bwd(
+                    &self.params,
+                    sc,
+                    &gsc,
+                    &t.x,
+                    dc,
+                    dx.as_deref_mut().map(|d| (d, true)),
+                    grads.as_deref_mut(),
+                )?;
             }
             (_, None) => {
                 if let Some(d) = dx.as_deref_mut() {
@@ -315,14 +464,28 @@ impl Energy<CpuBackend> for CpuSnganEnergy {
         let batch = check_input("energy input", x, &self.sample_shape)?;
         let (e, tapes, head_in) = self.forward(x.as_slice(), batch);
         let ones = vec![1.0f32; batch];
-        let dx = self.backward(batch, tapes, head_in, &ones, true, None)?.unwrap_or_default();
-        Ok((CpuTensor::from_vec(e, &[batch])?, CpuTensor::from_vec(dx, x.shape())?))
+        let dx = self
+            .backward(batch, tapes, head_in, &ones, true, None)?
+            .unwrap_or_default();
+        Ok((
+            CpuTensor::from_vec(e, &[batch])?,
+            CpuTensor::from_vec(dx, x.shape())?,
+        ))
     }
 
-    fn energy_grad_params(&self, x: &CpuTensor, weights: &[f32], grads: &mut Grads<CpuBackend>) -> Result<CpuTensor> {
+    fn energy_grad_params(
+        &self,
+        x: &CpuTensor,
+        weights: &[f32],
+        grads: &mut Grads<CpuBackend>,
+    ) -> Result<CpuTensor> {
         let batch = check_input("energy input", x, &self.sample_shape)?;
         if weights.len() != batch {
-            return Err(Error::shape("energy sample weights", &[batch], &[weights.len()]));
+            return Err(Error::shape(
+                "energy sample weights",
+                &[batch],
+                &[weights.len()],
+            ));
         }
         let (e, tapes, head_in) = self.forward(x.as_slice(), batch);
         self.backward(batch, tapes, head_in, weights, false, Some(grads))?;

@@ -14,7 +14,10 @@
 //! inference mode, and the Hat EBM algorithms never train with batch
 //! statistics).
 
-use super::common::{BnIdx, BufPool, ConvIdx, add_into, bn_idx, check_input, conv_bwd, conv_fwd, conv_idx, grad_pair, idx, pv};
+use super::common::{
+    BnIdx, BufPool, ConvIdx, add_into, bn_idx, check_input, conv_bwd, conv_fwd, conv_idx,
+    grad_pair, idx, pv,
+};
 use crate::backend::shape::batched;
 use crate::cpu::ops::{self, Conv2dGeom};
 use crate::cpu::{CpuBackend, CpuTensor};
@@ -55,7 +58,9 @@ struct BlockTape {
 
 impl BlockTape {
     fn buffers(self) -> [Vec<f32>; 8] {
-        [self.x, self.b1, self.u, self.a1, self.b2, self.r2, self.ux, self.stats]
+        [
+            self.x, self.b1, self.u, self.a1, self.b2, self.r2, self.ux, self.stats,
+        ]
     }
 }
 
@@ -88,7 +93,10 @@ pub struct CpuConvGenerator {
 
 impl std::fmt::Debug for CpuConvGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpuConvGenerator").field("arch", &self.arch).field("bn_training", &self.bn_training).finish_non_exhaustive()
+        f.debug_struct("CpuConvGenerator")
+            .field("arch", &self.arch)
+            .field("bn_training", &self.bn_training)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,11 +107,16 @@ impl CpuConvGenerator {
     /// [`Error::Config`] for an invalid or MLP architecture.
     pub fn new(arch: &GeneratorArch, seed: u64) -> Result<Self> {
         if matches!(arch, GeneratorArch::Mlp { .. }) {
-            return Err(Error::Config(format!("{} is not a convolutional generator", arch.describe())));
+            return Err(Error::Config(format!(
+                "{} is not a convolutional generator",
+                arch.describe()
+            )));
         }
         let params = ParamSet::init(&CpuBackend::new(), &arch.param_specs()?, seed)?;
         let fc = match arch {
-            GeneratorArch::Sngan { .. } => Some((idx(&params, "fc.weight")?, idx(&params, "fc.bias")?)),
+            GeneratorArch::Sngan { .. } => {
+                Some((idx(&params, "fc.weight")?, idx(&params, "fc.bias")?))
+            }
             _ => None,
         };
         let blocks = arch
@@ -112,11 +125,19 @@ impl CpuConvGenerator {
             .map(|spec| {
                 let n = &spec.name;
                 Ok(Block {
-                    bn1: if spec.stem { None } else { Some(bn_idx(&params, &format!("{n}.bn1"))?) },
+                    bn1: if spec.stem {
+                        None
+                    } else {
+                        Some(bn_idx(&params, &format!("{n}.bn1"))?)
+                    },
                     conv1: conv_idx(&params, &format!("{n}.conv1"))?,
                     bn2: bn_idx(&params, &format!("{n}.bn2"))?,
                     conv2: conv_idx(&params, &format!("{n}.conv2"))?,
-                    sc: if spec.learnable_sc { Some(conv_idx(&params, &format!("{n}.shortcut"))?) } else { None },
+                    sc: if spec.learnable_sc {
+                        Some(conv_idx(&params, &format!("{n}.shortcut"))?)
+                    } else {
+                        None
+                    },
                     spec,
                 })
             })
@@ -139,10 +160,30 @@ impl CpuConvGenerator {
     /// Batch norm forward in the current mode; in training mode the batch
     /// statistics are appended to `stats`.
     #[allow(clippy::too_many_arguments)]
-    fn bn_forward(&self, n: BnIdx, b: usize, c: usize, hw: usize, x: &[f32], y: &mut [f32], stats: &mut Vec<f32>) {
+    fn bn_forward(
+        &self,
+        n: BnIdx,
+        b: usize,
+        c: usize,
+        hw: usize,
+        x: &[f32],
+        y: &mut [f32],
+        stats: &mut Vec<f32>,
+    ) {
         if self.bn_training {
             let (mut m, mut v) = (vec![0.0f32; c], vec![0.0f32; c]);
-            ops::bn_train_forward(b, c, hw, BN_EPS, x, pv(&self.params, n.gamma), pv(&self.params, n.beta), y, &mut m, &mut v);
+            ops::bn_train_forward(
+                b,
+                c,
+                hw,
+                BN_EPS,
+                x,
+                pv(&self.params, n.gamma),
+                pv(&self.params, n.beta),
+                y,
+                &mut m,
+                &mut v,
+            );
             stats.extend_from_slice(&m);
             stats.extend_from_slice(&v);
         } else {
@@ -181,9 +222,25 @@ impl CpuConvGenerator {
         match grads {
             Some(gr) => {
                 let (dg, db) = grad_pair(gr, n.gamma, n.beta)?;
-                ops::bn_train_backward(b, c, hw, BN_EPS, x, dy, gamma, m, v, dx, false, Some(dg), Some(db));
+                ops::bn_train_backward(
+                    b,
+                    c,
+                    hw,
+                    BN_EPS,
+                    x,
+                    dy,
+                    gamma,
+                    m,
+                    v,
+                    dx,
+                    false,
+                    Some(dg),
+                    Some(db),
+                );
             }
-            None => ops::bn_train_backward(b, c, hw, BN_EPS, x, dy, gamma, m, v, dx, false, None, None),
+            None => {
+                ops::bn_train_backward(b, c, hw, BN_EPS, x, dy, gamma, m, v, dx, false, None, None)
+            }
         }
         Ok(())
     }
@@ -193,7 +250,15 @@ impl CpuConvGenerator {
             Some((w, b)) => {
                 let (din, dout) = (self.latent_shape[0], self.params.value(w).shape()[0]);
                 let mut h = self.pool.take(batch * dout);
-                ops::linear_forward(batch, din, dout, z, pv(&self.params, w), Some(pv(&self.params, b)), &mut h);
+                ops::linear_forward(
+                    batch,
+                    din,
+                    dout,
+                    z,
+                    pv(&self.params, w),
+                    Some(pv(&self.params, b)),
+                    &mut h,
+                );
                 h
             }
             None => {
@@ -218,7 +283,20 @@ impl CpuConvGenerator {
         let mut r = self.pool.take(cur.len());
         ops::relu_forward(&bb, &mut r);
         let mut cv = self.pool.take(batch * nch * s * s);
-        conv_fwd(&self.params, self.conv, &Conv2dGeom { batch, cin: c, cout: nch, h: s, w: s, k: 3 }, &r, &mut cv);
+        conv_fwd(
+            &self.params,
+            self.conv,
+            &Conv2dGeom {
+                batch,
+                cin: c,
+                cout: nch,
+                h: s,
+                w: s,
+                k: 3,
+            },
+            &r,
+            &mut cv,
+        );
         let mut th = self.pool.take(cv.len());
         ops::tanh_forward(&cv, &mut th);
         let out: Vec<f32> = th.iter().map(|&v| v * self.out_factor).collect();
@@ -251,19 +329,45 @@ impl CpuConvGenerator {
                 r1
             };
         }
-        let g1 = Conv2dGeom { batch, cin, cout, h: so, w: so, k: 3 };
+        let g1 = Conv2dGeom {
+            batch,
+            cin,
+            cout,
+            h: so,
+            w: so,
+            k: 3,
+        };
         let n_out = batch * cout * so * so;
         let mut a1 = self.pool.take(n_out);
-        conv_fwd(&self.params, b.conv1, &g1, if sp.stem { &x } else { &t.u }, &mut a1);
+        conv_fwd(
+            &self.params,
+            b.conv1,
+            &g1,
+            if sp.stem { &x } else { &t.u },
+            &mut a1,
+        );
         let mut b2 = self.pool.take(n_out);
         self.bn_forward(b.bn2, batch, cout, so * so, &a1, &mut b2, &mut t.stats);
         let mut r2 = self.pool.take(n_out);
         ops::relu_forward(&b2, &mut r2);
         let mut out = self.pool.take(n_out);
-        conv_fwd(&self.params, b.conv2, &Conv2dGeom { cin: cout, ..g1 }, &r2, &mut out);
+        conv_fwd(
+            &self.params,
+            b.conv2,
+            &Conv2dGeom { cin: cout, ..g1 },
+            &r2,
+            &mut out,
+        );
         match b.sc {
             Some(sc) => {
-                let gsc = Conv2dGeom { batch, cin, cout, h: so, w: so, k: 1 };
+                let gsc = Conv2dGeom {
+                    batch,
+                    cin,
+                    cout,
+                    h: so,
+                    w: so,
+                    k: 1,
+                };
                 let mut scout = self.pool.take(n_out);
                 if sp.up {
                     let mut ux = self.pool.take(batch * cin * so * so);
@@ -310,7 +414,14 @@ impl CpuConvGenerator {
         conv_bwd(
             &self.params,
             self.conv,
-            &Conv2dGeom { batch, cin: c, cout: nch, h: s, w: s, k: 3 },
+            &Conv2dGeom {
+                batch,
+                cin: c,
+                cout: nch,
+                h: s,
+                w: s,
+                k: 3,
+            },
             &ot.r,
             &dcv,
             Some((&mut dr, false)),
@@ -320,14 +431,25 @@ impl CpuConvGenerator {
         let mut db = self.pool.take(ot.x.len());
         ops::relu_backward(&ot.b, &dr, &mut db, false);
         let mut dcur = self.pool.take(ot.x.len());
-        self.bn_backward(self.bn, batch, c, s * s, &ot.x, &db, Some(&mut dcur), &ot.stats, grads.as_deref_mut())?;
+        self.bn_backward(
+            self.bn,
+            batch,
+            c,
+            s * s,
+            &ot.x,
+            &db,
+            Some(&mut dcur),
+            &ot.stats,
+            grads.as_deref_mut(),
+        )?;
         for v in [dr, db, ot.x, ot.b, ot.r, ot.t, ot.stats] {
             self.pool.give(v);
         }
         for (i, (b, tape)) in self.blocks.iter().zip(tapes).enumerate().rev() {
             let need_dx = i > 0 || want_dz || self.fc.is_some();
             let dx = self.block_backward(b, tape, &dcur, batch, need_dx, grads.as_deref_mut())?;
-            self.pool.give(std::mem::replace(&mut dcur, dx.unwrap_or_default()));
+            self.pool
+                .give(std::mem::replace(&mut dcur, dx.unwrap_or_default()));
         }
         // The gradient w.r.t. the first block's input: the fc output (SN-GAN,
         // always needed for the fc layer's backward) or the latent (decoder).
@@ -341,7 +463,14 @@ impl CpuConvGenerator {
 
     /// The fc layer's backward (SN-GAN only): `dh` is the gradient w.r.t. the
     /// fc output; returns dz if asked.
-    fn fc_backward(&self, batch: usize, z: &[f32], dh: Vec<f32>, want_dz: bool, grads: Option<&mut Grads<CpuBackend>>) -> Result<Option<Vec<f32>>> {
+    fn fc_backward(
+        &self,
+        batch: usize,
+        z: &[f32],
+        dh: Vec<f32>,
+        want_dz: bool,
+        grads: Option<&mut Grads<CpuBackend>>,
+    ) -> Result<Option<Vec<f32>>> {
         let Some((w, b)) = self.fc else {
             return Ok(if want_dz { Some(dh) } else { None });
         };
@@ -373,29 +502,78 @@ impl CpuConvGenerator {
         let sp = &b.spec;
         let (s, cin, cout) = (sp.size, sp.cin, sp.cout);
         let so = if sp.up { 2 * s } else { s };
-        let g1 = Conv2dGeom { batch, cin, cout, h: so, w: so, k: 3 };
+        let g1 = Conv2dGeom {
+            batch,
+            cin,
+            cout,
+            h: so,
+            w: so,
+            k: 3,
+        };
         let n_out = batch * cout * so * so;
         // In training mode, stats = [mean1 | var1 | mean2 | var2] (no bn1 in the stem).
         let (st1, st2) = if self.bn_training {
-            if sp.stem { (&t.stats[..0], &t.stats[..]) } else { t.stats.split_at(2 * cin) }
+            if sp.stem {
+                (&t.stats[..0], &t.stats[..])
+            } else {
+                t.stats.split_at(2 * cin)
+            }
         } else {
             (&t.stats[..], &t.stats[..])
         };
         let mut dr2 = self.pool.take(n_out);
-        conv_bwd(&self.params, b.conv2, &Conv2dGeom { cin: cout, ..g1 }, &t.r2, dout, Some((&mut dr2, false)), grads.as_deref_mut())?;
+        conv_bwd(
+            &self.params,
+            b.conv2,
+            &Conv2dGeom { cin: cout, ..g1 },
+            &t.r2,
+            dout,
+            Some((&mut dr2, false)),
+            grads.as_deref_mut(),
+        )?;
         let mut db2 = self.pool.take(n_out);
         ops::relu_backward(&t.b2, &dr2, &mut db2, false);
         let mut da1 = dr2; // reuse
-        self.bn_backward(b.bn2, batch, cout, so * so, &t.a1, &db2, Some(&mut da1), st2, grads.as_deref_mut())?;
+        self.bn_backward(
+            b.bn2,
+            batch,
+            cout,
+            so * so,
+            &t.a1,
+            &db2,
+            Some(&mut da1),
+            st2,
+            grads.as_deref_mut(),
+        )?;
         self.pool.give(db2);
-        let mut dx = if need_dx { Some(self.pool.take(t.x.len())) } else { None };
+        let mut dx = if need_dx {
+            Some(self.pool.take(t.x.len()))
+        } else {
+            None
+        };
         if sp.stem {
-            conv_bwd(&self.params, b.conv1, &g1, &t.x, &da1, dx.as_deref_mut().map(|d| (d, false)), grads.as_deref_mut())?;
+            conv_bwd(
+                &self.params,
+                b.conv1,
+                &g1,
+                &t.x,
+                &da1,
+                dx.as_deref_mut().map(|d| (d, false)),
+                grads.as_deref_mut(),
+            )?;
         } else {
             let bn1 = b.bn1.expect("non-stem generator blocks have bn1");
             // Gradient w.r.t. conv1's input u, then through up and relu to b1.
             let mut du = self.pool.take(t.u.len());
-            conv_bwd(&self.params, b.conv1, &g1, &t.u, &da1, Some((&mut du, false)), grads.as_deref_mut())?;
+            conv_bwd(
+                &self.params,
+                b.conv1,
+                &g1,
+                &t.u,
+                &da1,
+                Some((&mut du, false)),
+                grads.as_deref_mut(),
+            )?;
             let dr1 = if sp.up {
                 let mut d = self.pool.take(t.x.len());
                 ops::upsample_bilinear2_backward(batch, cin, s, s, &du, &mut d, false);
@@ -406,23 +584,60 @@ impl CpuConvGenerator {
             };
             let mut db1 = self.pool.take(t.x.len());
             ops::relu_backward(&t.b1, &dr1, &mut db1, false);
-            self.bn_backward(bn1, batch, cin, s * s, &t.x, &db1, dx.as_deref_mut(), st1, grads.as_deref_mut())?;
+            self.bn_backward(
+                bn1,
+                batch,
+                cin,
+                s * s,
+                &t.x,
+                &db1,
+                dx.as_deref_mut(),
+                st1,
+                grads.as_deref_mut(),
+            )?;
             self.pool.give(dr1);
             self.pool.give(db1);
         }
         self.pool.give(da1);
         match b.sc {
             Some(sc) => {
-                let gsc = Conv2dGeom { batch, cin, cout, h: so, w: so, k: 1 };
+                let gsc = Conv2dGeom {
+                    batch,
+                    cin,
+                    cout,
+                    h: so,
+                    w: so,
+                    k: 1,
+                };
                 if sp.up {
-                    let mut dux = if need_dx { Some(self.pool.take(t.ux.len())) } else { None };
-                    conv_bwd(&self.params, sc, &gsc, &t.ux, dout, dux.as_deref_mut().map(|d| (d, false)), grads.as_deref_mut())?;
+                    let mut dux = if need_dx {
+                        Some(self.pool.take(t.ux.len()))
+                    } else {
+                        None
+                    };
+                    conv_bwd(
+                        &self.params,
+                        sc,
+                        &gsc,
+                        &t.ux,
+                        dout,
+                        dux.as_deref_mut().map(|d| (d, false)),
+                        grads.as_deref_mut(),
+                    )?;
                     if let (Some(dux), Some(d)) = (dux, dx.as_deref_mut()) {
                         ops::upsample_bilinear2_backward(batch, cin, s, s, &dux, d, true);
                         self.pool.give(dux);
                     }
                 } else {
-                    conv_bwd(&self.params, sc, &gsc, &t.x, dout, dx.as_deref_mut().map(|d| (d, true)), grads.as_deref_mut())?;
+                    conv_bwd(
+                        &self.params,
+                        sc,
+                        &gsc,
+                        &t.x,
+                        dout,
+                        dx.as_deref_mut().map(|d| (d, true)),
+                        grads.as_deref_mut(),
+                    )?;
                 }
             }
             None => {
@@ -457,7 +672,16 @@ impl CpuConvGenerator {
     }
 
     /// Full backward including the fc layer.
-    fn backward_all(&self, batch: usize, z: &[f32], tapes: Vec<BlockTape>, ot: OutTape, cot: &[f32], want_dz: bool, mut grads: Option<&mut Grads<CpuBackend>>) -> Result<Option<Vec<f32>>> {
+    fn backward_all(
+        &self,
+        batch: usize,
+        z: &[f32],
+        tapes: Vec<BlockTape>,
+        ot: OutTape,
+        cot: &[f32],
+        want_dz: bool,
+        mut grads: Option<&mut Grads<CpuBackend>>,
+    ) -> Result<Option<Vec<f32>>> {
         let dh = self.backward(batch, tapes, ot, cot, want_dz, grads.as_deref_mut())?;
         match dh {
             Some(dh) => self.fc_backward(batch, z, dh, want_dz, grads),
@@ -490,19 +714,41 @@ impl Generator<CpuBackend> for CpuConvGenerator {
         let batch = check_input("generator latent", z, &self.latent_shape)?;
         self.check_cot(cot, batch)?;
         let (_, tapes, ot) = self.forward_tape(z.as_slice(), batch);
-        let dz = self.backward_all(batch, z.as_slice(), tapes, ot, cot.as_slice(), true, None)?.unwrap_or_default();
+        let dz = self
+            .backward_all(batch, z.as_slice(), tapes, ot, cot.as_slice(), true, None)?
+            .unwrap_or_default();
         CpuTensor::from_vec(dz, z.shape())
     }
 
-    fn vjp_params(&self, z: &CpuTensor, cot: &CpuTensor, grads: &mut Grads<CpuBackend>) -> Result<()> {
+    fn vjp_params(
+        &self,
+        z: &CpuTensor,
+        cot: &CpuTensor,
+        grads: &mut Grads<CpuBackend>,
+    ) -> Result<()> {
         let batch = check_input("generator latent", z, &self.latent_shape)?;
         self.check_cot(cot, batch)?;
         let (_, tapes, ot) = self.forward_tape(z.as_slice(), batch);
-        self.backward_all(batch, z.as_slice(), tapes, ot, cot.as_slice(), false, Some(grads))?;
+        self.backward_all(
+            batch,
+            z.as_slice(),
+            tapes,
+            ot,
+            cot.as_slice(),
+            false,
+            Some(grads),
+        )?;
         Ok(())
     }
 
-    fn mse_grad_params(&self, _backend: &CpuBackend, z: &CpuTensor, x: &CpuTensor, factor: f32, grads: &mut Grads<CpuBackend>) -> Result<f64> {
+    fn mse_grad_params(
+        &self,
+        _backend: &CpuBackend,
+        z: &CpuTensor,
+        x: &CpuTensor,
+        factor: f32,
+        grads: &mut Grads<CpuBackend>,
+    ) -> Result<f64> {
         let batch = check_input("generator latent", z, &self.latent_shape)?;
         self.check_cot(x, batch)?;
         let (y, tapes, ot) = self.forward_tape(z.as_slice(), batch);

@@ -32,21 +32,42 @@ impl MlpStack {
     fn new(dims: &[usize], specs: &[ParamSpec], seed: u64) -> Result<Self> {
         let params = ParamSet::init(&CpuBackend::new(), specs, seed)?;
         let layers = (1..dims.len())
-            .map(|i| Ok((idx(&params, &format!("fc{i}.weight"))?, idx(&params, &format!("fc{i}.bias"))?)))
+            .map(|i| {
+                Ok((
+                    idx(&params, &format!("fc{i}.weight"))?,
+                    idx(&params, &format!("fc{i}.bias"))?,
+                ))
+            })
             .collect::<Result<_>>()?;
-        Ok(MlpStack { dims: dims.to_vec(), layers, params, pool: BufPool::default() })
+        Ok(MlpStack {
+            dims: dims.to_vec(),
+            layers,
+            params,
+            pool: BufPool::default(),
+        })
     }
 
     /// Forward; returns the output `[B, d_L]` and the tape.
     fn forward(&self, x: &[f32], batch: usize) -> (Vec<f32>, Tape) {
         let n = self.layers.len();
-        let mut tape = Tape { inputs: Vec::with_capacity(n), pre: Vec::with_capacity(n) };
+        let mut tape = Tape {
+            inputs: Vec::with_capacity(n),
+            pre: Vec::with_capacity(n),
+        };
         let mut cur = self.pool.take(x.len());
         cur.copy_from_slice(x);
         for (i, &(w, b)) in self.layers.iter().enumerate() {
             let (din, dout) = (self.dims[i], self.dims[i + 1]);
             let mut a = self.pool.take(batch * dout);
-            ops::linear_forward(batch, din, dout, &cur, pv(&self.params, w), Some(pv(&self.params, b)), &mut a);
+            ops::linear_forward(
+                batch,
+                din,
+                dout,
+                &cur,
+                pv(&self.params, w),
+                Some(pv(&self.params, b)),
+                &mut a,
+            );
             tape.inputs.push(cur);
             if i + 1 < n {
                 let mut h = self.pool.take(a.len());
@@ -61,7 +82,14 @@ impl MlpStack {
     }
 
     /// Backward from `dy` (`[B, d_L]`); returns the input gradient if asked.
-    fn backward(&self, batch: usize, tape: Tape, dy: &[f32], want_dx: bool, mut grads: Option<&mut Grads<CpuBackend>>) -> Result<Option<Vec<f32>>> {
+    fn backward(
+        &self,
+        batch: usize,
+        tape: Tape,
+        dy: &[f32],
+        want_dx: bool,
+        mut grads: Option<&mut Grads<CpuBackend>>,
+    ) -> Result<Option<Vec<f32>>> {
         let n = self.layers.len();
         let mut d = self.pool.take(dy.len());
         d.copy_from_slice(dy);
@@ -76,9 +104,19 @@ impl MlpStack {
             }
             if i > 0 || want_dx {
                 let mut dx = self.pool.take(batch * din);
-                ops::linear_backward_input(batch, din, dout, &d, pv(&self.params, w), &mut dx, false);
+                ops::linear_backward_input(
+                    batch,
+                    din,
+                    dout,
+                    &d,
+                    pv(&self.params, w),
+                    &mut dx,
+                    false,
+                );
                 if i > 0 {
-                    let a = pre.pop().expect("tape holds one pre-activation per hidden layer");
+                    let a = pre
+                        .pop()
+                        .expect("tape holds one pre-activation per hidden layer");
                     let mut da = self.pool.take(dx.len());
                     ops::leaky_relu_backward(LEAKY_SLOPE, &a, &dx, &mut da, false);
                     self.pool.give(a);
@@ -111,7 +149,9 @@ pub struct CpuMlpEnergy {
 
 impl std::fmt::Debug for CpuMlpEnergy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpuMlpEnergy").field("arch", &self.arch).finish_non_exhaustive()
+        f.debug_struct("CpuMlpEnergy")
+            .field("arch", &self.arch)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,9 +162,16 @@ impl CpuMlpEnergy {
     /// [`Error::Config`] for an invalid or non-MLP architecture.
     pub fn new(arch: &EnergyArch, seed: u64) -> Result<Self> {
         let EnergyArch::Mlp { dims } = arch else {
-            return Err(Error::Config(format!("{} is not an MLP energy", arch.describe())));
+            return Err(Error::Config(format!(
+                "{} is not an MLP energy",
+                arch.describe()
+            )));
         };
-        Ok(CpuMlpEnergy { sample_shape: arch.sample_shape(), stack: MlpStack::new(dims, &arch.param_specs()?, seed)?, arch: arch.clone() })
+        Ok(CpuMlpEnergy {
+            sample_shape: arch.sample_shape(),
+            stack: MlpStack::new(dims, &arch.param_specs()?, seed)?,
+            arch: arch.clone(),
+        })
     }
 }
 
@@ -148,17 +195,33 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
         let batch = check_input("energy input", x, &self.sample_shape)?;
         let (e, tape) = self.stack.forward(x.as_slice(), batch);
         let ones = vec![1.0f32; batch];
-        let dx = self.stack.backward(batch, tape, &ones, true, None)?.unwrap_or_default();
-        Ok((CpuTensor::from_vec(e, &[batch])?, CpuTensor::from_vec(dx, x.shape())?))
+        let dx = self
+            .stack
+            .backward(batch, tape, &ones, true, None)?
+            .unwrap_or_default();
+        Ok((
+            CpuTensor::from_vec(e, &[batch])?,
+            CpuTensor::from_vec(dx, x.shape())?,
+        ))
     }
 
-    fn energy_grad_params(&self, x: &CpuTensor, weights: &[f32], grads: &mut Grads<CpuBackend>) -> Result<CpuTensor> {
+    fn energy_grad_params(
+        &self,
+        x: &CpuTensor,
+        weights: &[f32],
+        grads: &mut Grads<CpuBackend>,
+    ) -> Result<CpuTensor> {
         let batch = check_input("energy input", x, &self.sample_shape)?;
         if weights.len() != batch {
-            return Err(Error::shape("energy sample weights", &[batch], &[weights.len()]));
+            return Err(Error::shape(
+                "energy sample weights",
+                &[batch],
+                &[weights.len()],
+            ));
         }
         let (e, tape) = self.stack.forward(x.as_slice(), batch);
-        self.stack.backward(batch, tape, weights, false, Some(grads))?;
+        self.stack
+            .backward(batch, tape, weights, false, Some(grads))?;
         CpuTensor::from_vec(e, &[batch])
     }
 
@@ -181,7 +244,9 @@ pub struct CpuMlpGenerator {
 
 impl std::fmt::Debug for CpuMlpGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpuMlpGenerator").field("arch", &self.arch).finish_non_exhaustive()
+        f.debug_struct("CpuMlpGenerator")
+            .field("arch", &self.arch)
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,7 +257,10 @@ impl CpuMlpGenerator {
     /// [`Error::Config`] for an invalid or non-MLP architecture.
     pub fn new(arch: &GeneratorArch, seed: u64) -> Result<Self> {
         let GeneratorArch::Mlp { dims } = arch else {
-            return Err(Error::Config(format!("{} is not an MLP generator", arch.describe())));
+            return Err(Error::Config(format!(
+                "{} is not an MLP generator",
+                arch.describe()
+            )));
         };
         Ok(CpuMlpGenerator {
             latent_shape: arch.latent_shape(),
@@ -228,7 +296,10 @@ impl Generator<CpuBackend> for CpuMlpGenerator {
         let batch = check_input("generator latent", z, &self.latent_shape)?;
         let (y, tape) = self.stack.forward(z.as_slice(), batch);
         self.stack.release(tape);
-        CpuTensor::from_vec(y, &crate::backend::shape::batched(batch, &self.output_shape))
+        CpuTensor::from_vec(
+            y,
+            &crate::backend::shape::batched(batch, &self.output_shape),
+        )
     }
 
     fn vjp_latent(&self, z: &CpuTensor, cot: &CpuTensor) -> Result<CpuTensor> {
@@ -236,20 +307,36 @@ impl Generator<CpuBackend> for CpuMlpGenerator {
         self.check_cot(cot, batch)?;
         let (y, tape) = self.stack.forward(z.as_slice(), batch);
         self.stack.pool.give(y);
-        let dz = self.stack.backward(batch, tape, cot.as_slice(), true, None)?.unwrap_or_default();
+        let dz = self
+            .stack
+            .backward(batch, tape, cot.as_slice(), true, None)?
+            .unwrap_or_default();
         CpuTensor::from_vec(dz, z.shape())
     }
 
-    fn vjp_params(&self, z: &CpuTensor, cot: &CpuTensor, grads: &mut Grads<CpuBackend>) -> Result<()> {
+    fn vjp_params(
+        &self,
+        z: &CpuTensor,
+        cot: &CpuTensor,
+        grads: &mut Grads<CpuBackend>,
+    ) -> Result<()> {
         let batch = check_input("generator latent", z, &self.latent_shape)?;
         self.check_cot(cot, batch)?;
         let (y, tape) = self.stack.forward(z.as_slice(), batch);
         self.stack.pool.give(y);
-        self.stack.backward(batch, tape, cot.as_slice(), false, Some(grads))?;
+        self.stack
+            .backward(batch, tape, cot.as_slice(), false, Some(grads))?;
         Ok(())
     }
 
-    fn mse_grad_params(&self, _backend: &CpuBackend, z: &CpuTensor, x: &CpuTensor, factor: f32, grads: &mut Grads<CpuBackend>) -> Result<f64> {
+    fn mse_grad_params(
+        &self,
+        _backend: &CpuBackend,
+        z: &CpuTensor,
+        x: &CpuTensor,
+        factor: f32,
+        grads: &mut Grads<CpuBackend>,
+    ) -> Result<f64> {
         let batch = check_input("generator latent", z, &self.latent_shape)?;
         self.check_cot(x, batch)?;
         let (y, tape) = self.stack.forward(z.as_slice(), batch);

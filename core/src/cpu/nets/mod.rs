@@ -32,7 +32,9 @@ pub fn build_energy(arch: &EnergyArch, seed: u64) -> Result<Box<dyn Energy<CpuBa
 pub fn build_generator(arch: &GeneratorArch, seed: u64) -> Result<Box<dyn Generator<CpuBackend>>> {
     Ok(match arch {
         GeneratorArch::Mlp { .. } => Box::new(CpuMlpGenerator::new(arch, seed)?),
-        GeneratorArch::Sngan { .. } | GeneratorArch::Decoder32 { .. } => Box::new(CpuConvGenerator::new(arch, seed)?),
+        GeneratorArch::Sngan { .. } | GeneratorArch::Decoder32 { .. } => {
+            Box::new(CpuConvGenerator::new(arch, seed)?)
+        }
     })
 }
 
@@ -41,7 +43,11 @@ impl crate::nets::BuildNets for CpuBackend {
         build_energy(arch, seed)
     }
 
-    fn build_generator(&self, arch: &GeneratorArch, seed: u64) -> Result<Box<dyn Generator<CpuBackend>>> {
+    fn build_generator(
+        &self,
+        arch: &GeneratorArch,
+        seed: u64,
+    ) -> Result<Box<dyn Generator<CpuBackend>>> {
         build_generator(arch, seed)
     }
 }
