@@ -3,6 +3,8 @@
 //! `backend_tests!` macro that instantiates one generic test for every backend
 //! compiled in (burn / candle style: one suite, every backend).
 
+pub mod algo;
+
 use std::path::PathBuf;
 
 use hatebm_core::nets::{EnergyArch, GeneratorArch};

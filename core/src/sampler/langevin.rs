@@ -214,8 +214,9 @@ impl LangevinSampler {
     }
 
     /// Runs K steps on `chains` in place and returns the diagnostics.
-    /// `record` (optional) receives the clipped residual gradient of every step
-    /// (used by the golden tests; costs a copy per step).
+    /// `record` (optional) is called after every step with the step index, the
+    /// clipped residual gradient used (`None` when the residual does not move)
+    /// and the chains after the step (used by the golden tests).
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if the chains do not fit the models;
@@ -230,7 +231,7 @@ impl LangevinSampler {
         chains: &mut Chains<B>,
         noise: &mut dyn NoiseSource<B>,
         key: ChainKey,
-        mut record: Option<&mut dyn FnMut(usize, &B::Tensor)>,
+        mut record: Option<&mut dyn FnMut(usize, Option<&B::Tensor>, &Chains<B>)>,
     ) -> Result<LangevinStats> {
         let c = &self.config;
         let batch = self.check_shapes(be, energy, generator, chains)?;
@@ -328,11 +329,13 @@ impl LangevinSampler {
                     upd_res,
                     &mut norms_y,
                 )?;
-                if let Some(r) = record.as_deref_mut() {
-                    r(k, &g);
-                }
                 be.copy_into_row(&mut hist_e, k, &e)?;
                 be.copy_into_row(&mut hist_ny, k, &norms_y)?;
+                if let Some(r) = record.as_deref_mut() {
+                    r(k, Some(&g), chains);
+                }
+            } else if let Some(r) = record.as_deref_mut() {
+                r(k, None, chains);
             }
         }
 
