@@ -5,6 +5,7 @@
 //! backend. See `docs/architecture.md` for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cpu;
 pub mod error;
 
 pub use error::{Error, Result};
