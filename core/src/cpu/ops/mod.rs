@@ -1,196 +1,56 @@
-//! TEMPORARY compile stub: replaced by the real kernels from branch wt-ops.
-#![allow(unused_variables, clippy::too_many_arguments, missing_docs)]
-pub trait Scalar: Copy + Send + Sync + 'static {}
-impl Scalar for f32 {}
-impl Scalar for f64 {}
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dGeom {
-    pub batch: usize,
-    pub cin: usize,
-    pub cout: usize,
-    pub h: usize,
-    pub w: usize,
-    pub k: usize,
-}
-pub fn conv2d_forward<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
-    unimplemented!()
-}
-pub fn conv2d_backward_input<T: Scalar>(
-    g: &Conv2dGeom,
-    dy: &[T],
-    w: &[T],
-    dx: &mut [T],
-    acc: bool,
-) {
-    unimplemented!()
-}
-pub fn conv2d_backward_params<T: Scalar>(
-    g: &Conv2dGeom,
-    x: &[T],
-    dy: &[T],
-    dw: &mut [T],
-    db: Option<&mut [T]>,
-) {
-    unimplemented!()
-}
-pub fn avg_pool2_forward<T: Scalar>(b: usize, c: usize, h: usize, w: usize, x: &[T], y: &mut [T]) {
-    unimplemented!()
-}
-pub fn avg_pool2_backward<T: Scalar>(
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    dy: &[T],
-    dx: &mut [T],
-    acc: bool,
-) {
-    unimplemented!()
-}
-pub fn global_avg_pool_forward<T: Scalar>(b: usize, c: usize, hw: usize, x: &[T], y: &mut [T]) {
-    unimplemented!()
-}
-pub fn global_avg_pool_backward<T: Scalar>(
-    b: usize,
-    c: usize,
-    hw: usize,
-    dy: &[T],
-    dx: &mut [T],
-    acc: bool,
-) {
-    unimplemented!()
-}
-pub fn linear_forward<T: Scalar>(
-    batch: usize,
-    din: usize,
-    dout: usize,
-    x: &[T],
-    w: &[T],
-    b: Option<&[T]>,
-    y: &mut [T],
-) {
-    unimplemented!()
-}
-pub fn linear_backward_input<T: Scalar>(
-    batch: usize,
-    din: usize,
-    dout: usize,
-    dy: &[T],
-    w: &[T],
-    dx: &mut [T],
-    acc: bool,
-) {
-    unimplemented!()
-}
-pub fn linear_backward_params<T: Scalar>(
-    batch: usize,
-    din: usize,
-    dout: usize,
-    x: &[T],
-    dy: &[T],
-    dw: &mut [T],
-    db: Option<&mut [T]>,
-) {
-    unimplemented!()
-}
-pub fn relu_forward<T: Scalar>(x: &[T], y: &mut [T]) {
-    unimplemented!()
-}
-pub fn relu_backward<T: Scalar>(x: &[T], dy: &[T], dx: &mut [T], acc: bool) {
-    unimplemented!()
-}
-pub fn leaky_relu_forward<T: Scalar>(slope: T, x: &[T], y: &mut [T]) {
-    unimplemented!()
-}
-pub fn leaky_relu_backward<T: Scalar>(slope: T, x: &[T], dy: &[T], dx: &mut [T], acc: bool) {
-    unimplemented!()
-}
-pub fn tanh_forward<T: Scalar>(x: &[T], y: &mut [T]) {
-    unimplemented!()
-}
-pub fn tanh_backward<T: Scalar>(y: &[T], dy: &[T], dx: &mut [T], acc: bool) {
-    unimplemented!()
-}
-pub fn bn_inference_forward<T: Scalar>(
-    b: usize,
-    c: usize,
-    hw: usize,
-    eps: T,
-    x: &[T],
-    gamma: &[T],
-    beta: &[T],
-    mean: &[T],
-    var: &[T],
-    y: &mut [T],
-) {
-    unimplemented!()
-}
-pub fn bn_inference_backward<T: Scalar>(
-    b: usize,
-    c: usize,
-    hw: usize,
-    eps: T,
-    x: &[T],
-    dy: &[T],
-    gamma: &[T],
-    mean: &[T],
-    var: &[T],
-    dx: Option<&mut [T]>,
-    acc: bool,
-    dgamma: Option<&mut [T]>,
-    dbeta: Option<&mut [T]>,
-) {
-    unimplemented!()
-}
-pub fn bn_train_forward<T: Scalar>(
-    b: usize,
-    c: usize,
-    hw: usize,
-    eps: T,
-    x: &[T],
-    gamma: &[T],
-    beta: &[T],
-    y: &mut [T],
-    batch_mean: &mut [T],
-    batch_var_biased: &mut [T],
-) {
-    unimplemented!()
-}
-pub fn bn_train_backward<T: Scalar>(
-    b: usize,
-    c: usize,
-    hw: usize,
-    eps: T,
-    x: &[T],
-    dy: &[T],
-    gamma: &[T],
-    batch_mean: &[T],
-    batch_var_biased: &[T],
-    dx: &mut [T],
-    acc: bool,
-    dgamma: Option<&mut [T]>,
-    dbeta: Option<&mut [T]>,
-) {
-    unimplemented!()
-}
-pub fn upsample_bilinear2_forward<T: Scalar>(
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    x: &[T],
-    y: &mut [T],
-) {
-    unimplemented!()
-}
-pub fn upsample_bilinear2_backward<T: Scalar>(
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    dy: &[T],
-    dx: &mut [T],
-    acc: bool,
-) {
-    unimplemented!()
-}
+//! Layer kernels of the CPU reference backend: exact, deterministic forward and
+//! backward passes on plain contiguous row-major slices (images NCHW).
+//!
+//! Every kernel is generic over [`Scalar`] (`f32` for production, `f64` for
+//! finite-difference checks and float64 references).
+//!
+//! # Conventions
+//!
+//! * **Shapes** are passed explicitly; a slice whose length does not match them is a
+//!   programming error and panics (see each function's `# Panics`).
+//! * **Outputs**: forward functions overwrite their output. Backward-input functions take
+//!   `acc`: `true` adds the gradient into `dx`, `false` overwrites `dx` (NaN or garbage
+//!   in it is irrelevant). Parameter-gradient functions always **accumulate** (`+=`) into
+//!   `dw` / `db` / `dgamma` / `dbeta`.
+//! * **Aliasing**: inputs and outputs are distinct borrows, so in-place operation is
+//!   impossible by construction; use a second buffer.
+//! * **Threads**: kernels parallelise over the batch (or over channels / fixed element
+//!   chunks) with rayon, in the current rayon pool (`ThreadPool::install` selects one).
+//!   GEMMs run single-threaded inside the tasks. Results are **bit-identical for any
+//!   number of threads**: reductions over the batch use a fixed partition that depends
+//!   only on the shapes, and their partial sums are added in order. (Results may differ
+//!   between CPUs, because `matrixmultiply` picks its SIMD kernel at run time.)
+//! * **Scratch memory**: im2col matrices and partial sums live in per-thread buffers that
+//!   grow to the largest size requested and are then reused, so steady-state calls do
+//!   not allocate. Each thread keeps at most 8 buffers per element type; they are freed
+//!   when the thread exits.
+//! * **Exactness**: straightforward formulas, no approximations (no fast-math `tanh`, no
+//!   Winograd / FFT); `f32` results agree with an `f64` evaluation to `f32` rounding
+//!   (normwise relative error ~1e-6 or better).
+#![allow(clippy::too_many_arguments)]
+
+mod activation;
+mod batchnorm;
+mod conv;
+mod gemm;
+mod linear;
+mod pool;
+mod scalar;
+mod upsample;
+mod util;
+
+#[cfg(test)]
+mod testutil;
+
+pub use activation::{
+    leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward, tanh_backward, tanh_forward,
+};
+pub use batchnorm::{
+    bn_inference_backward, bn_inference_forward, bn_train_backward, bn_train_forward, bn_unbiased_var,
+};
+pub use conv::{Conv2dGeom, conv2d_backward_input, conv2d_backward_params, conv2d_forward};
+pub use gemm::{gemm, gemm_nn, gemm_nt, gemm_tn};
+pub use linear::{linear_backward_input, linear_backward_params, linear_forward};
+pub use pool::{avg_pool2_backward, avg_pool2_forward, global_avg_pool_backward, global_avg_pool_forward};
+pub use scalar::Scalar;
+pub use upsample::{upsample_bilinear2_backward, upsample_bilinear2_forward};

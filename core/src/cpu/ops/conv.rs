@@ -1,0 +1,673 @@
+//! 2-D convolution, stride 1, zero "SAME" padding `k/2`, odd square kernels (the
+//! networks use `k ∈ {1, 3}`), NCHW, weights `[cout, cin, k, k]` (PyTorch layout).
+//!
+//! Implementation: per-sample (or per-group-of-samples) `im2col` into a thread-local
+//! scratch matrix `col[cin·k·k, columns]` and one single-threaded `sgemm`/`dgemm`
+//! (`y = W·col`); parallel over the batch with rayon.
+//!
+//! * Large images are cut into chunks of whole rows so that the `col` chunk stays in
+//!   L2; small images are batched (several samples side by side in `col`) so that
+//!   every GEMM has a few hundred columns.
+//! * Backward-input is the same convolution of `dy` with the flipped, transposed
+//!   kernel `W'[ci, co, ky, kx] = W[co, ci, k−1−ky, k−1−kx]` (exact for stride 1 and
+//!   symmetric padding), so there is no scatter (`col2im`).
+//! * Backward-params reduces over the batch in a fixed number of contiguous sample
+//!   parts (a constant, not the thread count) whose partial sums are added in part
+//!   order: bit-identical results for any number of rayon threads.
+//!
+//! For `k = 1` no `im2col` is needed: the sample itself is the `[cin, h·w]` matrix.
+
+use rayon::prelude::*;
+
+use super::gemm::gemm;
+use super::scalar::Scalar;
+use super::util::{Scratch, add_partials, reduce_partition, sum};
+
+/// Shape of a stride-1, "SAME"-padded 2-D convolution.
+///
+/// Input `x` is `[batch, cin, h, w]`, output `y` is `[batch, cout, h, w]` (same spatial
+/// size), weights are `[cout, cin, k, k]` and the bias is `[cout]`; all contiguous,
+/// row-major. The padding is `k/2` zeros on every side, so `k` must be odd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeom {
+    /// Number of samples.
+    pub batch: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Image height (input and output).
+    pub h: usize,
+    /// Image width (input and output).
+    pub w: usize,
+    /// Kernel size (odd; 1 or 3 in the Hat EBM networks).
+    pub k: usize,
+}
+
+impl Conv2dGeom {
+    /// Pixels per channel, `h·w`.
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    /// Length of `x` / `dx`: `batch·cin·h·w`.
+    pub fn x_len(&self) -> usize {
+        self.batch * self.cin * self.hw()
+    }
+    /// Length of `y` / `dy`: `batch·cout·h·w`.
+    pub fn y_len(&self) -> usize {
+        self.batch * self.cout * self.hw()
+    }
+    /// Length of `w` / `dw`: `cout·cin·k·k`.
+    pub fn w_len(&self) -> usize {
+        self.cout * self.cin * self.k * self.k
+    }
+    /// Multiply-accumulates of one forward pass, `batch·cout·cin·k²·h·w` (FLOPs = 2×).
+    pub fn macs(&self) -> usize {
+        self.y_len() * self.cin * self.k * self.k
+    }
+    /// Rows of the `im2col` matrix, `cin·k·k`.
+    fn kdim(&self) -> usize {
+        self.cin * self.k * self.k
+    }
+    fn check_k(&self, f: &str) {
+        assert!(self.k % 2 == 1, "{f}: kernel size k = {} must be odd (SAME padding k/2)", self.k);
+    }
+}
+
+/// Target size (elements) of one `im2col` chunk: 128 Ki elements = 512 KiB of `f32`,
+/// about half of a Zen/Skylake L2.
+const COL_ELEMS: usize = 1 << 17;
+/// Bounds on the columns of one GEMM.
+const MIN_COLS: usize = 128;
+const MAX_COLS: usize = 2048;
+/// Forward / backward-input: keep at least this many tasks when batching small images.
+const MIN_TASKS: usize = 4;
+
+/// How the columns (pixels) of a convolution are cut into GEMMs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    /// Samples side by side in one `col` matrix (≥ 1).
+    group: usize,
+    /// When `group == 1`: image rows per `col` chunk.
+    rows: usize,
+}
+
+/// A plan that depends on the shapes (and `col_elems`) only. `max_group` caps the
+/// samples per GEMM.
+fn plan(kdim: usize, h: usize, w: usize, max_group: usize, col_elems: usize) -> Plan {
+    let hw = h * w;
+    let cols = (col_elems / kdim.max(1)).clamp(MIN_COLS, MAX_COLS);
+    if hw >= cols || hw == 0 {
+        Plan { group: 1, rows: (cols / w.max(1)).clamp(1, h.max(1)) }
+    } else {
+        Plan { group: (cols / hw).clamp(1, max_group.max(1)), rows: h }
+    }
+}
+
+/// Writes rows `r0..r1` of the `im2col` matrix of one sample `x` `[cin, h, w]`:
+/// `col[(ci·k + ky)·k + kx, c0 + (i − r0)·w + j] = x[ci, i + ky − k/2, j + kx − k/2]`
+/// (0 outside the image), with row stride `ld`.
+#[allow(clippy::too_many_arguments)]
+fn im2col<T: Scalar>(x: &[T], cin: usize, h: usize, w: usize, k: usize, r0: usize, r1: usize, col: &mut [T], ld: usize, c0: usize) {
+    let p = (k / 2) as isize;
+    let hw = h * w;
+    let nc = (r1 - r0) * w;
+    for ci in 0..cin {
+        let xc = &x[ci * hw..(ci + 1) * hw];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = (ci * k + ky) * k + kx;
+                let dst = &mut col[row * ld + c0..row * ld + c0 + nc];
+                let shift = kx as isize - p;
+                let s = shift.unsigned_abs().min(w);
+                for (oi, d) in (r0..r1).zip(dst.chunks_exact_mut(w)) {
+                    let ii = oi as isize + ky as isize - p;
+                    if ii < 0 || ii >= h as isize {
+                        d.fill(T::ZERO);
+                        continue;
+                    }
+                    let src = &xc[ii as usize * w..(ii as usize + 1) * w];
+                    if shift >= 0 {
+                        d[..w - s].copy_from_slice(&src[s..]);
+                        d[w - s..].fill(T::ZERO);
+                    } else {
+                        d[..s].fill(T::ZERO);
+                        d[s..].copy_from_slice(&src[..w - s]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prepares the output block `y[co, ·]` (row stride `ld`, `n` columns) for a GEMM with
+/// the returned `beta`: overwrite (`acc = false`) or accumulate, plus the bias.
+fn prepare_out<T: Scalar>(y: &mut [T], co: usize, ld: usize, n: usize, bias: Option<&[T]>, acc: bool) -> T {
+    match (bias, acc) {
+        (None, false) => T::ZERO,
+        (None, true) => T::ONE,
+        (Some(b), false) => {
+            for (o, &bo) in b.iter().enumerate().take(co) {
+                y[o * ld..o * ld + n].fill(bo);
+            }
+            T::ONE
+        }
+        (Some(b), true) => {
+            for (o, &bo) in b.iter().enumerate().take(co) {
+                y[o * ld..o * ld + n].iter_mut().for_each(|v| *v += bo);
+            }
+            T::ONE
+        }
+    }
+}
+
+/// `y ← [y +] conv(x; wmat) [+ bias]` for a stride-1 SAME convolution given as the
+/// matrix `wmat [co, ci·k·k]`; x `[batch, ci, h, w]`, y `[batch, co, h, w]`.
+#[allow(clippy::too_many_arguments)]
+fn conv_apply<T: Scalar>(
+    batch: usize,
+    ci: usize,
+    co: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    x: &[T],
+    wmat: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+    acc: bool,
+    col_elems: usize,
+) {
+    let hw = h * w;
+    let kdim = ci * k * k;
+    if batch == 0 || co == 0 || hw == 0 {
+        return;
+    }
+    let (xs, ys) = (ci * hw, co * hw);
+    if kdim == 0 {
+        // No input channels: the output is the bias (or zero / unchanged).
+        for yb in y.chunks_exact_mut(ys) {
+            if prepare_out(yb, co, hw, hw, bias, acc) == T::ZERO {
+                yb.fill(T::ZERO);
+            }
+        }
+        return;
+    }
+    if k == 1 {
+        // The sample is its own im2col matrix [ci, hw].
+        y.par_chunks_mut(ys).zip(x.par_chunks(xs)).for_each(|(yb, xb)| {
+            let beta = prepare_out(yb, co, hw, hw, bias, acc);
+            gemm(co, kdim, hw, T::ONE, wmat, kdim as isize, 1, xb, hw as isize, 1, beta, yb, hw as isize, 1);
+        });
+        return;
+    }
+    let pl = plan(kdim, h, w, batch.div_ceil(MIN_TASKS), col_elems);
+    y.par_chunks_mut(pl.group * ys).zip(x.par_chunks(pl.group * xs)).for_each(|(yg, xg)| {
+        let gs = yg.len() / ys;
+        if gs == 1 {
+            let mut r0 = 0;
+            while r0 < h {
+                let r1 = (r0 + pl.rows).min(h);
+                let nc = (r1 - r0) * w;
+                let mut col = Scratch::<T>::new(kdim * nc);
+                im2col(xg, ci, h, w, k, r0, r1, &mut col, nc, 0);
+                let out = &mut yg[r0 * w..];
+                let beta = prepare_out(out, co, hw, nc, bias, acc);
+                gemm(co, kdim, nc, T::ONE, wmat, kdim as isize, 1, &col, nc as isize, 1, beta, out, hw as isize, 1);
+                r0 = r1;
+            }
+        } else {
+            let nc = gs * hw;
+            let mut col = Scratch::<T>::new(kdim * nc);
+            for (j, xb) in xg.chunks_exact(xs).enumerate() {
+                im2col(xb, ci, h, w, k, 0, h, &mut col, nc, j * hw);
+            }
+            let mut out = Scratch::<T>::new(co * nc);
+            gemm(co, kdim, nc, T::ONE, wmat, kdim as isize, 1, &col, nc as isize, 1, T::ZERO, &mut out, nc as isize, 1);
+            for (j, yb) in yg.chunks_exact_mut(ys).enumerate() {
+                for (o, yr) in yb.chunks_exact_mut(hw).enumerate() {
+                    let src = &out[o * nc + j * hw..o * nc + (j + 1) * hw];
+                    let b = bias.map_or(T::ZERO, |b| b[o]);
+                    match (acc, bias.is_some()) {
+                        (false, false) => yr.copy_from_slice(src),
+                        (false, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b),
+                        (true, false) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+                        (true, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s + b),
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn check_lens<T>(f: &str, g: &Conv2dGeom, what: &str, s: &[T], want: usize, formula: &str) {
+    assert!(
+        s.len() == want,
+        "{f}: `{what}` has length {} but {g:?} needs {formula} = {want}",
+        s.len()
+    );
+}
+
+/// Forward pass: `y[b, co, i, j] = bias[co] + Σ_{ci, ky, kx} w[co, ci, ky, kx] ·
+/// x[b, ci, i + ky − k/2, j + kx − k/2]` (zero outside the image). `y` is overwritten.
+///
+/// Shapes: `x [batch, cin, h, w]`, `w [cout, cin, k, k]`, `b [cout]`,
+/// `y [batch, cout, h, w]`. Parallel over the batch; per-sample results do not depend on
+/// the number of threads.
+///
+/// # Panics
+///
+/// If `g.k` is even or a slice length does not match `g`.
+pub fn conv2d_forward<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
+    conv2d_forward_with(g, x, w, b, y, COL_ELEMS);
+}
+
+fn conv2d_forward_with<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], col_elems: usize) {
+    const F: &str = "conv2d_forward";
+    g.check_k(F);
+    check_lens(F, g, "x", x, g.x_len(), "batch·cin·h·w");
+    check_lens(F, g, "w", w, g.w_len(), "cout·cin·k·k");
+    check_lens(F, g, "y", y, g.y_len(), "batch·cout·h·w");
+    if let Some(b) = b {
+        check_lens(F, g, "b", b, g.cout, "cout");
+    }
+    conv_apply(g.batch, g.cin, g.cout, g.h, g.w, g.k, x, w, b, y, false, col_elems);
+}
+
+/// Backward pass to the input: `dx = ∂⟨dy, y⟩/∂x`, i.e. `dx[b, ci, a, c] =
+/// Σ_{co, ky, kx} w[co, ci, ky, kx] · dy[b, co, a − ky + k/2, c − kx + k/2]`.
+///
+/// Shapes: `dy [batch, cout, h, w]`, `w [cout, cin, k, k]`, `dx [batch, cin, h, w]`.
+/// If `acc`, the gradient is added to `dx`; otherwise `dx` is overwritten. Computed as
+/// the SAME convolution of `dy` with the flipped, transposed kernel (a small per-call
+/// scratch copy of `w`). Parallel over the batch.
+///
+/// # Panics
+///
+/// If `g.k` is even or a slice length does not match `g`.
+pub fn conv2d_backward_input<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: &mut [T], acc: bool) {
+    conv2d_backward_input_with(g, dy, w, dx, acc, COL_ELEMS);
+}
+
+fn conv2d_backward_input_with<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: &mut [T], acc: bool, col_elems: usize) {
+    const F: &str = "conv2d_backward_input";
+    g.check_k(F);
+    check_lens(F, g, "dy", dy, g.y_len(), "batch·cout·h·w");
+    check_lens(F, g, "w", w, g.w_len(), "cout·cin·k·k");
+    check_lens(F, g, "dx", dx, g.x_len(), "batch·cin·h·w");
+    let (k, kk) = (g.k, g.k * g.k);
+    // wflip[ci, (co, ky, kx)] = w[co, ci, k-1-ky, k-1-kx]
+    let mut wflip = Scratch::<T>::new(g.w_len());
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            let src = &w[(co * g.cin + ci) * kk..(co * g.cin + ci + 1) * kk];
+            let dst = &mut wflip[(ci * g.cout + co) * kk..(ci * g.cout + co + 1) * kk];
+            for (t, d) in dst.iter_mut().enumerate() {
+                let (ky, kx) = (t / k, t % k);
+                *d = src[(k - 1 - ky) * k + (k - 1 - kx)];
+            }
+        }
+    }
+    conv_apply(g.batch, g.cout, g.cin, g.h, g.w, g.k, dy, &wflip, None, dx, acc, col_elems);
+}
+
+/// Backward pass to the parameters, **accumulating**: `dw += ∂⟨dy, y⟩/∂w`,
+/// `db += ∂⟨dy, y⟩/∂b`, i.e. `dw[co, ci, ky, kx] += Σ_{b, i, j} dy[b, co, i, j] ·
+/// x[b, ci, i + ky − k/2, j + kx − k/2]` and `db[co] += Σ_{b, i, j} dy[b, co, i, j]`.
+///
+/// Shapes: `x [batch, cin, h, w]`, `dy [batch, cout, h, w]`, `dw [cout, cin, k, k]`,
+/// `db [cout]`. The batch is reduced in at most 8 contiguous parts (fixed by the shapes)
+/// computed in parallel and added in order, so the result is bit-identical for any
+/// number of rayon threads.
+///
+/// # Panics
+///
+/// If `g.k` is even or a slice length does not match `g`.
+pub fn conv2d_backward_params<T: Scalar>(g: &Conv2dGeom, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>) {
+    conv2d_backward_params_with(g, x, dy, dw, db, COL_ELEMS);
+}
+
+fn conv2d_backward_params_with<T: Scalar>(
+    g: &Conv2dGeom,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    db: Option<&mut [T]>,
+    col_elems: usize,
+) {
+    const F: &str = "conv2d_backward_params";
+    g.check_k(F);
+    check_lens(F, g, "x", x, g.x_len(), "batch·cin·h·w");
+    check_lens(F, g, "dy", dy, g.y_len(), "batch·cout·h·w");
+    check_lens(F, g, "dw", dw, g.w_len(), "cout·cin·k·k");
+    if let Some(db) = db.as_deref() {
+        check_lens(F, g, "db", db, g.cout, "cout");
+    }
+    let (hw, kdim, co, ci, k, h, w) = (g.hw(), g.kdim(), g.cout, g.cin, g.k, g.h, g.w);
+    if g.batch == 0 || co == 0 || hw == 0 {
+        return;
+    }
+    let (xs, ys) = (ci * hw, co * hw);
+    let want_b = db.is_some();
+    let (per, parts) = reduce_partition(g.batch, 1);
+    let wl = g.w_len();
+    let mut pw = Scratch::<T>::zeroed(parts * wl.max(1));
+    let mut pb = Scratch::<T>::zeroed(if want_b { parts * co } else { parts });
+    let pb_len = if want_b { co } else { 1 };
+    let pl = plan(kdim, h, w, per, col_elems);
+    pw.par_chunks_mut(wl.max(1))
+        .zip(pb.par_chunks_mut(pb_len))
+        .enumerate()
+        .for_each(|(p, (pw, pb))| {
+            let (s0, s1) = (p * per, ((p + 1) * per).min(g.batch));
+            let (xp, dyp) = (&x[s0 * xs..s1 * xs], &dy[s0 * ys..s1 * ys]);
+            let ns = s1 - s0;
+            if want_b {
+                for dyb in dyp.chunks_exact(ys) {
+                    for (o, b) in pb.iter_mut().enumerate() {
+                        *b += sum(&dyb[o * hw..(o + 1) * hw]);
+                    }
+                }
+            }
+            if kdim == 0 {
+                return;
+            }
+            if k == 1 {
+                // dw[co, ci] += dy_b[co, hw] · x_b[ci, hw]ᵀ
+                for (xb, dyb) in xp.chunks_exact(xs).zip(dyp.chunks_exact(ys)) {
+                    gemm(co, hw, ci, T::ONE, dyb, hw as isize, 1, xb, 1, hw as isize, T::ONE, pw, ci as isize, 1);
+                }
+                return;
+            }
+            if pl.group == 1 {
+                for (xb, dyb) in xp.chunks_exact(xs).zip(dyp.chunks_exact(ys)) {
+                    let mut r0 = 0;
+                    while r0 < h {
+                        let r1 = (r0 + pl.rows).min(h);
+                        let nc = (r1 - r0) * w;
+                        let mut col = Scratch::<T>::new(kdim * nc);
+                        im2col(xb, ci, h, w, k, r0, r1, &mut col, nc, 0);
+                        gemm(co, nc, kdim, T::ONE, &dyb[r0 * w..], hw as isize, 1, &col, 1, nc as isize, T::ONE, pw, kdim as isize, 1);
+                        r0 = r1;
+                    }
+                }
+            } else {
+                let mut s0 = 0;
+                while s0 < ns {
+                    let gs = pl.group.min(ns - s0);
+                    let nc = gs * hw;
+                    let mut col = Scratch::<T>::new(kdim * nc);
+                    let mut dyg = Scratch::<T>::new(co * nc);
+                    for j in 0..gs {
+                        let s = s0 + j;
+                        im2col(&xp[s * xs..(s + 1) * xs], ci, h, w, k, 0, h, &mut col, nc, j * hw);
+                        for o in 0..co {
+                            dyg[o * nc + j * hw..o * nc + (j + 1) * hw].copy_from_slice(&dyp[s * ys + o * hw..s * ys + (o + 1) * hw]);
+                        }
+                    }
+                    gemm(co, nc, kdim, T::ONE, &dyg, nc as isize, 1, &col, 1, nc as isize, T::ONE, pw, kdim as isize, 1);
+                    s0 += gs;
+                }
+            }
+        });
+    add_partials(&pw, dw);
+    if let Some(db) = db {
+        add_partials(&pb, db);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::ops::testutil::*;
+    use proptest::prelude::*;
+
+    /// Direct 7-loop convolution (f64).
+    fn naive_forward(g: &Conv2dGeom, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+        let (h, wd, k) = (g.h as isize, g.w as isize, g.k);
+        let p = (k / 2) as isize;
+        let mut y = vec![0.0; g.y_len()];
+        for n in 0..g.batch {
+            for co in 0..g.cout {
+                for i in 0..h {
+                    for j in 0..wd {
+                        let mut s = b.map_or(0.0, |b| b[co]);
+                        for ci in 0..g.cin {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let (ii, jj) = (i + ky as isize - p, j + kx as isize - p);
+                                    if ii < 0 || jj < 0 || ii >= h || jj >= wd {
+                                        continue;
+                                    }
+                                    s += w[((co * g.cin + ci) * k + ky) * k + kx]
+                                        * x[((n * g.cin + ci) * g.h + ii as usize) * g.w + jj as usize];
+                                }
+                            }
+                        }
+                        y[((n * g.cout + co) * g.h + i as usize) * g.w + j as usize] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Direct backward formulas (scatter form), f64.
+    fn naive_backward(g: &Conv2dGeom, x: &[f64], w: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (h, wd, k) = (g.h as isize, g.w as isize, g.k);
+        let p = (k / 2) as isize;
+        let mut dx = vec![0.0; g.x_len()];
+        let mut dw = vec![0.0; g.w_len()];
+        let mut db = vec![0.0; g.cout];
+        for n in 0..g.batch {
+            for co in 0..g.cout {
+                for i in 0..h {
+                    for j in 0..wd {
+                        let d = dy[((n * g.cout + co) * g.h + i as usize) * g.w + j as usize];
+                        db[co] += d;
+                        for ci in 0..g.cin {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let (ii, jj) = (i + ky as isize - p, j + kx as isize - p);
+                                    if ii < 0 || jj < 0 || ii >= h || jj >= wd {
+                                        continue;
+                                    }
+                                    let wi = ((co * g.cin + ci) * k + ky) * k + kx;
+                                    let xi = ((n * g.cin + ci) * g.h + ii as usize) * g.w + jj as usize;
+                                    dx[xi] += w[wi] * d;
+                                    dw[wi] += x[xi] * d;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw, db)
+    }
+
+    fn geom(batch: usize, cin: usize, cout: usize, h: usize, w: usize, k: usize) -> Conv2dGeom {
+        Conv2dGeom { batch, cin, cout, h, w, k }
+    }
+
+    /// Checks all three passes against the naive reference for one geometry and chunking.
+    fn check_vs_naive(g: &Conv2dGeom, col_elems: usize, seed: u64) {
+        let mut r = rng(seed);
+        let x = rand_vec(&mut r, g.x_len());
+        let w = rand_vec(&mut r, g.w_len());
+        let b = rand_vec(&mut r, g.cout);
+        let dy = rand_vec(&mut r, g.y_len());
+        let mut y = vec![f64::NAN; g.y_len()];
+        conv2d_forward_with(g, &x, &w, Some(&b), &mut y, col_elems);
+        assert_close(&y, &naive_forward(g, &x, &w, Some(&b)), 1e-13, &format!("forward {g:?}"));
+        conv2d_forward_with(g, &x, &w, None, &mut y, col_elems);
+        assert_close(&y, &naive_forward(g, &x, &w, None), 1e-13, &format!("forward no bias {g:?}"));
+        let (dx_ref, dw_ref, db_ref) = naive_backward(g, &x, &w, &dy);
+        let mut dx = vec![f64::NAN; g.x_len()];
+        conv2d_backward_input_with(g, &dy, &w, &mut dx, false, col_elems);
+        assert_close(&dx, &dx_ref, 1e-13, &format!("backward_input {g:?}"));
+        let mut dw = vec![0.0; g.w_len()];
+        let mut db = vec![0.0; g.cout];
+        conv2d_backward_params_with(g, &x, &dy, &mut dw, Some(&mut db), col_elems);
+        assert_close(&dw, &dw_ref, 1e-13, &format!("backward dw {g:?}"));
+        assert_close(&db, &db_ref, 1e-13, &format!("backward db {g:?}"));
+    }
+
+    #[test]
+    fn matches_naive_all_paths() {
+        for (i, &(b, ci, co, h, w, k)) in [
+            (2, 3, 4, 5, 7, 3),
+            (1, 1, 1, 1, 1, 3),
+            (3, 2, 5, 1, 6, 3),
+            (2, 4, 3, 6, 1, 3),
+            (5, 3, 2, 4, 4, 1),
+            (2, 2, 3, 3, 3, 5),
+            (9, 5, 6, 8, 8, 3),
+            (3, 6, 7, 23, 17, 3),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let g = geom(b, ci, co, h, w, k);
+            // default plan, tiny chunks (row chunks / small groups), huge chunks
+            for &ce in &[COL_ELEMS, 1, 50, 700, 1 << 30] {
+                check_vs_naive(&g, ce, 100 + i as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn plans() {
+        // 64 ch, 32x32: row chunks of 7 rows (227 columns)
+        assert_eq!(plan(576, 32, 32, 16, COL_ELEMS), Plan { group: 1, rows: 7 });
+        // 8x8 images are batched
+        assert_eq!(plan(576, 8, 8, 16, COL_ELEMS), Plan { group: 3, rows: 8 });
+        assert_eq!(plan(27, 32, 32, 16, COL_ELEMS), Plan { group: 2, rows: 32 });
+        assert_eq!(plan(576, 4, 4, 2, COL_ELEMS), Plan { group: 2, rows: 4 });
+    }
+
+    #[test]
+    fn f32_matches_f64() {
+        for &(b, ci, co, h, w, k) in &[(3, 16, 24, 20, 20, 3), (4, 3, 32, 16, 16, 3), (5, 32, 16, 8, 8, 3), (2, 16, 8, 9, 9, 1)] {
+            let g = geom(b, ci, co, h, w, k);
+            let mut r = rng(7);
+            let x = rand_vec(&mut r, g.x_len());
+            let w = rand_vec(&mut r, g.w_len());
+            let bias = rand_vec(&mut r, g.cout);
+            let dy = rand_vec(&mut r, g.y_len());
+            let (x32, w32, b32, dy32) = (to_f32(&x), to_f32(&w), to_f32(&bias), to_f32(&dy));
+            // Reference from the f32-rounded inputs, in f64.
+            let (x, w, bias, dy) = (to_f64(&x32), to_f64(&w32), to_f64(&b32), to_f64(&dy32));
+            let mut y = vec![0.0; g.y_len()];
+            conv2d_forward(&g, &x, &w, Some(&bias), &mut y);
+            let mut y32 = vec![0.0f32; g.y_len()];
+            conv2d_forward(&g, &x32, &w32, Some(&b32), &mut y32);
+            assert_close(&to_f64(&y32), &y, 1e-6, "f32 forward");
+            let mut dx = vec![0.0; g.x_len()];
+            conv2d_backward_input(&g, &dy, &w, &mut dx, false);
+            let mut dx32 = vec![0.0f32; g.x_len()];
+            conv2d_backward_input(&g, &dy32, &w32, &mut dx32, false);
+            assert_close(&to_f64(&dx32), &dx, 1e-6, "f32 backward_input");
+            let (mut dw, mut db) = (vec![0.0; g.w_len()], vec![0.0; g.cout]);
+            conv2d_backward_params(&g, &x, &dy, &mut dw, Some(&mut db));
+            let (mut dw32, mut db32) = (vec![0.0f32; g.w_len()], vec![0.0f32; g.cout]);
+            conv2d_backward_params(&g, &x32, &dy32, &mut dw32, Some(&mut db32));
+            assert_close(&to_f64(&dw32), &dw, 1e-6, "f32 dw");
+            assert_close(&to_f64(&db32), &db, 1e-6, "f32 db");
+        }
+    }
+
+    #[test]
+    fn thread_count_invariance() {
+        for &(b, ci, co, h, w, k) in &[(11, 8, 12, 20, 20, 3), (13, 6, 5, 6, 6, 3), (10, 5, 7, 9, 9, 1), (1, 4, 4, 40, 40, 3)] {
+            let g = geom(b, ci, co, h, w, k);
+            let mut r = rng(11);
+            let x = to_f32(&rand_vec(&mut r, g.x_len()));
+            let w = to_f32(&rand_vec(&mut r, g.w_len()));
+            let bias = to_f32(&rand_vec(&mut r, g.cout));
+            let dy = to_f32(&rand_vec(&mut r, g.y_len()));
+            assert_thread_invariant(
+                &format!("conv {g:?}"),
+                || {
+                    let mut y = vec![0.0f32; g.y_len()];
+                    conv2d_forward(&g, &x, &w, Some(&bias), &mut y);
+                    let mut dx = vec![0.5f32; g.x_len()];
+                    conv2d_backward_input(&g, &dy, &w, &mut dx, true);
+                    let (mut dw, mut db) = (vec![0.25f32; g.w_len()], vec![0.0f32; g.cout]);
+                    conv2d_backward_params(&g, &x, &dy, &mut dw, Some(&mut db));
+                    vec![y, dx, dw, db]
+                },
+                |a, b, what| assert_bits_eq(a, b, what),
+            );
+        }
+    }
+
+    #[test]
+    fn acc_semantics() {
+        let g = geom(3, 4, 5, 6, 7, 3);
+        let mut r = rng(5);
+        let x = rand_vec(&mut r, g.x_len());
+        let w = rand_vec(&mut r, g.w_len());
+        let dy = rand_vec(&mut r, g.y_len());
+        let base = rand_vec(&mut r, g.x_len());
+        let mut fresh = vec![f64::NAN; g.x_len()];
+        conv2d_backward_input(&g, &dy, &w, &mut fresh, false);
+        let mut accd = base.clone();
+        conv2d_backward_input(&g, &dy, &w, &mut accd, true);
+        let want: Vec<f64> = base.iter().zip(&fresh).map(|(a, b)| a + b).collect();
+        assert_close(&accd, &want, 1e-14, "acc = true adds");
+        // Parameter gradients accumulate.
+        let (mut dw1, mut db1) = (vec![0.0; g.w_len()], vec![0.0; g.cout]);
+        conv2d_backward_params(&g, &x, &dy, &mut dw1, Some(&mut db1));
+        let (mut dw2, mut db2) = (dw1.clone(), db1.clone());
+        conv2d_backward_params(&g, &x, &dy, &mut dw2, Some(&mut db2));
+        let twice = |v: &[f64]| v.iter().map(|a| 2.0 * a).collect::<Vec<_>>();
+        assert_close(&dw2, &twice(&dw1), 1e-14, "dw accumulates");
+        assert_close(&db2, &twice(&db1), 1e-14, "db accumulates");
+        conv2d_backward_params(&g, &x, &dy, &mut dw2, None);
+        assert_close(&dw2, &dw1.iter().map(|a| 3.0 * a).collect::<Vec<_>>(), 1e-14, "dw without db");
+    }
+
+    #[test]
+    #[should_panic(expected = "must be odd")]
+    fn even_kernel_panics() {
+        let g = geom(1, 1, 1, 4, 4, 2);
+        conv2d_forward(&g, &[0.0f32; 16], &[0.0; 4], None, &mut [0.0; 16]);
+    }
+
+    #[test]
+    #[should_panic(expected = "`w` has length")]
+    fn wrong_length_panics() {
+        let g = geom(1, 2, 1, 4, 4, 3);
+        conv2d_forward(&g, &[0.0f32; 32], &[0.0; 9], None, &mut [0.0; 16]);
+    }
+
+    proptest! {
+        #![proptest_config(pt_config(48))]
+        /// Finite-difference check of every gradient of ⟨r, conv(x; w, b)⟩ in f64.
+        #[test]
+        fn finite_differences(batch in 1usize..=3, cin in 1usize..=4, cout in 1usize..=4,
+                              h in 2usize..=6, w in 2usize..=6, k3 in any::<bool>(), bias in any::<bool>(),
+                              seed in any::<u64>()) {
+            let g = geom(batch, cin, cout, h, w, if k3 { 3 } else { 1 });
+            let mut r = rng(seed);
+            let x = rand_vec(&mut r, g.x_len());
+            let wt = rand_vec(&mut r, g.w_len());
+            let b = rand_vec(&mut r, g.cout);
+            let rr = rand_vec(&mut r, g.y_len());
+            let bo = bias.then_some(&b[..]);
+            let loss = |x: &[f64], wt: &[f64], b: Option<&[f64]>| {
+                let mut y = vec![0.0; g.y_len()];
+                conv2d_forward(&g, x, wt, b, &mut y);
+                inner(&rr, &y)
+            };
+            let mut dx = vec![0.0; g.x_len()];
+            conv2d_backward_input(&g, &rr, &wt, &mut dx, false);
+            let (mut dw, mut db) = (vec![0.0; g.w_len()], vec![0.0; g.cout]);
+            conv2d_backward_params(&g, &x, &rr, &mut dw, Some(&mut db));
+            check_grad("conv dx", &x, &dx, 1e-6, &mut r, |p| loss(p, &wt, bo));
+            check_grad("conv dw", &wt, &dw, 1e-6, &mut r, |p| loss(&x, p, bo));
+            check_grad("conv db", &b, &db, 1e-6, &mut r, |p| loss(&x, &wt, Some(p)));
+        }
+    }
+}
