@@ -21,21 +21,37 @@ pub fn langevin_config(g: &Golden) -> LangevinConfig {
         steps: g.cu("mcmc_steps"),
         temperature: g.cf("mcmc_temp") as f32,
         eps_res: g.cf("epsilon") as f32,
-        eps_latent: g.config.get("epsilon_latent").and_then(|v| v.as_f64()).unwrap_or(1e-3) as f32,
+        eps_latent: g
+            .config
+            .get("epsilon_latent")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(1e-3) as f32,
         update_res: true,
         update_latents: g.cb("update_latents"),
         noise: g.cb("use_noise"),
-        clip_res: if g.cb("clip_langevin_grad_res") { Some(g.cf("max_langevin_norm_res") as f32) } else { None },
+        clip_res: if g.cb("clip_langevin_grad_res") {
+            Some(g.cf("max_langevin_norm_res") as f32)
+        } else {
+            None
+        },
         clip_latent: None,
         // tau = 1/(2 sigma^2)  <=>  sigma = sqrt(1/(2 tau)).
-        prior_sigma_res: if tau > 0.0 { Some((1.0 / (2.0 * tau)).sqrt() as f32) } else { None },
+        prior_sigma_res: if tau > 0.0 {
+            Some((1.0 / (2.0 * tau)).sqrt() as f32)
+        } else {
+            None
+        },
         latent_prior: false,
     }
 }
 
 /// The trainer settings of a `train_step*` golden.
 pub fn trainer_settings(g: &Golden) -> TrainerSettings {
-    let clip = if g.cb("clip_ebm_grad") { Some(g.cf("max_grad_norm") as f32) } else { None };
+    let clip = if g.cb("clip_ebm_grad") {
+        Some(g.cf("max_grad_norm") as f32)
+    } else {
+        None
+    };
     let adam = |lr: &str, decay: &str, clip: Option<f32>| AdamConfig {
         lr: g.cf(lr) as f32,
         beta1: 0.9,
@@ -66,7 +82,12 @@ pub fn add_steps(noise: &mut ReplayNoise, g: &Golden, name: &str, stream: Stream
     let (shape, data) = g.t(name);
     let per = data.len() / shape[0];
     for k in 0..shape[0] {
-        noise.insert(stream, [0, k as u64], shape[1..].to_vec(), data[k * per..(k + 1) * per].to_vec());
+        noise.insert(
+            stream,
+            [0, k as u64],
+            shape[1..].to_vec(),
+            data[k * per..(k + 1) * per].to_vec(),
+        );
     }
 }
 
@@ -85,7 +106,13 @@ impl<B: Backend> ConstGenerator<B> {
     /// Wraps `base` (`[B, ...]`); latents are `[B, 1]`.
     pub fn new(be: &B, base: B::Tensor) -> Self {
         let output = be.shape(&base)[1..].to_vec();
-        ConstGenerator { be: be.clone(), base, latent: vec![1], output, params: ParamSet::init(be, &[], 0).expect("empty set") }
+        ConstGenerator {
+            be: be.clone(),
+            base,
+            latent: vec![1],
+            output,
+            params: ParamSet::init(be, &[], 0).expect("empty set"),
+        }
     }
 }
 

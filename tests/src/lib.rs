@@ -36,8 +36,13 @@ impl Golden {
     pub fn load(name: &str) -> Self {
         let path = golden_dir().join(format!("{name}.safetensors"));
         let file = TensorFile::read(&path).unwrap_or_else(|e| panic!("golden {name}: {e}"));
-        let config = serde_json::from_str(file.metadata.get("config").map_or("{}", String::as_str))
-            .expect("golden config is JSON");
+        // Python's json writes non-standard `Infinity` / `NaN` in diagnostic keys.
+        let raw = file.metadata.get("config").map_or("{}", String::as_str);
+        let cleaned = raw
+            .replace("-Infinity", "null")
+            .replace("Infinity", "null")
+            .replace("NaN", "null");
+        let config = serde_json::from_str(&cleaned).expect("golden config is JSON");
         Golden {
             name: name.into(),
             file,

@@ -26,10 +26,21 @@ fn upload<B: Backend>(be: &B, g: &Golden, name: &str) -> B::Tensor {
 fn check_langevin<B: BuildNets>(be: &B, name: &str) {
     let g = Golden::load(name);
     let joint = name == "langevin_joint";
-    let (ebm_prefix, arch_prefix) = if joint { ("ebm.", "ebm_") } else { ("param.", "") };
-    let arch = if joint { energy_arch(&g.config, "ebm_") } else { energy_arch(&g.config, arch_prefix) };
+    let (ebm_prefix, arch_prefix) = if joint {
+        ("ebm.", "ebm_")
+    } else {
+        ("param.", "")
+    };
+    let arch = if joint {
+        energy_arch(&g.config, "ebm_")
+    } else {
+        energy_arch(&g.config, arch_prefix)
+    };
     let mut energy = be.build_energy(&arch, 0).unwrap();
-    energy.params_mut().load_host(be, &g.prefixed(ebm_prefix)).unwrap();
+    energy
+        .params_mut()
+        .load_host(be, &g.prefixed(ebm_prefix))
+        .unwrap();
     let cfg = langevin_config(&g);
     let k_steps = cfg.steps;
     let sampler = LangevinSampler::new(cfg).unwrap();
@@ -39,16 +50,32 @@ fn check_langevin<B: BuildNets>(be: &B, name: &str) {
     let generator: Box<dyn hatebm_core::Generator<B>>;
     let mut chains;
     if joint {
-        add_steps(&mut noise, &g, "input.noise_latent", Stream::ChainNoiseLatent);
-        let mut gen_net = be.build_generator(&generator_arch(&g.config, "gen_"), 0).unwrap();
-        gen_net.params_mut().load_host(be, &g.prefixed("gen.")).unwrap();
+        add_steps(
+            &mut noise,
+            &g,
+            "input.noise_latent",
+            Stream::ChainNoiseLatent,
+        );
+        let mut gen_net = be
+            .build_generator(&generator_arch(&g.config, "gen_"), 0)
+            .unwrap();
+        gen_net
+            .params_mut()
+            .load_host(be, &g.prefixed("gen."))
+            .unwrap();
         generator = gen_net;
-        chains = Chains { z: Some(upload(be, &g, "input.z0")), y: upload(be, &g, "input.res0") };
+        chains = Chains {
+            z: Some(upload(be, &g, "input.z0")),
+            y: upload(be, &g, "input.res0"),
+        };
     } else {
         let base = upload(be, &g, "input.base");
         let batch = be.shape(&base)[0];
         generator = Box::new(ConstGenerator::new(be, base));
-        chains = Chains { z: Some(be.zeros(&[batch, 1]).unwrap()), y: upload(be, &g, "input.res0") };
+        chains = Chains {
+            z: Some(be.zeros(&[batch, 1]).unwrap()),
+            y: upload(be, &g, "input.res0"),
+        };
     }
 
     let (res_exp, grad_exp) = (g.t("output.res").1, g.t("output.grad_res").1);
@@ -57,29 +84,86 @@ fn check_langevin<B: BuildNets>(be: &B, name: &str) {
     let mut seen = 0;
     let mut record = |k: usize, grad: Option<&B::Tensor>, ch: &Chains<B>| {
         let sl = k * per..(k + 1) * per;
-        assert_close(&format!("{name} res[{k}]"), &host(be, &ch.y), &res_exp[sl.clone()], tol::VALUE, 0.0);
-        assert_close(&format!("{name} grad_res[{k}]"), &host(be, grad.unwrap()), &grad_exp[sl], tol::GRAD, 0.0);
+        assert_close(
+            &format!("{name} res[{k}]"),
+            &host(be, &ch.y),
+            &res_exp[sl.clone()],
+            tol::VALUE,
+            0.0,
+        );
+        assert_close(
+            &format!("{name} grad_res[{k}]"),
+            &host(be, grad.unwrap()),
+            &grad_exp[sl],
+            tol::GRAD,
+            0.0,
+        );
         if let Some(ze) = &z_exp {
             let zp = ze.len() / k_steps;
-            assert_close(&format!("{name} z[{k}]"), &host(be, ch.z.as_ref().unwrap()), &ze[k * zp..(k + 1) * zp], tol::VALUE, 0.0);
+            assert_close(
+                &format!("{name} z[{k}]"),
+                &host(be, ch.z.as_ref().unwrap()),
+                &ze[k * zp..(k + 1) * zp],
+                tol::VALUE,
+                0.0,
+            );
         }
         seen += 1;
     };
-    let key = ChainKey { seed: 0, iteration: 0, row_offset: 0 };
-    let stats = sampler.run(be, energy.as_ref(), Some(generator.as_ref()), &mut chains, &mut noise, key, Some(&mut record)).unwrap();
+    let key = ChainKey {
+        seed: 0,
+        iteration: 0,
+        row_offset: 0,
+    };
+    let stats = sampler
+        .run(
+            be,
+            energy.as_ref(),
+            Some(generator.as_ref()),
+            &mut chains,
+            &mut noise,
+            key,
+            Some(&mut record),
+        )
+        .unwrap();
     assert_eq!(seen, k_steps);
     let images = LangevinSampler::images(be, Some(generator.as_ref()), &chains).unwrap();
-    assert_close(&format!("{name} images"), &host(be, &images), &g.t("output.images").1, tol::VALUE, 0.0);
+    assert_close(
+        &format!("{name} images"),
+        &host(be, &images),
+        &g.t("output.images").1,
+        tol::VALUE,
+        0.0,
+    );
     let dn = [stats.drift_norm_res as f32];
-    assert_close(&format!("{name} grad_norm_res"), &dn, &g.t("output.grad_norm_res").1, tol::VALUE, 0.0);
+    assert_close(
+        &format!("{name} grad_norm_res"),
+        &dn,
+        &g.t("output.grad_norm_res").1,
+        tol::VALUE,
+        0.0,
+    );
     if joint {
         let dl = [stats.drift_norm_latent as f32];
-        assert_close(&format!("{name} grad_norm_latent"), &dl, &g.t("output.grad_norm_latent").1, tol::VALUE, 0.0);
+        assert_close(
+            &format!("{name} grad_norm_latent"),
+            &dl,
+            &g.t("output.grad_norm_latent").1,
+            tol::VALUE,
+            0.0,
+        );
     }
     if name == "langevin_res_clipped" {
-        assert!(stats.clip_frac_res > 0.0 && stats.clip_frac_res < 1.0, "some but not all samples clipped: {}", stats.clip_frac_res);
+        assert!(
+            stats.clip_frac_res > 0.0 && stats.clip_frac_res < 1.0,
+            "some but not all samples clipped: {}",
+            stats.clip_frac_res
+        );
     } else if !joint {
-        assert_eq!(stats.clip_frac_res, 0.0, "clipping is inactive at this max norm");
+        assert_eq!(
+            stats.clip_frac_res, 0.0,
+            "clipping is inactive at this max norm"
+        );
     }
 }
 
@@ -97,8 +181,10 @@ fn langevin_joint<B: BuildNets>(be: &B) {
 fn adam<B: BuildNets>(be: &B) {
     let g = Golden::load("adam");
     let names = ["a", "b", "c", "d"];
-    let specs: Vec<ParamSpec> =
-        names.iter().map(|n| ParamSpec::trainable(*n, g.t(&format!("input.param.{n}")).0, Init::Zeros)).collect();
+    let specs: Vec<ParamSpec> = names
+        .iter()
+        .map(|n| ParamSpec::trainable(*n, g.t(&format!("input.param.{n}")).0, Init::Zeros))
+        .collect();
     let mut params = ParamSet::init(be, &specs, 0).unwrap();
     params.load_host(be, &g.prefixed("input.param.")).unwrap();
     let cfg = AdamConfig {
@@ -118,11 +204,35 @@ fn adam<B: BuildNets>(be: &B) {
         opt.step(be, &mut params, &mut grads).unwrap();
         for (i, n) in names.iter().enumerate() {
             let pre = format!("output.step{step}");
-            assert_close(&format!("adam {pre}.param.{n}"), &host(be, params.value(i)), &g.t(&format!("{pre}.param.{n}")).1, tol::VALUE, 0.0);
-            assert_close(&format!("adam {pre}.m.{n}"), &host(be, opt.m[i].as_ref().unwrap()), &g.t(&format!("{pre}.m.{n}")).1, tol::VALUE, 0.0);
-            assert_close(&format!("adam {pre}.v.{n}"), &host(be, opt.v[i].as_ref().unwrap()), &g.t(&format!("{pre}.v.{n}")).1, tol::VALUE, 0.0);
+            assert_close(
+                &format!("adam {pre}.param.{n}"),
+                &host(be, params.value(i)),
+                &g.t(&format!("{pre}.param.{n}")).1,
+                tol::VALUE,
+                0.0,
+            );
+            assert_close(
+                &format!("adam {pre}.m.{n}"),
+                &host(be, opt.m[i].as_ref().unwrap()),
+                &g.t(&format!("{pre}.m.{n}")).1,
+                tol::VALUE,
+                0.0,
+            );
+            assert_close(
+                &format!("adam {pre}.v.{n}"),
+                &host(be, opt.v[i].as_ref().unwrap()),
+                &g.t(&format!("{pre}.v.{n}")).1,
+                tol::VALUE,
+                0.0,
+            );
             let ema = opt.ema.as_ref().unwrap()[i].as_ref().unwrap();
-            assert_close(&format!("adam {pre}.ema.{n}"), &host(be, ema), &g.t(&format!("{pre}.ema.{n}")).1, tol::VALUE, 0.0);
+            assert_close(
+                &format!("adam {pre}.ema.{n}"),
+                &host(be, ema),
+                &g.t(&format!("{pre}.ema.{n}")).1,
+                tol::VALUE,
+                0.0,
+            );
         }
     }
 }
@@ -133,10 +243,25 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
     let settings = trainer_settings(&g);
     let (ebm_lr, gen_lr) = (settings.ebm_optim.lr as f64, settings.gen_optim.lr as f64);
     let mut energy = be.build_energy(&energy_arch(&g.config, "ebm_"), 0).unwrap();
-    energy.params_mut().load_host(be, &g.prefixed("ebm.")).unwrap();
-    let mut generator = be.build_generator(&generator_arch(&g.config, "gen_"), 0).unwrap();
-    generator.params_mut().load_host(be, &g.prefixed("gen.")).unwrap();
-    let mut trainer = Trainer::new(be.clone(), settings, energy, Some(generator), &mut SeededNoise).unwrap();
+    energy
+        .params_mut()
+        .load_host(be, &g.prefixed("ebm."))
+        .unwrap();
+    let mut generator = be
+        .build_generator(&generator_arch(&g.config, "gen_"), 0)
+        .unwrap();
+    generator
+        .params_mut()
+        .load_host(be, &g.prefixed("gen."))
+        .unwrap();
+    let mut trainer = Trainer::new(
+        be.clone(),
+        settings,
+        energy,
+        Some(generator),
+        &mut SeededNoise,
+    )
+    .unwrap();
     // The golden's bank replaces the seeded one.
     let bank = trainer.bank.as_mut().unwrap();
     bank.z = Some(upload(be, &g, "input.bank_z"));
@@ -148,52 +273,163 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
         let (s, d) = g.t(name);
         noise.insert(stream, [0, 0], s, d);
     };
-    put(&mut noise, Stream::ChainInitLatent, "input.noise_init_latent");
+    put(
+        &mut noise,
+        Stream::ChainInitLatent,
+        "input.noise_init_latent",
+    );
     put(&mut noise, Stream::ChainInitRes, "input.noise_init_res");
     put(&mut noise, Stream::DataJitter, "input.noise_data");
     add_steps(&mut noise, &g, "input.noise_res", Stream::ChainNoiseRes);
-    noise.insert_indices(Stream::BankSlots, [0, 0], g.i64("input.indices").iter().map(|&i| i as usize).collect());
+    noise.insert_indices(
+        Stream::BankSlots,
+        [0, 0],
+        g.i64("input.indices").iter().map(|&i| i as usize).collect(),
+    );
 
-    let stats = trainer.step(&upload(be, &g, "input.data"), &mut noise).unwrap();
+    let stats = trainer
+        .step(&upload(be, &g, "input.data"), &mut noise)
+        .unwrap();
     let last = trainer.last.as_ref().unwrap();
     let v = tol::VALUE;
-    assert_close(&format!("{name} z"), &host(be, last.z.as_ref().unwrap()), &g.t("output.z").1, v, 0.0);
-    assert_close(&format!("{name} res"), &host(be, &last.y), &g.t("output.res").1, v, 0.0);
-    assert_close(&format!("{name} x_pos"), &host(be, &last.x_pos), &g.t("output.x_pos").1, v, 0.0);
-    assert_close(&format!("{name} x_neg"), &host(be, &last.x_neg), &g.t("output.x_neg").1, v, 0.0);
-    assert_close(&format!("{name} loss_ebm"), &[stats.loss_ebm as f32], &g.t("output.loss_ebm").1, v, 0.0);
-    assert_close(&format!("{name} loss_gen"), &[stats.loss_gen.unwrap() as f32], &g.t("output.loss_gen").1, v, 0.0);
-    assert_close(&format!("{name} grad_norm_res"), &[stats.langevin.drift_norm_res as f32], &g.t("output.grad_norm_res").1, v, 0.0);
+    assert_close(
+        &format!("{name} z"),
+        &host(be, last.z.as_ref().unwrap()),
+        &g.t("output.z").1,
+        v,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} res"),
+        &host(be, &last.y),
+        &g.t("output.res").1,
+        v,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} x_pos"),
+        &host(be, &last.x_pos),
+        &g.t("output.x_pos").1,
+        v,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} x_neg"),
+        &host(be, &last.x_neg),
+        &g.t("output.x_neg").1,
+        v,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} loss_ebm"),
+        &[stats.loss_ebm as f32],
+        &g.t("output.loss_ebm").1,
+        v,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} loss_gen"),
+        &[stats.loss_gen.unwrap() as f32],
+        &g.t("output.loss_gen").1,
+        v,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} grad_norm_res"),
+        &[stats.langevin.drift_norm_res as f32],
+        &g.t("output.grad_norm_res").1,
+        v,
+        0.0,
+    );
     let bank = trainer.bank.as_ref().unwrap();
-    assert_close(&format!("{name} bank_x"), &host(be, &bank.x), &g.t("output.bank_x").1, v, 0.0);
-    assert_close(&format!("{name} bank_z"), &host(be, bank.z.as_ref().unwrap()), &g.t("output.bank_z").1, v, 0.0);
+    assert_close(
+        &format!("{name} bank_x"),
+        &host(be, &bank.x),
+        &g.t("output.bank_x").1,
+        v,
+        0.0,
+    );
+    assert_close(
+        &format!("{name} bank_z"),
+        &host(be, bank.z.as_ref().unwrap()),
+        &g.t("output.bank_z").1,
+        v,
+        0.0,
+    );
 
     // EBM and generator: gradients, weights, Adam moments and EMA after the step.
-    let check_model = |what: &str, params: &ParamSet<B>, opt: &Adam<B>, grads: &Grads<B>, lr: f64| {
-        let mut n = 0;
-        for (i, p) in params.iter().enumerate() {
-            let pn = &p.spec.name;
-            let w_atol = 0.05 * lr;
-            let exp_w = g.t(&format!("output.{what}.{pn}")).1;
-            let wt = tol::WEIGHTS_AFTER_STEP;
-            assert_close(&format!("{name} {what}.{pn}"), &host(be, &p.value), &exp_w, wt, w_atol);
-            if !p.spec.trainable {
-                continue;
+    let check_model =
+        |what: &str, params: &ParamSet<B>, opt: &Adam<B>, grads: &Grads<B>, lr: f64| {
+            let mut n = 0;
+            for (i, p) in params.iter().enumerate() {
+                let pn = &p.spec.name;
+                let w_atol = 0.05 * lr;
+                let exp_w = g.t(&format!("output.{what}.{pn}")).1;
+                let wt = tol::WEIGHTS_AFTER_STEP;
+                assert_close(
+                    &format!("{name} {what}.{pn}"),
+                    &host(be, &p.value),
+                    &exp_w,
+                    wt,
+                    w_atol,
+                );
+                if !p.spec.trainable {
+                    continue;
+                }
+                let gr = grads.get(i).unwrap();
+                assert_close(
+                    &format!("{name} {what}_grad.{pn}"),
+                    &host(be, gr),
+                    &g.t(&format!("output.{what}_grad.{pn}")).1,
+                    tol::GRAD,
+                    0.0,
+                );
+                let m = opt.m[i].as_ref().unwrap();
+                assert_close(
+                    &format!("{name} {what}_adam_m.{pn}"),
+                    &host(be, m),
+                    &g.t(&format!("output.{what}_adam_m.{pn}")).1,
+                    tol::GRAD,
+                    0.0,
+                );
+                let vv = opt.v[i].as_ref().unwrap();
+                assert_close(
+                    &format!("{name} {what}_adam_v.{pn}"),
+                    &host(be, vv),
+                    &g.t(&format!("output.{what}_adam_v.{pn}")).1,
+                    tol::GRAD,
+                    0.0,
+                );
+                let ema = opt.ema.as_ref().unwrap()[i].as_ref().unwrap();
+                assert_close(
+                    &format!("{name} {what}_ema.{pn}"),
+                    &host(be, ema),
+                    &g.t(&format!("output.{what}_ema.{pn}")).1,
+                    wt,
+                    w_atol,
+                );
+                n += 1;
             }
-            let gr = grads.get(i).unwrap();
-            assert_close(&format!("{name} {what}_grad.{pn}"), &host(be, gr), &g.t(&format!("output.{what}_grad.{pn}")).1, tol::GRAD, 0.0);
-            let m = opt.m[i].as_ref().unwrap();
-            assert_close(&format!("{name} {what}_adam_m.{pn}"), &host(be, m), &g.t(&format!("output.{what}_adam_m.{pn}")).1, tol::GRAD, 0.0);
-            let vv = opt.v[i].as_ref().unwrap();
-            assert_close(&format!("{name} {what}_adam_v.{pn}"), &host(be, vv), &g.t(&format!("output.{what}_adam_v.{pn}")).1, tol::GRAD, 0.0);
-            let ema = opt.ema.as_ref().unwrap()[i].as_ref().unwrap();
-            assert_close(&format!("{name} {what}_ema.{pn}"), &host(be, ema), &g.t(&format!("output.{what}_ema.{pn}")).1, wt, w_atol);
-            n += 1;
-        }
-        assert_eq!(n, g.prefixed(&format!("output.{what}_grad.")).len(), "{name}: every {what} gradient checked");
-    };
-    check_model("ebm", trainer.energy.params(), &trainer.ebm_opt, trainer.ebm_grads(), ebm_lr);
-    check_model("gen", trainer.generator.as_ref().unwrap().params(), trainer.gen_opt.as_ref().unwrap(), trainer.gen_grads().unwrap(), gen_lr);
+            assert_eq!(
+                n,
+                g.prefixed(&format!("output.{what}_grad.")).len(),
+                "{name}: every {what} gradient checked"
+            );
+        };
+    check_model(
+        "ebm",
+        trainer.energy.params(),
+        &trainer.ebm_opt,
+        trainer.ebm_grads(),
+        ebm_lr,
+    );
+    check_model(
+        "gen",
+        trainer.generator.as_ref().unwrap().params(),
+        trainer.gen_opt.as_ref().unwrap(),
+        trainer.gen_grads().unwrap(),
+        gen_lr,
+    );
 }
 
 fn train_step<B: BuildNets>(be: &B) {
@@ -203,4 +439,11 @@ fn train_step_mlp<B: BuildNets>(be: &B) {
     check_train_step(be, "train_step_mlp");
 }
 
-backend_tests!(langevin_res, langevin_res_clipped, langevin_joint, adam, train_step, train_step_mlp);
+backend_tests!(
+    langevin_res,
+    langevin_res_clipped,
+    langevin_joint,
+    adam,
+    train_step,
+    train_step_mlp
+);

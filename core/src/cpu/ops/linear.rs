@@ -18,7 +18,10 @@ fn rows_per_task(batch: usize, din: usize, dout: usize) -> usize {
 }
 
 fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
-    assert!(len == want, "{f}: `{what}` has length {len} but the shape needs {formula} = {want}");
+    assert!(
+        len == want,
+        "{f}: `{what}` has length {len} but the shape needs {formula} = {want}"
+    );
 }
 
 /// Forward pass: `y[n, o] = b[o] + Σ_i x[n, i]·w[o, i]`; `y` is overwritten.
@@ -29,7 +32,15 @@ fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
 /// # Panics
 ///
 /// If a slice length does not match.
-pub fn linear_forward<T: Scalar>(batch: usize, din: usize, dout: usize, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
+pub fn linear_forward<T: Scalar>(
+    batch: usize,
+    din: usize,
+    dout: usize,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    y: &mut [T],
+) {
     const F: &str = "linear_forward";
     check(F, "x", x.len(), batch * din, "batch·din");
     check(F, "w", w.len(), dout * din, "dout·din");
@@ -44,13 +55,29 @@ pub fn linear_forward<T: Scalar>(batch: usize, din: usize, dout: usize, x: &[T],
     let run = |xr: &[T], yr: &mut [T]| {
         let beta = match b {
             Some(b) => {
-                yr.chunks_exact_mut(dout).for_each(|row| row.copy_from_slice(b));
+                yr.chunks_exact_mut(dout)
+                    .for_each(|row| row.copy_from_slice(b));
                 T::ONE
             }
             None => T::ZERO,
         };
         let n = yr.len() / dout;
-        gemm(n, din, dout, T::ONE, xr, din as isize, 1, w, 1, din as isize, beta, yr, dout as isize, 1);
+        gemm(
+            n,
+            din,
+            dout,
+            T::ONE,
+            xr,
+            din as isize,
+            1,
+            w,
+            1,
+            din as isize,
+            beta,
+            yr,
+            dout as isize,
+            1,
+        );
     };
     if rows >= batch {
         run(x, y);
@@ -69,7 +96,15 @@ pub fn linear_forward<T: Scalar>(batch: usize, din: usize, dout: usize, x: &[T],
 /// # Panics
 ///
 /// If a slice length does not match.
-pub fn linear_backward_input<T: Scalar>(batch: usize, din: usize, dout: usize, dy: &[T], w: &[T], dx: &mut [T], acc: bool) {
+pub fn linear_backward_input<T: Scalar>(
+    batch: usize,
+    din: usize,
+    dout: usize,
+    dy: &[T],
+    w: &[T],
+    dx: &mut [T],
+    acc: bool,
+) {
     const F: &str = "linear_backward_input";
     check(F, "dy", dy.len(), batch * dout, "batch·dout");
     check(F, "w", w.len(), dout * din, "dout·din");
@@ -81,14 +116,34 @@ pub fn linear_backward_input<T: Scalar>(batch: usize, din: usize, dout: usize, d
     let rows = rows_per_task(batch, din, dout);
     let run = |dyr: &[T], dxr: &mut [T]| {
         let n = dxr.len() / din;
-        gemm(n, dout, din, T::ONE, dyr, dout as isize, 1, w, din as isize, 1, beta, dxr, din as isize, 1);
+        gemm(
+            n,
+            dout,
+            din,
+            T::ONE,
+            dyr,
+            dout as isize,
+            1,
+            w,
+            din as isize,
+            1,
+            beta,
+            dxr,
+            din as isize,
+            1,
+        );
     };
     if rows >= batch {
         run(dy, dx);
     } else {
         dx.par_chunks_mut(rows * din)
             .enumerate()
-            .for_each(|(t, dxr)| run(&dy[t * rows * dout..(t * rows + dxr.len() / din) * dout], dxr));
+            .for_each(|(t, dxr)| {
+                run(
+                    &dy[t * rows * dout..(t * rows + dxr.len() / din) * dout],
+                    dxr,
+                )
+            });
     }
 }
 
@@ -131,7 +186,22 @@ pub fn linear_backward_params<T: Scalar>(
         let (r0, r1) = (p * per, ((p + 1) * per).min(batch));
         let (xp, dyp) = (&x[r0 * din..r1 * din], &dy[r0 * dout..r1 * dout]);
         // pw[o, i] = Σ_n dyp[n, o]·xp[n, i]  (A = dypᵀ)
-        gemm(dout, r1 - r0, din, T::ONE, dyp, 1, dout as isize, xp, din as isize, 1, T::ZERO, pw, din as isize, 1);
+        gemm(
+            dout,
+            r1 - r0,
+            din,
+            T::ONE,
+            dyp,
+            1,
+            dout as isize,
+            xp,
+            din as isize,
+            1,
+            T::ZERO,
+            pw,
+            din as isize,
+            1,
+        );
         if want_b {
             for row in dyp.chunks_exact(dout) {
                 pb.iter_mut().zip(row).for_each(|(b, &v)| *b += v);
@@ -164,7 +234,10 @@ mod tests {
         let mut y = vec![0.0; batch * dout];
         for n in 0..batch {
             for o in 0..dout {
-                y[n * dout + o] = b[o] + (0..din).map(|i| x[n * din + i] * w[o * din + i]).sum::<f64>();
+                y[n * dout + o] = b[o]
+                    + (0..din)
+                        .map(|i| x[n * din + i] * w[o * din + i])
+                        .sum::<f64>();
             }
         }
         y
@@ -173,14 +246,25 @@ mod tests {
     #[test]
     fn matches_naive_and_f32() {
         let mut r = rng(21);
-        for &(batch, din, dout) in &[(1, 1, 1), (5, 7, 3), (64, 128, 256), (300, 33, 17), (4, 256, 4096)] {
+        for &(batch, din, dout) in &[
+            (1, 1, 1),
+            (5, 7, 3),
+            (64, 128, 256),
+            (300, 33, 17),
+            (4, 256, 4096),
+        ] {
             let x = rand_vec(&mut r, batch * din);
             let w = rand_vec(&mut r, dout * din);
             let b = rand_vec(&mut r, dout);
             let dy = rand_vec(&mut r, batch * dout);
             let mut y = vec![f64::NAN; batch * dout];
             linear_forward(batch, din, dout, &x, &w, Some(&b), &mut y);
-            assert_close(&y, &naive(batch, din, dout, &x, &w, &b), 1e-13, "linear forward");
+            assert_close(
+                &y,
+                &naive(batch, din, dout, &x, &w, &b),
+                1e-13,
+                "linear forward",
+            );
             let mut dx = vec![f64::NAN; batch * din];
             linear_backward_input(batch, din, dout, &dy, &w, &mut dx, false);
             let mut dx_ref = vec![0.0; batch * din];
@@ -204,12 +288,27 @@ mod tests {
             let (x32, w32, b32, dy32) = (to_f32(&x), to_f32(&w), to_f32(&b), to_f32(&dy));
             let mut y32 = vec![0.0f32; batch * dout];
             linear_forward(batch, din, dout, &x32, &w32, Some(&b32), &mut y32);
-            let want = naive(batch, din, dout, &to_f64(&x32), &to_f64(&w32), &to_f64(&b32));
+            let want = naive(
+                batch,
+                din,
+                dout,
+                &to_f64(&x32),
+                &to_f64(&w32),
+                &to_f64(&b32),
+            );
             assert_close(&to_f64(&y32), &want, 1e-6, "linear f32 forward");
             let (mut dw32, mut db32) = (vec![0.0f32; dout * din], vec![0.0f32; dout]);
             linear_backward_params(batch, din, dout, &x32, &dy32, &mut dw32, Some(&mut db32));
             let (mut dw64, mut db64) = (vec![0.0; dout * din], vec![0.0; dout]);
-            linear_backward_params(batch, din, dout, &to_f64(&x32), &to_f64(&dy32), &mut dw64, Some(&mut db64));
+            linear_backward_params(
+                batch,
+                din,
+                dout,
+                &to_f64(&x32),
+                &to_f64(&dy32),
+                &mut dw64,
+                Some(&mut db64),
+            );
             assert_close(&to_f64(&dw32), &dw64, 1e-6, "linear f32 dw");
             assert_close(&to_f64(&db32), &db64, 1e-6, "linear f32 db");
         }
@@ -248,8 +347,18 @@ mod tests {
             linear_backward_params(batch, din, dout, &x, &dy, &mut dw, Some(&mut db));
             let (mut dw2, mut db2) = (dw.clone(), db.clone());
             linear_backward_params(batch, din, dout, &x, &dy, &mut dw2, Some(&mut db2));
-            assert_close(&dw2, &dw.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), 1e-14, "dw accumulates");
-            assert_close(&db2, &db.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), 1e-14, "db accumulates");
+            assert_close(
+                &dw2,
+                &dw.iter().map(|v| 2.0 * v).collect::<Vec<_>>(),
+                1e-14,
+                "dw accumulates",
+            );
+            assert_close(
+                &db2,
+                &db.iter().map(|v| 2.0 * v).collect::<Vec<_>>(),
+                1e-14,
+                "db accumulates",
+            );
         }
     }
 
