@@ -4,6 +4,7 @@
 //! compiled in (burn / candle style: one suite, every backend).
 
 pub mod algo;
+pub mod energies;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,46 @@
+//! Shared helpers of the property, mode and toy-synthesis tests: proptest
+//! strategies ([`strategies`]) and small host-side statistics.
+//!
+//! Each test file includes this module with `mod common;`; not every file uses
+//! every helper.
+#![allow(dead_code)]
+
+pub mod strategies;
+
+use hatebm_core::backend::Backend;
+
+/// A tensor's host copy.
+pub fn host<B: Backend>(be: &B, t: &B::Tensor) -> Vec<f32> {
+    be.to_host(t).expect("to_host")
+}
+
+/// Mean of `v` in f64.
+pub fn mean(v: &[f32]) -> f64 {
+    v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64
+}
+
+/// `(1/N) Σ x²`: the variance estimate for data whose mean is known to be 0.
+pub fn mean_square(v: &[f32]) -> f64 {
+    v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Per-row L2 norms of host data with rows of `row` elements, in f64.
+pub fn row_norms(v: &[f32], row: usize) -> Vec<f64> {
+    v.chunks(row)
+        .map(|r| r.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt())
+        .collect()
+}
+
+/// Whether two host tensors are identical bit for bit.
+pub fn bit_identical(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Runs `f` on a fresh rayon pool of `threads` threads.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool")
+        .install(f)
+}
