@@ -4,7 +4,8 @@
 //! `ChainInitLatent[t, 0]`, fresh residuals / noise images `ChainInitRes[t, 0]`,
 //! Langevin noise `ChainNoiseRes[t, k]` / `ChainNoiseLatent[t, k]`, data jitter
 //! `DataJitter[t, 0]`, bank slots `BankSlots[t, shard]`, rejuvenation
-//! `Rejuvenation[t, ·]`, cooperative latent inference `ChainNoiseLatent[t, K + j]`.
+//! `Rejuvenation[t, ·]`, cooperative latent inference `ChainNoiseLatent[t ⊕ 2⁶³, j]`
+//! (iteration word with its top bit set, step j).
 
 use std::time::Instant;
 
@@ -323,7 +324,8 @@ impl<B: Backend> Trainer<B> {
             let recon = ReconEnergy::new(&self.be, x_neg.clone(), self.config.coop_sigma)?;
             let y0 = self.be.zeros(&self.be.shape(&x_neg))?;
             let mut inf_chains = Chains { z: Some(z), y: y0 };
-            // Latent-inference noise uses steps K.. of this iteration's latent stream.
+            // Latent-inference noise: ChainNoiseLatent[t ⊕ 2⁶³, j] (the iteration
+            // word with its top bit set, so it never meets a training chain's key).
             let key = ChainKey {
                 seed: self.seed,
                 iteration: self.iteration ^ (1u64 << 63),
