@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod bank;
+pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod error;
