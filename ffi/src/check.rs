@@ -21,12 +21,12 @@ pub fn first_non_finite(data: &[f32]) -> Option<usize> {
     None
 }
 
-/// Checks that the `n` floats at `data` are all finite (no NaN, no ±Inf).
+/// Checks that the `n` floats at `data` are all finite (no NaN, no +/-Inf).
 ///
 /// Returns `HATEBM_OK` when they are, and `HATEBM_NUMERIC` (with a message naming
 /// the index and value) at the first one that is not. `out_first_bad` is optional
 /// (may be NULL); when given it receives the index of the first non-finite value
-/// on `HATEBM_NUMERIC`, or `n` on `HATEBM_OK` — a diagnostic out-param, written on
+/// on `HATEBM_NUMERIC`, or `n` on `HATEBM_OK`: a diagnostic out-param, written on
 /// that documented failure too. `data` may be NULL only when `n` is 0.
 ///
 /// Thread-safe (touches no shared state).

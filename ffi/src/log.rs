@@ -158,7 +158,7 @@ pub unsafe extern "C" fn hatebm_log_set(
 }
 
 /// Sets the most verbose level delivered to the log callback (a
-/// `hatebm_log_level` value, 0 = off … 5 = trace). Process-wide; safe from any
+/// `hatebm_log_level` value, 0 = off ... 5 = trace). Process-wide; safe from any
 /// thread. `HATEBM_INVALID_ARGUMENT` for a value outside 0..=5.
 #[unsafe(no_mangle)]
 pub extern "C" fn hatebm_log_set_level(level: c_int) -> hatebm_status {

@@ -12,7 +12,6 @@ use hatebm_core::Error;
 ///
 /// The values are stable: they are never renumbered, only appended to. Treat
 /// values you do not know as failures (a newer library may return new codes).
-///
 /// cbindgen:prefix-with-name=false
 /// cbindgen:rename-all=None
 #[repr(C)]

@@ -26,10 +26,16 @@ const fn parse_u32(s: &str) -> u32 {
 }
 
 /// Major version of this library (`CARGO_PKG_VERSION_MAJOR`).
+///
+/// cbindgen:ignore
 pub const VERSION_MAJOR: u32 = parse_u32(env!("CARGO_PKG_VERSION_MAJOR"));
 /// Minor version.
+///
+/// cbindgen:ignore
 pub const VERSION_MINOR: u32 = parse_u32(env!("CARGO_PKG_VERSION_MINOR"));
 /// Patch version.
+///
+/// cbindgen:ignore
 pub const VERSION_PATCH: u32 = parse_u32(env!("CARGO_PKG_VERSION_PATCH"));
 
 const _: () = assert!(
@@ -39,11 +45,15 @@ const _: () = assert!(
 
 /// The ABI version: changes whenever the ABI may have changed; compare for
 /// equality. No ABI is promised before 1.0, so every release is its own ABI:
-/// `MAJOR * 10000 + MINOR * 100 + PATCH` (0.1.0 → 100). It matches the SONAME
+/// `MAJOR * 10000 + MINOR * 100 + PATCH` (0.1.0 -> 100). It matches the SONAME
 /// (`libhatebm.so.MAJOR.MINOR.PATCH`).
+///
+/// cbindgen:ignore
 pub const ABI_VERSION: u32 = VERSION_MAJOR * 10000 + VERSION_MINOR * 100 + VERSION_PATCH;
 
 /// The crate version as a C string, e.g. `"0.1.0"`.
+///
+/// cbindgen:ignore
 pub const VERSION: &CStr = match CStr::from_bytes_with_nul(
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
 ) {
