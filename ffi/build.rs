@@ -13,8 +13,7 @@ fn main() {
     for name in ["hatebm.h", "hatebm.hpp"] {
         let src = manifest.join("../include").join(name);
         println!("cargo:rerun-if-changed={}", src.display());
-        fs::copy(&src, out.join(name))
-            .unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        fs::copy(&src, out.join(name)).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
     }
     println!("cargo:include={}", out.display());
     println!("cargo:rerun-if-changed=build.rs");

@@ -3,7 +3,7 @@
 
 use hatebm_core::Error;
 
-use crate::error::{FfiResult, Failure};
+use crate::error::{Failure, FfiResult};
 use crate::handle::{opt_out, try_slice};
 use crate::status::hatebm_status;
 

@@ -9,7 +9,7 @@
 //!   `hatebm_last_error_*` functions and `hatebm_status_str`, which never touch it.
 //!
 //! Inside the crate, entry points do not call the recorders directly: their body
-//! returns an [`FfiResult`], and the panic boundary ([`crate::panic`]) records an
+//! returns an [`FfiResult`], and the panic boundary (`panic.rs`) records an
 //! `Err(Failure)` as `"<function name>: <message>"` and returns its status.
 
 use std::cell::RefCell;

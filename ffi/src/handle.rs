@@ -39,7 +39,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::error::{FfiResult, Failure};
+use crate::error::{Failure, FfiResult};
 use crate::status::*;
 
 /// Marker: the C handle is a `Box<RustType>` (exclusively owned by C).
@@ -162,7 +162,10 @@ pub(crate) unsafe fn try_ref<'a, C: Castable>(
 /// # Safety
 /// `handle` is NULL or a live handle from [`into_raw_box`] for this `C`, not
 /// accessed by anything else during `'a` (the "one thread at a time" rule).
-pub(crate) unsafe fn try_mut<'a, C>(handle: *mut C, name: &'static str) -> FfiResult<&'a mut C::RustType>
+pub(crate) unsafe fn try_mut<'a, C>(
+    handle: *mut C,
+    name: &'static str,
+) -> FfiResult<&'a mut C::RustType>
 where
     C: Castable<Ownership = OwnershipBox>,
 {
@@ -175,7 +178,10 @@ where
 ///
 /// # Safety
 /// `handle` is NULL or a live handle from [`into_raw_arc`] for this `C`.
-pub(crate) unsafe fn try_clone_arc<C>(handle: *const C, name: &'static str) -> FfiResult<Arc<C::RustType>>
+pub(crate) unsafe fn try_clone_arc<C>(
+    handle: *const C,
+    name: &'static str,
+) -> FfiResult<Arc<C::RustType>>
 where
     C: Castable<Ownership = OwnershipArc>,
 {
@@ -244,7 +250,11 @@ fn check_buffer<T>(ptr: *const T, len: usize, name: &'static str) -> FfiResult<b
 ///
 /// # Safety
 /// When `len > 0`, `ptr` points to `len` initialised `T`s that nothing mutates during `'a`.
-pub(crate) unsafe fn try_slice<'a, T>(ptr: *const T, len: usize, name: &'static str) -> FfiResult<&'a [T]> {
+pub(crate) unsafe fn try_slice<'a, T>(
+    ptr: *const T,
+    len: usize,
+    name: &'static str,
+) -> FfiResult<&'a [T]> {
     if !check_buffer(ptr, len, name)? {
         return Ok(&[]);
     }
@@ -308,7 +318,10 @@ pub(crate) unsafe fn try_out<'a, T>(ptr: *mut T, name: &'static str) -> FfiResul
 ///
 /// # Safety
 /// `ptr` is NULL or points to memory writable as a `T` during `'a`.
-pub(crate) unsafe fn opt_out<'a, T>(ptr: *mut T, name: &'static str) -> FfiResult<Option<Out<'a, T>>> {
+pub(crate) unsafe fn opt_out<'a, T>(
+    ptr: *mut T,
+    name: &'static str,
+) -> FfiResult<Option<Out<'a, T>>> {
     let Some(nn) = NonNull::new(ptr) else {
         return Ok(None);
     };
@@ -401,7 +414,8 @@ impl CopyOut<'_, c_char> {
     pub fn write_cstr(self, s: &CStr) -> FfiResult<()> {
         let bytes = s.to_bytes();
         // SAFETY: u8 and c_char have the same size and alignment.
-        let chars = unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<c_char>(), bytes.len()) };
+        let chars =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<c_char>(), bytes.len()) };
         self.copy(chars, Some(0))
     }
 }
@@ -460,7 +474,10 @@ mod tests {
             let e = try_str(bad.as_ptr(), "name").unwrap_err();
             assert_eq!(e.status(), HATEBM_INVALID_UTF8);
             assert!(e.message().contains("offset 0"), "{}", e.message());
-            assert_eq!(try_str(null(), "s").unwrap_err().status(), HATEBM_NULL_PARAMETER);
+            assert_eq!(
+                try_str(null(), "s").unwrap_err().status(),
+                HATEBM_NULL_PARAMETER
+            );
         }
     }
 
@@ -471,11 +488,19 @@ mod tests {
         unsafe {
             assert_eq!(try_slice(v.as_ptr(), 2, "v").unwrap(), &v);
             assert!(try_slice::<f32>(null(), 0, "v").unwrap().is_empty());
-            assert_eq!(try_slice::<f32>(null(), 3, "v").unwrap_err().status(), HATEBM_NULL_PARAMETER);
-            let mis = v.as_ptr().cast::<u8>().add(1).cast::<f32>();
-            assert_eq!(try_slice(mis, 1, "v").unwrap_err().status(), HATEBM_INVALID_ARGUMENT);
             assert_eq!(
-                try_slice(v.as_ptr(), usize::MAX / 2, "v").unwrap_err().status(),
+                try_slice::<f32>(null(), 3, "v").unwrap_err().status(),
+                HATEBM_NULL_PARAMETER
+            );
+            let mis = v.as_ptr().cast::<u8>().add(1).cast::<f32>();
+            assert_eq!(
+                try_slice(mis, 1, "v").unwrap_err().status(),
+                HATEBM_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                try_slice(v.as_ptr(), usize::MAX / 2, "v")
+                    .unwrap_err()
+                    .status(),
                 HATEBM_INVALID_ARGUMENT
             );
             let mut w = [0u8; 3];
@@ -492,7 +517,10 @@ mod tests {
         unsafe {
             try_out(&mut x, "x").unwrap().write(5);
             assert!(opt_out::<u64>(null_mut(), "x").unwrap().is_none());
-            assert_eq!(try_out::<u64>(null_mut(), "x").unwrap_err().status(), HATEBM_NULL_PARAMETER);
+            assert_eq!(
+                try_out::<u64>(null_mut(), "x").unwrap_err().status(),
+                HATEBM_NULL_PARAMETER
+            );
         }
         assert_eq!(x, 5);
     }
@@ -513,17 +541,27 @@ mod tests {
                 .write_slice(&[1, 2, 3])
                 .unwrap();
             assert_eq!((n, buf), (3, [1, 2, 3, 7]));
-            try_copy_out::<i32>(null_mut(), 0, &mut n, "buf").unwrap().write_slice(&[]).unwrap();
+            try_copy_out::<i32>(null_mut(), 0, &mut n, "buf")
+                .unwrap()
+                .write_slice(&[])
+                .unwrap();
             assert_eq!(n, 0);
             let mut s = [1 as c_char; 3];
-            try_copy_out(s.as_mut_ptr(), 3, &mut n, "s").unwrap().write_str("ab").unwrap();
+            try_copy_out(s.as_mut_ptr(), 3, &mut n, "s")
+                .unwrap()
+                .write_str("ab")
+                .unwrap();
             assert_eq!((n, s), (3, [b'a' as c_char, b'b' as c_char, 0]));
             assert_eq!(
-                try_copy_out::<i32>(null_mut(), 1, &mut n, "buf").unwrap_err().status(),
+                try_copy_out::<i32>(null_mut(), 1, &mut n, "buf")
+                    .unwrap_err()
+                    .status(),
                 HATEBM_NULL_PARAMETER
             );
             assert_eq!(
-                try_copy_out(buf.as_mut_ptr(), 1, null_mut(), "buf").unwrap_err().status(),
+                try_copy_out(buf.as_mut_ptr(), 1, null_mut(), "buf")
+                    .unwrap_err()
+                    .status(),
                 HATEBM_NULL_PARAMETER
             );
         }
@@ -532,6 +570,9 @@ mod tests {
     #[test]
     fn callbacks() {
         let cb: Option<extern "C" fn()> = None;
-        assert_eq!(try_callback(cb, "cb").unwrap_err().status(), HATEBM_NULL_PARAMETER);
+        assert_eq!(
+            try_callback(cb, "cb").unwrap_err().status(),
+            HATEBM_NULL_PARAMETER
+        );
     }
 }

@@ -7,8 +7,8 @@
 //! * every fallible function returns a [`status::hatebm_status`] (0 = OK) and
 //!   writes its out-params only on success; the message of the last failure on
 //!   the calling thread is `hatebm_last_error_message()`;
-//! * no panic crosses the boundary ([`panic`]); every pointer is checked
-//!   ([`handle`]); opaque handles come in `_new`/`_free` pairs, `_free(NULL)` is a
+//! * no panic crosses the boundary (`panic.rs`); every pointer is checked
+//!   (`handle.rs`); opaque handles come in `_new`/`_free` pairs, `_free(NULL)` is a
 //!   no-op;
 //! * caller buffers carry their lengths; copy-out functions report the needed
 //!   size through `size_t *out_n`.
@@ -55,5 +55,5 @@ pub mod version;
 
 pub(crate) use panic::ffi_panic_boundary;
 
-pub use error::{FfiResult, Failure};
+pub use error::{Failure, FfiResult};
 pub use status::hatebm_status;

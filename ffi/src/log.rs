@@ -15,7 +15,7 @@ use std::sync::{OnceLock, RwLock};
 
 use ::log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::error::{FfiResult, Failure};
+use crate::error::{Failure, FfiResult};
 use crate::status::*;
 
 /// Log levels, as passed to `hatebm_log_cb` and `hatebm_log_set_level`.
@@ -213,7 +213,8 @@ mod tests {
         // A failing call from inside the callback must not recurse or deadlock.
         assert_eq!(hatebm_log_set_level(99), HATEBM_INVALID_ARGUMENT);
         // SAFETY: changing the callback from inside it is rejected before use.
-        assert_eq!(unsafe { hatebm_log_set(None, std::ptr::null_mut()) }, HATEBM_INVALID_ARGUMENT);
+        let st = unsafe { hatebm_log_set(None, std::ptr::null_mut()) };
+        assert_eq!(st, HATEBM_INVALID_ARGUMENT);
     }
 
     #[test]
@@ -226,7 +227,8 @@ mod tests {
         ::log::trace!(target: "hatebm::test", "filtered out");
         crate::error::fail(HATEBM_CONFIG, "bad key");
         // SAFETY: removing the callback.
-        assert_eq!(unsafe { hatebm_log_set(None, std::ptr::null_mut()) }, HATEBM_OK);
+        let st = unsafe { hatebm_log_set(None, std::ptr::null_mut()) };
+        assert_eq!(st, HATEBM_OK);
         ::log::error!(target: "hatebm::test", "after removal");
         // Other tests run concurrently and log too: keep this thread's records.
         let me = std::thread::current().id();

@@ -241,7 +241,10 @@ mod tests {
     fn panics_are_caught_and_recorded() {
         assert_eq!(status_fn(3), HATEBM_PANIC);
         let msg = last_error_string();
-        assert!(msg.starts_with("status_fn: panic inside libhatebm"), "{msg}");
+        assert!(
+            msg.starts_with("status_fn: panic inside libhatebm"),
+            "{msg}"
+        );
         assert!(msg.ends_with("boom 3"), "{msg}");
         assert_eq!(status_fn(4), HATEBM_PANIC);
         assert!(last_error_string().ends_with("non-string panic payload"));

@@ -89,7 +89,10 @@ impl hatebm_status {
     /// `int`; converting an unknown integer straight to the enum would be UB, so
     /// every entry point that *receives* a status goes through this.
     pub fn from_raw(raw: c_int) -> Option<Self> {
-        usize::try_from(raw).ok().and_then(|i| Self::ALL.get(i)).copied()
+        usize::try_from(raw)
+            .ok()
+            .and_then(|i| Self::ALL.get(i))
+            .copied()
     }
 
     /// The enumerator's name as a static NUL-terminated string.
@@ -210,8 +213,11 @@ mod tests {
 
     #[test]
     fn status_str_handles_unknown_values() {
-        // SAFETY: hatebm_status_str always returns a static NUL-terminated string.
-        let s = |v| unsafe { CStr::from_ptr(hatebm_status_str(v)) }.to_str().unwrap();
+        let s = |v| {
+            // SAFETY: hatebm_status_str always returns a static NUL-terminated string.
+            let c = unsafe { CStr::from_ptr(hatebm_status_str(v)) };
+            c.to_str().unwrap()
+        };
         assert_eq!(s(0), "HATEBM_OK");
         assert_eq!(s(10), "HATEBM_PANIC");
         assert_eq!(s(-7), "unknown status");
@@ -232,7 +238,10 @@ mod tests {
                 },
                 HATEBM_BACKEND_UNAVAILABLE,
             ),
-            (Error::DeviceUnavailable("cuda:3".into()), HATEBM_DEVICE_UNAVAILABLE),
+            (
+                Error::DeviceUnavailable("cuda:3".into()),
+                HATEBM_DEVICE_UNAVAILABLE,
+            ),
             (Error::io("/nope", io()), HATEBM_IO),
             (Error::format("ckpt", "truncated"), HATEBM_FORMAT),
             (Error::Config("x".into()), HATEBM_CONFIG),

@@ -186,7 +186,8 @@ pub unsafe extern "C" fn hatebm_test_handle_sum(
 /// A step callback: called after each step with the 0-based step index.
 /// Return `true` to continue, `false` to cancel (the library's callback rule).
 #[allow(non_camel_case_types)]
-pub type hatebm_test_step_cb = Option<unsafe extern "C" fn(step: usize, user_data: *mut c_void) -> bool>;
+pub type hatebm_test_step_cb =
+    Option<unsafe extern "C" fn(step: usize, user_data: *mut c_void) -> bool>;
 
 /// Runs `n_steps` steps; step `i` appends `(float)i` to the handle, then calls
 /// `callback(i, user_data)` (if `callback` is not NULL). If the callback returns

@@ -54,12 +54,11 @@ pub const ABI_VERSION: u32 = VERSION_MAJOR * 10000 + VERSION_MINOR * 100 + VERSI
 /// The crate version as a C string, e.g. `"0.1.0"`.
 ///
 /// cbindgen:ignore
-pub const VERSION: &CStr = match CStr::from_bytes_with_nul(
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-) {
-    Ok(v) => v,
-    Err(_) => panic!("CARGO_PKG_VERSION contains a NUL"),
-};
+pub const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("CARGO_PKG_VERSION contains a NUL"),
+    };
 
 /// Returns the version of the loaded library, e.g. `"0.1.0"` (static; never NULL,
 /// never freed). Compare with `HATEBM_VERSION_STRING` from the header you compiled with.
@@ -87,7 +86,9 @@ mod tests {
     #[test]
     fn versions_agree() {
         // SAFETY: static NUL-terminated string.
-        let v = unsafe { CStr::from_ptr(hatebm_version()) }.to_str().unwrap();
+        let v = unsafe { CStr::from_ptr(hatebm_version()) }
+            .to_str()
+            .unwrap();
         assert_eq!(v, env!("CARGO_PKG_VERSION"));
         assert_eq!(
             v,
