@@ -108,7 +108,9 @@ fn store_message(message: &str) {
         .map(|b| if b == 0 { b'?' } else { b })
         .collect();
     let c = CString::new(bytes).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = c);
+    // `try_with`: during thread teardown the slot may already be gone; then the
+    // message is dropped rather than panicking inside the error path.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = c);
 }
 
 /// Records `message` as this thread's last error, forwards it to the log
@@ -137,7 +139,9 @@ pub fn set_last_error(e: &Error) -> hatebm_status {
 /// This thread's last error message, as a Rust string (tests and the C++-free
 /// Rust callers of the `lib` crate type).
 pub fn last_error_string() -> String {
-    LAST_ERROR.with(|slot| slot.borrow().to_string_lossy().into_owned())
+    LAST_ERROR
+        .try_with(|slot| slot.borrow().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Returns the message of the last failed `hatebm_*` call on this thread, or ""
@@ -154,7 +158,9 @@ pub extern "C" fn hatebm_last_error_message() -> *const c_char {
         // The pointer outlives the borrow: the CString's heap buffer only moves or
         // dies when a later failure replaces it (or the thread exits), which is the
         // documented validity window.
-        LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+        LAST_ERROR
+            .try_with(|slot| slot.borrow().as_ptr())
+            .unwrap_or(c"".as_ptr())
     }
 }
 
@@ -182,7 +188,9 @@ pub unsafe extern "C" fn hatebm_last_error_copy(
         // SAFETY: forwarded from this function's contract.
         let out: CopyOut<'_, c_char> = unsafe { try_copy_out(buf, len, out_n, "buf") }
             .map_err(|f| Failure::quiet(f.status()))?;
-        LAST_ERROR.with(|slot| out.write_cstr(&slot.borrow()))
+        LAST_ERROR
+            .try_with(|slot| out.write_cstr(&slot.borrow()))
+            .unwrap_or_else(|_| Err(Failure::quiet(HATEBM_INTERNAL)))
             .map_err(|f| Failure::quiet(f.status()))
     }
 }
@@ -191,7 +199,7 @@ pub unsafe extern "C" fn hatebm_last_error_copy(
 #[unsafe(no_mangle)]
 pub extern "C" fn hatebm_last_error_clear() {
     crate::ffi_panic_boundary! {
-        LAST_ERROR.with(|slot| *slot.borrow_mut() = CString::default());
+        let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = CString::default());
     }
 }
 
