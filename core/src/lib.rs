@@ -18,6 +18,7 @@ pub mod noise;
 pub mod optim;
 pub mod params;
 pub mod report;
+pub mod run;
 pub mod sampler;
 pub mod spec;
 pub mod train;

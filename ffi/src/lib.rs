@@ -48,6 +48,7 @@ pub mod error;
 pub(crate) mod handle;
 pub mod log;
 pub(crate) mod panic;
+pub mod runtime;
 pub mod status;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

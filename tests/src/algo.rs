@@ -75,6 +75,7 @@ pub fn trainer_settings(g: &Golden) -> TrainerSettings {
         ebm_optim: adam("ebm_lr", "ebm_opt_decay", clip),
         gen_optim: adam("gen_lr", "gen_opt_decay", None),
         seed: 0,
+        init_bank: true,
     }
 }
 
