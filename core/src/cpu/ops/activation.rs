@@ -7,7 +7,14 @@ use super::scalar::Scalar;
 use super::util::{par_zip, par_zip3};
 
 fn check_len(f: &str, a: (&str, usize), b: (&str, usize)) {
-    assert!(a.1 == b.1, "{f}: `{}` has length {} but `{}` has length {}", a.0, a.1, b.0, b.1);
+    assert!(
+        a.1 == b.1,
+        "{f}: `{}` has length {} but `{}` has length {}",
+        a.0,
+        a.1,
+        b.0,
+        b.1
+    );
 }
 
 #[inline(always)]

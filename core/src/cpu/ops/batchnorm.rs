@@ -17,7 +17,10 @@ use super::scalar::Scalar;
 use super::util::{PAR_MIN_ELEMS, Scratch, dot_dev, par_rows, par_rows3, sum, sum_sq_dev};
 
 fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
-    assert!(len == want, "{f}: `{what}` has length {len} but the shape needs {formula} = {want}");
+    assert!(
+        len == want,
+        "{f}: `{what}` has length {len} but the shape needs {formula} = {want}"
+    );
 }
 
 /// Per-channel sums `out1[ch] = Σ_n f(n, ch).0`, `out2[ch] = Σ_n f(n, ch).1`, the batch
@@ -54,7 +57,15 @@ fn channel_sums<T: Scalar>(
 }
 
 /// `y[n, ch, ·] = (x[n, ch, ·] − shift[ch])·scale[ch] + beta[ch]`, parallel over the batch.
-fn affine<T: Scalar>(c: usize, hw: usize, x: &[T], shift: &[T], scale: &[T], beta: &[T], y: &mut [T]) {
+fn affine<T: Scalar>(
+    c: usize,
+    hw: usize,
+    x: &[T],
+    shift: &[T],
+    scale: &[T],
+    beta: &[T],
+    y: &mut [T],
+) {
     par_rows(x, c * hw, y, c * hw, |x, y| {
         for (yr, xr) in y.chunks_exact_mut(c * hw).zip(x.chunks_exact(c * hw)) {
             for ch in 0..c {
@@ -91,7 +102,12 @@ pub fn bn_inference_forward<T: Scalar>(
     const F: &str = "bn_inference_forward";
     check(F, "x", x.len(), b * c * hw, "b·c·hw");
     check(F, "y", y.len(), b * c * hw, "b·c·hw");
-    for (n, s) in [("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)] {
+    for (n, s) in [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("mean", mean),
+        ("var", var),
+    ] {
         check(F, n, s.len(), c, "c");
     }
     let mut scale = Scratch::<T>::new(c);
@@ -166,7 +182,10 @@ pub fn bn_inference_backward<T: Scalar>(
     let mut s_dyx = Scratch::<T>::new(c);
     let at = |n: usize, ch: usize| (n * c + ch) * hw;
     channel_sums(b, c, b * c * hw, &mut s_dy, &mut s_dyx, |n, ch| {
-        let (dyc, xc) = (&dy[at(n, ch)..at(n, ch) + hw], &x[at(n, ch)..at(n, ch) + hw]);
+        let (dyc, xc) = (
+            &dy[at(n, ch)..at(n, ch) + hw],
+            &x[at(n, ch)..at(n, ch) + hw],
+        );
         (sum(dyc), dot_dev(dyc, xc, mean[ch]))
     });
     if let Some(dg) = dgamma {
@@ -202,7 +221,10 @@ pub fn bn_train_forward<T: Scalar>(
     batch_var_biased: &mut [T],
 ) {
     const F: &str = "bn_train_forward";
-    assert!(b * hw > 0 || c == 0, "{F}: batch statistics need b·hw > 0 values per channel");
+    assert!(
+        b * hw > 0 || c == 0,
+        "{F}: batch statistics need b·hw > 0 values per channel"
+    );
     check(F, "x", x.len(), b * c * hw, "b·c·hw");
     check(F, "y", y.len(), b * c * hw, "b·c·hw");
     for (n, s) in [("gamma", gamma), ("beta", beta)] {
@@ -216,7 +238,9 @@ pub fn bn_train_forward<T: Scalar>(
     let nn = T::from_usize(b * hw);
     let at = |n: usize, ch: usize| (n * c + ch) * hw;
     let mut unused = Scratch::<T>::new(c);
-    channel_sums(b, c, b * c * hw, batch_mean, &mut unused, |n, ch| (sum(&x[at(n, ch)..at(n, ch) + hw]), T::ZERO));
+    channel_sums(b, c, b * c * hw, batch_mean, &mut unused, |n, ch| {
+        (sum(&x[at(n, ch)..at(n, ch) + hw]), T::ZERO)
+    });
     batch_mean.iter_mut().for_each(|m| *m /= nn);
     let mean: &[T] = batch_mean;
     channel_sums(b, c, b * c * hw, batch_var_biased, &mut unused, |n, ch| {
@@ -224,7 +248,10 @@ pub fn bn_train_forward<T: Scalar>(
     });
     batch_var_biased.iter_mut().for_each(|v| *v /= nn);
     let mut scale = Scratch::<T>::new(c);
-    for (s, (&g, &v)) in scale.iter_mut().zip(gamma.iter().zip(batch_var_biased.iter())) {
+    for (s, (&g, &v)) in scale
+        .iter_mut()
+        .zip(gamma.iter().zip(batch_var_biased.iter()))
+    {
         *s = g / (v + eps).sqrt();
     }
     affine(c, hw, x, mean, &scale, beta, y);
@@ -259,11 +286,18 @@ pub fn bn_train_backward<T: Scalar>(
     dbeta: Option<&mut [T]>,
 ) {
     const F: &str = "bn_train_backward";
-    assert!(b * hw > 0 || c == 0, "{F}: batch statistics need b·hw > 0 values per channel");
+    assert!(
+        b * hw > 0 || c == 0,
+        "{F}: batch statistics need b·hw > 0 values per channel"
+    );
     check(F, "x", x.len(), b * c * hw, "b·c·hw");
     check(F, "dy", dy.len(), b * c * hw, "b·c·hw");
     check(F, "dx", dx.len(), b * c * hw, "b·c·hw");
-    for (n, s) in [("gamma", gamma), ("batch_mean", batch_mean), ("batch_var_biased", batch_var_biased)] {
+    for (n, s) in [
+        ("gamma", gamma),
+        ("batch_mean", batch_mean),
+        ("batch_var_biased", batch_var_biased),
+    ] {
         check(F, n, s.len(), c, "c");
     }
     for (n, s) in [("dgamma", dgamma.as_deref()), ("dbeta", dbeta.as_deref())] {
@@ -279,7 +313,10 @@ pub fn bn_train_backward<T: Scalar>(
     let mut s_dy = Scratch::<T>::new(c);
     let mut s_dyx = Scratch::<T>::new(c);
     channel_sums(b, c, b * c * hw, &mut s_dy, &mut s_dyx, |n, ch| {
-        let (dyc, xc) = (&dy[at(n, ch)..at(n, ch) + hw], &x[at(n, ch)..at(n, ch) + hw]);
+        let (dyc, xc) = (
+            &dy[at(n, ch)..at(n, ch) + hw],
+            &x[at(n, ch)..at(n, ch) + hw],
+        );
         (sum(dyc), dot_dev(dyc, xc, batch_mean[ch]))
     });
     // Per channel: k1 = gamma/s, m = mean(dy), k2 = Σ dy·(x − mean) / ((var + eps)·N).
@@ -293,9 +330,18 @@ pub fn bn_train_backward<T: Scalar>(
     let coef: &[T] = &coef;
     let row = c * hw;
     par_rows3(x, dy, row, dx, row, |x, dy, dx| {
-        for ((dxr, dyr), xr) in dx.chunks_exact_mut(row).zip(dy.chunks_exact(row)).zip(x.chunks_exact(row)) {
+        for ((dxr, dyr), xr) in dx
+            .chunks_exact_mut(row)
+            .zip(dy.chunks_exact(row))
+            .zip(x.chunks_exact(row))
+        {
             for ch in 0..c {
-                let (k1, m, k2, mu) = (coef[3 * ch], coef[3 * ch + 1], coef[3 * ch + 2], batch_mean[ch]);
+                let (k1, m, k2, mu) = (
+                    coef[3 * ch],
+                    coef[3 * ch + 1],
+                    coef[3 * ch + 2],
+                    batch_mean[ch],
+                );
                 let r = ch * hw..(ch + 1) * hw;
                 let it = dxr[r.clone()].iter_mut().zip(&dyr[r.clone()]).zip(&xr[r]);
                 if acc {
@@ -373,9 +419,15 @@ mod tests {
     /// Naive batch statistics (f64): per-channel mean and biased variance.
     fn naive_stats(d: &Bn) -> (Vec<f64>, Vec<f64>) {
         let n = (d.b * d.hw) as f64;
-        let vals = |ch: usize| (0..d.b).flat_map(move |i| (0..d.hw).map(move |p| (i * d.c + ch) * d.hw + p));
-        let mean: Vec<f64> = (0..d.c).map(|ch| vals(ch).map(|i| d.x[i]).sum::<f64>() / n).collect();
-        let var = (0..d.c).map(|ch| vals(ch).map(|i| (d.x[i] - mean[ch]).powi(2)).sum::<f64>() / n).collect();
+        let vals = |ch: usize| {
+            (0..d.b).flat_map(move |i| (0..d.hw).map(move |p| (i * d.c + ch) * d.hw + p))
+        };
+        let mean: Vec<f64> = (0..d.c)
+            .map(|ch| vals(ch).map(|i| d.x[i]).sum::<f64>() / n)
+            .collect();
+        let var = (0..d.c)
+            .map(|ch| vals(ch).map(|i| (d.x[i] - mean[ch]).powi(2)).sum::<f64>() / n)
+            .collect();
         (mean, var)
     }
 
@@ -394,10 +446,19 @@ mod tests {
         for &(b, c, hw) in &[(1, 1, 1), (4, 3, 1), (3, 5, 7), (8, 64, 64)] {
             let d = data(b, c, hw, 40);
             let mut y = vec![f64::NAN; d.x.len()];
-            bn_inference_forward(b, c, hw, eps, &d.x, &d.gamma, &d.beta, &d.mean, &d.var, &mut y);
-            assert_close(&y, &naive_norm(&d, &d.mean, &d.var, eps), 1e-14, "bn inference");
+            bn_inference_forward(
+                b, c, hw, eps, &d.x, &d.gamma, &d.beta, &d.mean, &d.var, &mut y,
+            );
+            assert_close(
+                &y,
+                &naive_norm(&d, &d.mean, &d.var, eps),
+                1e-14,
+                "bn inference",
+            );
             let (mut m, mut v) = (vec![0.0; c], vec![0.0; c]);
-            bn_train_forward(b, c, hw, eps, &d.x, &d.gamma, &d.beta, &mut y, &mut m, &mut v);
+            bn_train_forward(
+                b, c, hw, eps, &d.x, &d.gamma, &d.beta, &mut y, &mut m, &mut v,
+            );
             let (mr, vr) = naive_stats(&d);
             assert_close(&m, &mr, 1e-14, "batch mean");
             assert_close(&v, &vr, 1e-14, "batch var");
@@ -406,7 +467,12 @@ mod tests {
                 let mut u = vec![0.0; c];
                 bn_unbiased_var(b, hw, &v, &mut u);
                 let n = (b * hw) as f64;
-                assert_close(&u, &vr.iter().map(|v| v * n / (n - 1.0)).collect::<Vec<_>>(), 1e-14, "unbiased");
+                assert_close(
+                    &u,
+                    &vr.iter().map(|v| v * n / (n - 1.0)).collect::<Vec<_>>(),
+                    1e-14,
+                    "unbiased",
+                );
             }
         }
     }
@@ -415,7 +481,14 @@ mod tests {
     fn f32_matches_f64() {
         let d = data(8, 16, 100, 41);
         let f = |v: &[f64]| to_f32(v);
-        let (x, g, bt, m, v, dy) = (f(&d.x), f(&d.gamma), f(&d.beta), f(&d.mean), f(&d.var), f(&d.dy));
+        let (x, g, bt, m, v, dy) = (
+            f(&d.x),
+            f(&d.gamma),
+            f(&d.beta),
+            f(&d.mean),
+            f(&d.var),
+            f(&d.dy),
+        );
         let n = d.x.len();
         let mut y32 = vec![0.0f32; n];
         let (mut m32, mut v32) = (vec![0.0f32; 16], vec![0.0f32; 16]);
@@ -423,19 +496,60 @@ mod tests {
         let mut y64 = vec![0.0; n];
         let (mut m64, mut v64) = (vec![0.0; 16], vec![0.0; 16]);
         let (x6, g6, b6, dy6) = (to_f64(&x), to_f64(&g), to_f64(&bt), to_f64(&dy));
-        bn_train_forward(8, 16, 100, 1e-3, &x6, &g6, &b6, &mut y64, &mut m64, &mut v64);
+        bn_train_forward(
+            8, 16, 100, 1e-3, &x6, &g6, &b6, &mut y64, &mut m64, &mut v64,
+        );
         assert_close(&to_f64(&y32), &y64, 1e-6, "bn train f32 y");
         let mut dx32 = vec![0.0f32; n];
         let (mut dg32, mut db32) = (vec![0.0f32; 16], vec![0.0f32; 16]);
-        bn_train_backward(8, 16, 100, 1e-3, &x, &dy, &g, &m32, &v32, &mut dx32, false, Some(&mut dg32), Some(&mut db32));
+        bn_train_backward(
+            8,
+            16,
+            100,
+            1e-3,
+            &x,
+            &dy,
+            &g,
+            &m32,
+            &v32,
+            &mut dx32,
+            false,
+            Some(&mut dg32),
+            Some(&mut db32),
+        );
         let mut dx64 = vec![0.0; n];
         let (mut dg64, mut db64) = (vec![0.0; 16], vec![0.0; 16]);
-        bn_train_backward(8, 16, 100, 1e-3, &x6, &dy6, &g6, &m64, &v64, &mut dx64, false, Some(&mut dg64), Some(&mut db64));
+        bn_train_backward(
+            8,
+            16,
+            100,
+            1e-3,
+            &x6,
+            &dy6,
+            &g6,
+            &m64,
+            &v64,
+            &mut dx64,
+            false,
+            Some(&mut dg64),
+            Some(&mut db64),
+        );
         assert_close(&to_f64(&dx32), &dx64, 1e-5, "bn train f32 dx");
         assert_close(&to_f64(&dg32), &dg64, 1e-6, "bn train f32 dgamma");
         assert_close(&to_f64(&db32), &db64, 1e-6, "bn train f32 dbeta");
         bn_inference_forward(8, 16, 100, 1e-3, &x, &g, &bt, &m, &v, &mut y32);
-        bn_inference_forward(8, 16, 100, 1e-3, &x6, &g6, &b6, &to_f64(&m), &to_f64(&v), &mut y64);
+        bn_inference_forward(
+            8,
+            16,
+            100,
+            1e-3,
+            &x6,
+            &g6,
+            &b6,
+            &to_f64(&m),
+            &to_f64(&v),
+            &mut y64,
+        );
         assert_close(&to_f64(&y32), &y64, 1e-6, "bn inference f32");
     }
 
@@ -444,7 +558,14 @@ mod tests {
         for &(b, c, hw) in &[(16, 64, 64), (300, 40, 1), (3, 5, 7)] {
             let d = data(b, c, hw, 42);
             let f = |v: &[f64]| to_f32(v);
-            let (x, g, bt, m, v, dy) = (f(&d.x), f(&d.gamma), f(&d.beta), f(&d.mean), f(&d.var), f(&d.dy));
+            let (x, g, bt, m, v, dy) = (
+                f(&d.x),
+                f(&d.gamma),
+                f(&d.beta),
+                f(&d.mean),
+                f(&d.var),
+                f(&d.dy),
+            );
             let base = f(&rand_vec(&mut rng(43), d.x.len()));
             let n = d.x.len();
             assert_thread_invariant(
@@ -454,9 +575,37 @@ mod tests {
                     bn_inference_forward(b, c, hw, 1e-3, &x, &g, &bt, &m, &v, &mut y);
                     let mut dx = vec![f32::NAN; n];
                     let (mut dg, mut db) = (vec![0.5f32; c], vec![0.5f32; c]);
-                    bn_inference_backward(b, c, hw, 1e-3, &x, &dy, &g, &m, &v, Some(&mut dx), false, Some(&mut dg), Some(&mut db));
+                    bn_inference_backward(
+                        b,
+                        c,
+                        hw,
+                        1e-3,
+                        &x,
+                        &dy,
+                        &g,
+                        &m,
+                        &v,
+                        Some(&mut dx),
+                        false,
+                        Some(&mut dg),
+                        Some(&mut db),
+                    );
                     let mut dxa = base.clone();
-                    bn_inference_backward(b, c, hw, 1e-3, &x, &dy, &g, &m, &v, Some(&mut dxa), true, None, None);
+                    bn_inference_backward(
+                        b,
+                        c,
+                        hw,
+                        1e-3,
+                        &x,
+                        &dy,
+                        &g,
+                        &m,
+                        &v,
+                        Some(&mut dxa),
+                        true,
+                        None,
+                        None,
+                    );
                     for ((a, &f), &b0) in dxa.iter().zip(&dx).zip(&base) {
                         assert_eq!(*a, b0 + f, "inference acc adds");
                     }
@@ -465,9 +614,25 @@ mod tests {
                     bn_train_forward(b, c, hw, 1e-3, &x, &g, &bt, &mut yt, &mut bm, &mut bv);
                     let mut dxt = vec![f32::NAN; n];
                     let (mut dgt, mut dbt) = (vec![0.5f32; c], vec![0.5f32; c]);
-                    bn_train_backward(b, c, hw, 1e-3, &x, &dy, &g, &bm, &bv, &mut dxt, false, Some(&mut dgt), Some(&mut dbt));
+                    bn_train_backward(
+                        b,
+                        c,
+                        hw,
+                        1e-3,
+                        &x,
+                        &dy,
+                        &g,
+                        &bm,
+                        &bv,
+                        &mut dxt,
+                        false,
+                        Some(&mut dgt),
+                        Some(&mut dbt),
+                    );
                     let mut dxta = base.clone();
-                    bn_train_backward(b, c, hw, 1e-3, &x, &dy, &g, &bm, &bv, &mut dxta, true, None, None);
+                    bn_train_backward(
+                        b, c, hw, 1e-3, &x, &dy, &g, &bm, &bv, &mut dxta, true, None, None,
+                    );
                     for ((a, &f), &b0) in dxta.iter().zip(&dxt).zip(&base) {
                         assert_eq!(*a, b0 + f, "train acc adds");
                     }

@@ -70,7 +70,11 @@ impl Conv2dGeom {
         self.cin * self.k * self.k
     }
     fn check_k(&self, f: &str) {
-        assert!(self.k % 2 == 1, "{f}: kernel size k = {} must be odd (SAME padding k/2)", self.k);
+        assert!(
+            self.k % 2 == 1,
+            "{f}: kernel size k = {} must be odd (SAME padding k/2)",
+            self.k
+        );
     }
 }
 
@@ -80,6 +84,8 @@ const COL_ELEMS: usize = 1 << 17;
 /// Bounds on the columns of one GEMM.
 const MIN_COLS: usize = 128;
 const MAX_COLS: usize = 2048;
+/// Images with at least this many pixels are never batched (saves the output copy).
+const MIN_COLS_NO_GROUP: usize = 256;
 /// Forward / backward-input: keep at least this many tasks when batching small images.
 const MIN_TASKS: usize = 4;
 
@@ -97,10 +103,16 @@ struct Plan {
 fn plan(kdim: usize, h: usize, w: usize, max_group: usize, col_elems: usize) -> Plan {
     let hw = h * w;
     let cols = (col_elems / kdim.max(1)).clamp(MIN_COLS, MAX_COLS);
-    if hw >= cols || hw == 0 {
-        Plan { group: 1, rows: (cols / w.max(1)).clamp(1, h.max(1)) }
+    if hw >= cols || hw >= MIN_COLS_NO_GROUP || hw == 0 {
+        Plan {
+            group: 1,
+            rows: (cols / w.max(1)).clamp(1, h.max(1)),
+        }
     } else {
-        Plan { group: (cols / hw).clamp(1, max_group.max(1)), rows: h }
+        Plan {
+            group: (cols / hw).clamp(1, max_group.max(1)),
+            rows: h,
+        }
     }
 }
 
@@ -108,7 +120,18 @@ fn plan(kdim: usize, h: usize, w: usize, max_group: usize, col_elems: usize) -> 
 /// `col[(ci·k + ky)·k + kx, c0 + (i − r0)·w + j] = x[ci, i + ky − k/2, j + kx − k/2]`
 /// (0 outside the image), with row stride `ld`.
 #[allow(clippy::too_many_arguments)]
-fn im2col<T: Scalar>(x: &[T], cin: usize, h: usize, w: usize, k: usize, r0: usize, r1: usize, col: &mut [T], ld: usize, c0: usize) {
+fn im2col<T: Scalar>(
+    x: &[T],
+    cin: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    r0: usize,
+    r1: usize,
+    col: &mut [T],
+    ld: usize,
+    c0: usize,
+) {
     let p = (k / 2) as isize;
     let hw = h * w;
     let nc = (r1 - r0) * w;
@@ -142,7 +165,14 @@ fn im2col<T: Scalar>(x: &[T], cin: usize, h: usize, w: usize, k: usize, r0: usiz
 
 /// Prepares the output block `y[co, ·]` (row stride `ld`, `n` columns) for a GEMM with
 /// the returned `beta`: overwrite (`acc = false`) or accumulate, plus the bias.
-fn prepare_out<T: Scalar>(y: &mut [T], co: usize, ld: usize, n: usize, bias: Option<&[T]>, acc: bool) -> T {
+fn prepare_out<T: Scalar>(
+    y: &mut [T],
+    co: usize,
+    ld: usize,
+    n: usize,
+    bias: Option<&[T]>,
+    acc: bool,
+) -> T {
     match (bias, acc) {
         (None, false) => T::ZERO,
         (None, true) => T::ONE,
@@ -195,49 +225,98 @@ fn conv_apply<T: Scalar>(
     }
     if k == 1 {
         // The sample is its own im2col matrix [ci, hw].
-        y.par_chunks_mut(ys).zip(x.par_chunks(xs)).for_each(|(yb, xb)| {
-            let beta = prepare_out(yb, co, hw, hw, bias, acc);
-            gemm(co, kdim, hw, T::ONE, wmat, kdim as isize, 1, xb, hw as isize, 1, beta, yb, hw as isize, 1);
-        });
+        y.par_chunks_mut(ys)
+            .zip(x.par_chunks(xs))
+            .for_each(|(yb, xb)| {
+                let beta = prepare_out(yb, co, hw, hw, bias, acc);
+                gemm(
+                    co,
+                    kdim,
+                    hw,
+                    T::ONE,
+                    wmat,
+                    kdim as isize,
+                    1,
+                    xb,
+                    hw as isize,
+                    1,
+                    beta,
+                    yb,
+                    hw as isize,
+                    1,
+                );
+            });
         return;
     }
     let pl = plan(kdim, h, w, batch.div_ceil(MIN_TASKS), col_elems);
-    y.par_chunks_mut(pl.group * ys).zip(x.par_chunks(pl.group * xs)).for_each(|(yg, xg)| {
-        let gs = yg.len() / ys;
-        if gs == 1 {
-            let mut r0 = 0;
-            while r0 < h {
-                let r1 = (r0 + pl.rows).min(h);
-                let nc = (r1 - r0) * w;
+    y.par_chunks_mut(pl.group * ys)
+        .zip(x.par_chunks(pl.group * xs))
+        .for_each(|(yg, xg)| {
+            let gs = yg.len() / ys;
+            if gs == 1 {
+                let mut r0 = 0;
+                while r0 < h {
+                    let r1 = (r0 + pl.rows).min(h);
+                    let nc = (r1 - r0) * w;
+                    let mut col = Scratch::<T>::new(kdim * nc);
+                    im2col(xg, ci, h, w, k, r0, r1, &mut col, nc, 0);
+                    let out = &mut yg[r0 * w..];
+                    let beta = prepare_out(out, co, hw, nc, bias, acc);
+                    gemm(
+                        co,
+                        kdim,
+                        nc,
+                        T::ONE,
+                        wmat,
+                        kdim as isize,
+                        1,
+                        &col,
+                        nc as isize,
+                        1,
+                        beta,
+                        out,
+                        hw as isize,
+                        1,
+                    );
+                    r0 = r1;
+                }
+            } else {
+                let nc = gs * hw;
                 let mut col = Scratch::<T>::new(kdim * nc);
-                im2col(xg, ci, h, w, k, r0, r1, &mut col, nc, 0);
-                let out = &mut yg[r0 * w..];
-                let beta = prepare_out(out, co, hw, nc, bias, acc);
-                gemm(co, kdim, nc, T::ONE, wmat, kdim as isize, 1, &col, nc as isize, 1, beta, out, hw as isize, 1);
-                r0 = r1;
-            }
-        } else {
-            let nc = gs * hw;
-            let mut col = Scratch::<T>::new(kdim * nc);
-            for (j, xb) in xg.chunks_exact(xs).enumerate() {
-                im2col(xb, ci, h, w, k, 0, h, &mut col, nc, j * hw);
-            }
-            let mut out = Scratch::<T>::new(co * nc);
-            gemm(co, kdim, nc, T::ONE, wmat, kdim as isize, 1, &col, nc as isize, 1, T::ZERO, &mut out, nc as isize, 1);
-            for (j, yb) in yg.chunks_exact_mut(ys).enumerate() {
-                for (o, yr) in yb.chunks_exact_mut(hw).enumerate() {
-                    let src = &out[o * nc + j * hw..o * nc + (j + 1) * hw];
-                    let b = bias.map_or(T::ZERO, |b| b[o]);
-                    match (acc, bias.is_some()) {
-                        (false, false) => yr.copy_from_slice(src),
-                        (false, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b),
-                        (true, false) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
-                        (true, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s + b),
+                for (j, xb) in xg.chunks_exact(xs).enumerate() {
+                    im2col(xb, ci, h, w, k, 0, h, &mut col, nc, j * hw);
+                }
+                let mut out = Scratch::<T>::new(co * nc);
+                gemm(
+                    co,
+                    kdim,
+                    nc,
+                    T::ONE,
+                    wmat,
+                    kdim as isize,
+                    1,
+                    &col,
+                    nc as isize,
+                    1,
+                    T::ZERO,
+                    &mut out,
+                    nc as isize,
+                    1,
+                );
+                for (j, yb) in yg.chunks_exact_mut(ys).enumerate() {
+                    for (o, yr) in yb.chunks_exact_mut(hw).enumerate() {
+                        let src = &out[o * nc + j * hw..o * nc + (j + 1) * hw];
+                        let b = bias.map_or(T::ZERO, |b| b[o]);
+                        match (acc, bias.is_some()) {
+                            (false, false) => yr.copy_from_slice(src),
+                            (false, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b),
+                            (true, false) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+                            (true, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s + b),
+                        }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 fn check_lens<T>(f: &str, g: &Conv2dGeom, what: &str, s: &[T], want: usize, formula: &str) {
@@ -262,7 +341,14 @@ pub fn conv2d_forward<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[T
     conv2d_forward_with(g, x, w, b, y, COL_ELEMS);
 }
 
-fn conv2d_forward_with<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], col_elems: usize) {
+fn conv2d_forward_with<T: Scalar>(
+    g: &Conv2dGeom,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    y: &mut [T],
+    col_elems: usize,
+) {
     const F: &str = "conv2d_forward";
     g.check_k(F);
     check_lens(F, g, "x", x, g.x_len(), "batch·cin·h·w");
@@ -271,7 +357,9 @@ fn conv2d_forward_with<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[
     if let Some(b) = b {
         check_lens(F, g, "b", b, g.cout, "cout");
     }
-    conv_apply(g.batch, g.cin, g.cout, g.h, g.w, g.k, x, w, b, y, false, col_elems);
+    conv_apply(
+        g.batch, g.cin, g.cout, g.h, g.w, g.k, x, w, b, y, false, col_elems,
+    );
 }
 
 /// Backward pass to the input: `dx = ∂⟨dy, y⟩/∂x`, i.e. `dx[b, ci, a, c] =
@@ -285,16 +373,38 @@ fn conv2d_forward_with<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[
 /// # Panics
 ///
 /// If `g.k` is even or a slice length does not match `g`.
-pub fn conv2d_backward_input<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: &mut [T], acc: bool) {
-    conv2d_backward_input_with(g, dy, w, dx, acc, COL_ELEMS);
+pub fn conv2d_backward_input<T: Scalar>(
+    g: &Conv2dGeom,
+    dy: &[T],
+    w: &[T],
+    dx: &mut [T],
+    acc: bool,
+) {
+    conv2d_backward_input_with(g, dy, w, dx, acc, COL_ELEMS, None);
 }
 
-fn conv2d_backward_input_with<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: &mut [T], acc: bool, col_elems: usize) {
+/// Input channels up to which backward-input uses `dcol = Wᵀ·dy` + `col2im` (a GEMM with
+/// `cin·k²` rows) instead of the flipped convolution (a GEMM with only `cin` rows).
+const COL2IM_MAX_CIN: usize = 8;
+
+fn conv2d_backward_input_with<T: Scalar>(
+    g: &Conv2dGeom,
+    dy: &[T],
+    w: &[T],
+    dx: &mut [T],
+    acc: bool,
+    col_elems: usize,
+    force_col2im: Option<bool>,
+) {
     const F: &str = "conv2d_backward_input";
     g.check_k(F);
     check_lens(F, g, "dy", dy, g.y_len(), "batch·cout·h·w");
     check_lens(F, g, "w", w, g.w_len(), "cout·cin·k·k");
     check_lens(F, g, "dx", dx, g.x_len(), "batch·cin·h·w");
+    if g.k > 1 && g.cout > 0 && force_col2im.unwrap_or(g.cin <= COL2IM_MAX_CIN) {
+        backward_input_col2im(g, dy, w, dx, acc);
+        return;
+    }
     let (k, kk) = (g.k, g.k * g.k);
     // wflip[ci, (co, ky, kx)] = w[co, ci, k-1-ky, k-1-kx]
     let mut wflip = Scratch::<T>::new(g.w_len());
@@ -308,7 +418,75 @@ fn conv2d_backward_input_with<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: 
             }
         }
     }
-    conv_apply(g.batch, g.cout, g.cin, g.h, g.w, g.k, dy, &wflip, None, dx, acc, col_elems);
+    conv_apply(
+        g.batch, g.cout, g.cin, g.h, g.w, g.k, dy, &wflip, None, dx, acc, col_elems,
+    );
+}
+
+/// Backward-input for few input channels: per sample `dcol[cin·k², hw] = Wᵀ·dy_b`, then
+/// `col2im` adds every column entry into the pixel it was read from.
+fn backward_input_col2im<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: &mut [T], acc: bool) {
+    let (hw, kdim, co, ci, k, h, wd) = (g.hw(), g.kdim(), g.cout, g.cin, g.k, g.h, g.w);
+    if g.batch == 0 || hw == 0 || ci == 0 {
+        return;
+    }
+    let p = (k / 2) as isize;
+    dx.par_chunks_mut(ci * hw)
+        .zip(dy.par_chunks(co * hw))
+        .for_each(|(dxb, dyb)| {
+            let mut dcol = Scratch::<T>::new(kdim * hw);
+            // dcol[r, q] = Σ_o w[o, r] · dy[o, q]   (A = Wᵀ: A[r, o] = w[o·kdim + r])
+            gemm(
+                kdim,
+                co,
+                hw,
+                T::ONE,
+                w,
+                1,
+                kdim as isize,
+                dyb,
+                hw as isize,
+                1,
+                T::ZERO,
+                &mut dcol,
+                hw as isize,
+                1,
+            );
+            if !acc {
+                dxb.fill(T::ZERO);
+            }
+            for c in 0..ci {
+                let dxc = &mut dxb[c * hw..(c + 1) * hw];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let row = (c * k + ky) * k + kx;
+                        let src = &dcol[row * hw..(row + 1) * hw];
+                        let shift = kx as isize - p;
+                        let s = shift.unsigned_abs().min(wd);
+                        for oi in 0..h {
+                            let ii = oi as isize + ky as isize - p;
+                            if ii < 0 || ii >= h as isize {
+                                continue;
+                            }
+                            let d = &mut dxc[ii as usize * wd..(ii as usize + 1) * wd];
+                            let sr = &src[oi * wd..(oi + 1) * wd];
+                            // col[.., oi, j] was read from x[ii, j + shift]
+                            if shift >= 0 {
+                                d[s..]
+                                    .iter_mut()
+                                    .zip(&sr[..wd - s])
+                                    .for_each(|(d, &v)| *d += v);
+                            } else {
+                                d[..wd - s]
+                                    .iter_mut()
+                                    .zip(&sr[s..])
+                                    .for_each(|(d, &v)| *d += v);
+                            }
+                        }
+                    }
+                }
+            }
+        });
 }
 
 /// Backward pass to the parameters, **accumulating**: `dw += ∂⟨dy, y⟩/∂w`,
@@ -323,7 +501,13 @@ fn conv2d_backward_input_with<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: 
 /// # Panics
 ///
 /// If `g.k` is even or a slice length does not match `g`.
-pub fn conv2d_backward_params<T: Scalar>(g: &Conv2dGeom, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>) {
+pub fn conv2d_backward_params<T: Scalar>(
+    g: &Conv2dGeom,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    db: Option<&mut [T]>,
+) {
     conv2d_backward_params_with(g, x, dy, dw, db, COL_ELEMS);
 }
 
@@ -375,7 +559,22 @@ fn conv2d_backward_params_with<T: Scalar>(
             if k == 1 {
                 // dw[co, ci] += dy_b[co, hw] · x_b[ci, hw]ᵀ
                 for (xb, dyb) in xp.chunks_exact(xs).zip(dyp.chunks_exact(ys)) {
-                    gemm(co, hw, ci, T::ONE, dyb, hw as isize, 1, xb, 1, hw as isize, T::ONE, pw, ci as isize, 1);
+                    gemm(
+                        co,
+                        hw,
+                        ci,
+                        T::ONE,
+                        dyb,
+                        hw as isize,
+                        1,
+                        xb,
+                        1,
+                        hw as isize,
+                        T::ONE,
+                        pw,
+                        ci as isize,
+                        1,
+                    );
                 }
                 return;
             }
@@ -387,7 +586,22 @@ fn conv2d_backward_params_with<T: Scalar>(
                         let nc = (r1 - r0) * w;
                         let mut col = Scratch::<T>::new(kdim * nc);
                         im2col(xb, ci, h, w, k, r0, r1, &mut col, nc, 0);
-                        gemm(co, nc, kdim, T::ONE, &dyb[r0 * w..], hw as isize, 1, &col, 1, nc as isize, T::ONE, pw, kdim as isize, 1);
+                        gemm(
+                            co,
+                            nc,
+                            kdim,
+                            T::ONE,
+                            &dyb[r0 * w..],
+                            hw as isize,
+                            1,
+                            &col,
+                            1,
+                            nc as isize,
+                            T::ONE,
+                            pw,
+                            kdim as isize,
+                            1,
+                        );
                         r0 = r1;
                     }
                 }
@@ -400,12 +614,39 @@ fn conv2d_backward_params_with<T: Scalar>(
                     let mut dyg = Scratch::<T>::new(co * nc);
                     for j in 0..gs {
                         let s = s0 + j;
-                        im2col(&xp[s * xs..(s + 1) * xs], ci, h, w, k, 0, h, &mut col, nc, j * hw);
+                        im2col(
+                            &xp[s * xs..(s + 1) * xs],
+                            ci,
+                            h,
+                            w,
+                            k,
+                            0,
+                            h,
+                            &mut col,
+                            nc,
+                            j * hw,
+                        );
                         for o in 0..co {
-                            dyg[o * nc + j * hw..o * nc + (j + 1) * hw].copy_from_slice(&dyp[s * ys + o * hw..s * ys + (o + 1) * hw]);
+                            dyg[o * nc + j * hw..o * nc + (j + 1) * hw]
+                                .copy_from_slice(&dyp[s * ys + o * hw..s * ys + (o + 1) * hw]);
                         }
                     }
-                    gemm(co, nc, kdim, T::ONE, &dyg, nc as isize, 1, &col, 1, nc as isize, T::ONE, pw, kdim as isize, 1);
+                    gemm(
+                        co,
+                        nc,
+                        kdim,
+                        T::ONE,
+                        &dyg,
+                        nc as isize,
+                        1,
+                        &col,
+                        1,
+                        nc as isize,
+                        T::ONE,
+                        pw,
+                        kdim as isize,
+                        1,
+                    );
                     s0 += gs;
                 }
             }
@@ -440,7 +681,8 @@ mod tests {
                                         continue;
                                     }
                                     s += w[((co * g.cin + ci) * k + ky) * k + kx]
-                                        * x[((n * g.cin + ci) * g.h + ii as usize) * g.w + jj as usize];
+                                        * x[((n * g.cin + ci) * g.h + ii as usize) * g.w
+                                            + jj as usize];
                                 }
                             }
                         }
@@ -453,7 +695,12 @@ mod tests {
     }
 
     /// Direct backward formulas (scatter form), f64.
-    fn naive_backward(g: &Conv2dGeom, x: &[f64], w: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    fn naive_backward(
+        g: &Conv2dGeom,
+        x: &[f64],
+        w: &[f64],
+        dy: &[f64],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let (h, wd, k) = (g.h as isize, g.w as isize, g.k);
         let p = (k / 2) as isize;
         let mut dx = vec![0.0; g.x_len()];
@@ -473,7 +720,8 @@ mod tests {
                                         continue;
                                     }
                                     let wi = ((co * g.cin + ci) * k + ky) * k + kx;
-                                    let xi = ((n * g.cin + ci) * g.h + ii as usize) * g.w + jj as usize;
+                                    let xi =
+                                        ((n * g.cin + ci) * g.h + ii as usize) * g.w + jj as usize;
                                     dx[xi] += w[wi] * d;
                                     dw[wi] += x[xi] * d;
                                 }
@@ -487,7 +735,14 @@ mod tests {
     }
 
     fn geom(batch: usize, cin: usize, cout: usize, h: usize, w: usize, k: usize) -> Conv2dGeom {
-        Conv2dGeom { batch, cin, cout, h, w, k }
+        Conv2dGeom {
+            batch,
+            cin,
+            cout,
+            h,
+            w,
+            k,
+        }
     }
 
     /// Checks all three passes against the naive reference for one geometry and chunking.
@@ -499,13 +754,39 @@ mod tests {
         let dy = rand_vec(&mut r, g.y_len());
         let mut y = vec![f64::NAN; g.y_len()];
         conv2d_forward_with(g, &x, &w, Some(&b), &mut y, col_elems);
-        assert_close(&y, &naive_forward(g, &x, &w, Some(&b)), 1e-13, &format!("forward {g:?}"));
+        assert_close(
+            &y,
+            &naive_forward(g, &x, &w, Some(&b)),
+            1e-13,
+            &format!("forward {g:?}"),
+        );
         conv2d_forward_with(g, &x, &w, None, &mut y, col_elems);
-        assert_close(&y, &naive_forward(g, &x, &w, None), 1e-13, &format!("forward no bias {g:?}"));
+        assert_close(
+            &y,
+            &naive_forward(g, &x, &w, None),
+            1e-13,
+            &format!("forward no bias {g:?}"),
+        );
         let (dx_ref, dw_ref, db_ref) = naive_backward(g, &x, &w, &dy);
-        let mut dx = vec![f64::NAN; g.x_len()];
-        conv2d_backward_input_with(g, &dy, &w, &mut dx, false, col_elems);
-        assert_close(&dx, &dx_ref, 1e-13, &format!("backward_input {g:?}"));
+        for force in [None, Some(false), Some(true)] {
+            let mut dx = vec![f64::NAN; g.x_len()];
+            conv2d_backward_input_with(g, &dy, &w, &mut dx, false, col_elems, force);
+            assert_close(
+                &dx,
+                &dx_ref,
+                1e-13,
+                &format!("backward_input {g:?} col2im {force:?}"),
+            );
+            let mut dxa = vec![1.0; g.x_len()];
+            conv2d_backward_input_with(g, &dy, &w, &mut dxa, true, col_elems, force);
+            let want: Vec<f64> = dx_ref.iter().map(|v| v + 1.0).collect();
+            assert_close(
+                &dxa,
+                &want,
+                1e-13,
+                &format!("backward_input acc {g:?} col2im {force:?}"),
+            );
+        }
         let mut dw = vec![0.0; g.w_len()];
         let mut db = vec![0.0; g.cout];
         conv2d_backward_params_with(g, &x, &dy, &mut dw, Some(&mut db), col_elems);
@@ -542,13 +823,18 @@ mod tests {
         assert_eq!(plan(576, 32, 32, 16, COL_ELEMS), Plan { group: 1, rows: 7 });
         // 8x8 images are batched
         assert_eq!(plan(576, 8, 8, 16, COL_ELEMS), Plan { group: 3, rows: 8 });
-        assert_eq!(plan(27, 32, 32, 16, COL_ELEMS), Plan { group: 2, rows: 32 });
+        assert_eq!(plan(27, 32, 32, 16, COL_ELEMS), Plan { group: 1, rows: 32 });
         assert_eq!(plan(576, 4, 4, 2, COL_ELEMS), Plan { group: 2, rows: 4 });
     }
 
     #[test]
     fn f32_matches_f64() {
-        for &(b, ci, co, h, w, k) in &[(3, 16, 24, 20, 20, 3), (4, 3, 32, 16, 16, 3), (5, 32, 16, 8, 8, 3), (2, 16, 8, 9, 9, 1)] {
+        for &(b, ci, co, h, w, k) in &[
+            (3, 16, 24, 20, 20, 3),
+            (4, 3, 32, 16, 16, 3),
+            (5, 32, 16, 8, 8, 3),
+            (2, 16, 8, 9, 9, 1),
+        ] {
             let g = geom(b, ci, co, h, w, k);
             let mut r = rng(7);
             let x = rand_vec(&mut r, g.x_len());
@@ -579,7 +865,14 @@ mod tests {
 
     #[test]
     fn thread_count_invariance() {
-        for &(b, ci, co, h, w, k) in &[(11, 8, 12, 20, 20, 3), (13, 6, 5, 6, 6, 3), (10, 5, 7, 9, 9, 1), (1, 4, 4, 40, 40, 3)] {
+        for &(b, ci, co, h, w, k) in &[
+            (11, 8, 12, 20, 20, 3),
+            (7, 12, 10, 14, 14, 3),
+            (13, 6, 5, 6, 6, 3),
+            (10, 5, 7, 9, 9, 1),
+            (1, 4, 4, 40, 40, 3),
+            (2, 16, 4, 40, 40, 3),
+        ] {
             let g = geom(b, ci, co, h, w, k);
             let mut r = rng(11);
             let x = to_f32(&rand_vec(&mut r, g.x_len()));
@@ -625,7 +918,12 @@ mod tests {
         assert_close(&dw2, &twice(&dw1), 1e-14, "dw accumulates");
         assert_close(&db2, &twice(&db1), 1e-14, "db accumulates");
         conv2d_backward_params(&g, &x, &dy, &mut dw2, None);
-        assert_close(&dw2, &dw1.iter().map(|a| 3.0 * a).collect::<Vec<_>>(), 1e-14, "dw without db");
+        assert_close(
+            &dw2,
+            &dw1.iter().map(|a| 3.0 * a).collect::<Vec<_>>(),
+            1e-14,
+            "dw without db",
+        );
     }
 
     #[test]
@@ -648,7 +946,7 @@ mod tests {
         #[test]
         fn finite_differences(batch in 1usize..=3, cin in 1usize..=4, cout in 1usize..=4,
                               h in 2usize..=6, w in 2usize..=6, k3 in any::<bool>(), bias in any::<bool>(),
-                              seed in any::<u64>()) {
+                              col2im in any::<bool>(), seed in any::<u64>()) {
             let g = geom(batch, cin, cout, h, w, if k3 { 3 } else { 1 });
             let mut r = rng(seed);
             let x = rand_vec(&mut r, g.x_len());
@@ -662,7 +960,7 @@ mod tests {
                 inner(&rr, &y)
             };
             let mut dx = vec![0.0; g.x_len()];
-            conv2d_backward_input(&g, &rr, &wt, &mut dx, false);
+            conv2d_backward_input_with(&g, &rr, &wt, &mut dx, false, COL_ELEMS, Some(col2im));
             let (mut dw, mut db) = (vec![0.0; g.w_len()], vec![0.0; g.cout]);
             conv2d_backward_params(&g, &x, &rr, &mut dw, Some(&mut db));
             check_grad("conv dx", &x, &dx, 1e-6, &mut r, |p| loss(p, &wt, bo));

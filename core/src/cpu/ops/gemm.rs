@@ -61,7 +61,9 @@ impl RawGemm for f32 {
     ) {
         // SAFETY: the caller upholds matrixmultiply's contract, restated in the
         // `# Safety` section of `RawGemm::raw_gemm`.
-        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+        unsafe {
+            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
     }
 }
 
@@ -85,7 +87,9 @@ impl RawGemm for f64 {
     ) {
         // SAFETY: the caller upholds matrixmultiply's contract, restated in the
         // `# Safety` section of `RawGemm::raw_gemm`.
-        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+        unsafe {
+            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
     }
 }
 
@@ -116,15 +120,25 @@ fn check_no_self_alias(rows: usize, cols: usize, rs: isize, cs: isize) {
         return;
     }
     if rows <= 1 {
-        assert!(cs != 0, "gemm: C has {cols} columns but column stride 0 (aliasing outputs)");
+        assert!(
+            cs != 0,
+            "gemm: C has {cols} columns but column stride 0 (aliasing outputs)"
+        );
         return;
     }
     if cols <= 1 {
-        assert!(rs != 0, "gemm: C has {rows} rows but row stride 0 (aliasing outputs)");
+        assert!(
+            rs != 0,
+            "gemm: C has {rows} rows but row stride 0 (aliasing outputs)"
+        );
         return;
     }
     let (a, b) = (rs.unsigned_abs() as u128, cs.unsigned_abs() as u128);
-    let ((s1, n1), s2) = if a <= b { ((a, rows), b) } else { ((b, cols), a) };
+    let ((s1, n1), s2) = if a <= b {
+        ((a, rows), b)
+    } else {
+        ((b, cols), a)
+    };
     assert!(
         s1 != 0 && s2 > s1 * (n1 as u128 - 1),
         "gemm: C [{rows}×{cols}] with strides ({rs}, {cs}) has aliasing (overlapping) elements"
@@ -214,11 +228,35 @@ fn stride(x: usize) -> isize {
 ///
 /// If `a.len() != m·k`, `b.len() != k·n` or `c.len() != m·n`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_nn<T: Scalar>(m: usize, k: usize, n: usize, alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+pub fn gemm_nn<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    b: &[T],
+    beta: T,
+    c: &mut [T],
+) {
     assert_eq!(a.len(), m * k, "gemm_nn: A must be [m={m}×k={k}]");
     assert_eq!(b.len(), k * n, "gemm_nn: B must be [k={k}×n={n}]");
     assert_eq!(c.len(), m * n, "gemm_nn: C must be [m={m}×n={n}]");
-    gemm(m, k, n, alpha, a, stride(k), 1, b, stride(n), 1, beta, c, stride(n), 1);
+    gemm(
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        stride(k),
+        1,
+        b,
+        stride(n),
+        1,
+        beta,
+        c,
+        stride(n),
+        1,
+    );
 }
 
 /// `C ← alpha·A·Bᵀ + beta·C` with contiguous row-major `a` `[m×k]`, `b` `[n×k]`, `c` `[m×n]`.
@@ -227,11 +265,35 @@ pub fn gemm_nn<T: Scalar>(m: usize, k: usize, n: usize, alpha: T, a: &[T], b: &[
 ///
 /// If `a.len() != m·k`, `b.len() != n·k` or `c.len() != m·n`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_nt<T: Scalar>(m: usize, k: usize, n: usize, alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+pub fn gemm_nt<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    b: &[T],
+    beta: T,
+    c: &mut [T],
+) {
     assert_eq!(a.len(), m * k, "gemm_nt: A must be [m={m}×k={k}]");
     assert_eq!(b.len(), n * k, "gemm_nt: B must be [n={n}×k={k}]");
     assert_eq!(c.len(), m * n, "gemm_nt: C must be [m={m}×n={n}]");
-    gemm(m, k, n, alpha, a, stride(k), 1, b, 1, stride(k), beta, c, stride(n), 1);
+    gemm(
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        stride(k),
+        1,
+        b,
+        1,
+        stride(k),
+        beta,
+        c,
+        stride(n),
+        1,
+    );
 }
 
 /// `C ← alpha·Aᵀ·B + beta·C` with contiguous row-major `a` `[k×m]`, `b` `[k×n]`, `c` `[m×n]`.
@@ -240,11 +302,35 @@ pub fn gemm_nt<T: Scalar>(m: usize, k: usize, n: usize, alpha: T, a: &[T], b: &[
 ///
 /// If `a.len() != k·m`, `b.len() != k·n` or `c.len() != m·n`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_tn<T: Scalar>(m: usize, k: usize, n: usize, alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+pub fn gemm_tn<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: &[T],
+    b: &[T],
+    beta: T,
+    c: &mut [T],
+) {
     assert_eq!(a.len(), k * m, "gemm_tn: A must be [k={k}×m={m}]");
     assert_eq!(b.len(), k * n, "gemm_tn: B must be [k={k}×n={n}]");
     assert_eq!(c.len(), m * n, "gemm_tn: C must be [m={m}×n={n}]");
-    gemm(m, k, n, alpha, a, 1, stride(m), b, stride(n), 1, beta, c, stride(n), 1);
+    gemm(
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        1,
+        stride(m),
+        b,
+        stride(n),
+        1,
+        beta,
+        c,
+        stride(n),
+        1,
+    );
 }
 
 #[cfg(test)]
@@ -308,13 +394,31 @@ mod tests {
                             let mut want = c0.clone();
                             naive(m, k, n, alpha, &a, sa, &b, sb, beta, &mut want, sc);
                             let mut got = c0.clone();
-                            gemm(m, k, n, alpha, &a, sa.0, sa.1, &b, sb.0, sb.1, beta, &mut got, sc.0, sc.1);
+                            gemm(
+                                m, k, n, alpha, &a, sa.0, sa.1, &b, sb.0, sb.1, beta, &mut got,
+                                sc.0, sc.1,
+                            );
                             assert_close(&got, &want, 1e-13, "gemm f64");
                             // f32 against the f64 result.
                             let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
                             let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
                             let mut c32: Vec<f32> = c0.iter().map(|&v| v as f32).collect();
-                            gemm(m, k, n, alpha as f32, &a32, sa.0, sa.1, &b32, sb.0, sb.1, beta as f32, &mut c32, sc.0, sc.1);
+                            gemm(
+                                m,
+                                k,
+                                n,
+                                alpha as f32,
+                                &a32,
+                                sa.0,
+                                sa.1,
+                                &b32,
+                                sb.0,
+                                sb.1,
+                                beta as f32,
+                                &mut c32,
+                                sc.0,
+                                sc.1,
+                            );
                             let c32: Vec<f64> = c32.iter().map(|&v| v as f64).collect();
                             assert_close(&c32, &want, 1e-5, "gemm f32");
                         }
@@ -343,13 +447,49 @@ mod tests {
         let bt = rand_vec(&mut g, n * k);
         let mut want = vec![0.0; m * n];
         let mut got = vec![0.0; m * n];
-        naive(m, k, n, 1.0, &a, (k as isize, 1), &bt, (1, k as isize), 0.0, &mut want, (n as isize, 1));
+        naive(
+            m,
+            k,
+            n,
+            1.0,
+            &a,
+            (k as isize, 1),
+            &bt,
+            (1, k as isize),
+            0.0,
+            &mut want,
+            (n as isize, 1),
+        );
         gemm_nt(m, k, n, 1.0, &a, &bt, 0.0, &mut got);
         assert_close(&got, &want, 1e-13, "gemm_nt");
-        naive(m, k, n, 1.0, &at, (1, m as isize), &b, (n as isize, 1), 0.0, &mut want, (n as isize, 1));
+        naive(
+            m,
+            k,
+            n,
+            1.0,
+            &at,
+            (1, m as isize),
+            &b,
+            (n as isize, 1),
+            0.0,
+            &mut want,
+            (n as isize, 1),
+        );
         gemm_tn(m, k, n, 1.0, &at, &b, 0.0, &mut got);
         assert_close(&got, &want, 1e-13, "gemm_tn");
-        naive(m, k, n, 2.0, &a, (k as isize, 1), &b, (n as isize, 1), 0.0, &mut want, (n as isize, 1));
+        naive(
+            m,
+            k,
+            n,
+            2.0,
+            &a,
+            (k as isize, 1),
+            &b,
+            (n as isize, 1),
+            0.0,
+            &mut want,
+            (n as isize, 1),
+        );
         gemm_nn(m, k, n, 2.0, &a, &b, 0.0, &mut got);
         assert_close(&got, &want, 1e-13, "gemm_nn");
     }

@@ -43,14 +43,18 @@ mod util;
 mod testutil;
 
 pub use activation::{
-    leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward, tanh_backward, tanh_forward,
+    leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward, tanh_backward,
+    tanh_forward,
 };
 pub use batchnorm::{
-    bn_inference_backward, bn_inference_forward, bn_train_backward, bn_train_forward, bn_unbiased_var,
+    bn_inference_backward, bn_inference_forward, bn_train_backward, bn_train_forward,
+    bn_unbiased_var,
 };
 pub use conv::{Conv2dGeom, conv2d_backward_input, conv2d_backward_params, conv2d_forward};
 pub use gemm::{gemm, gemm_nn, gemm_nt, gemm_tn};
 pub use linear::{linear_backward_input, linear_backward_params, linear_forward};
-pub use pool::{avg_pool2_backward, avg_pool2_forward, global_avg_pool_backward, global_avg_pool_forward};
+pub use pool::{
+    avg_pool2_backward, avg_pool2_forward, global_avg_pool_backward, global_avg_pool_forward,
+};
 pub use scalar::Scalar;
 pub use upsample::{upsample_bilinear2_backward, upsample_bilinear2_forward};

@@ -4,7 +4,10 @@ use super::scalar::Scalar;
 use super::util::{par_rows, sum};
 
 fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
-    assert!(len == want, "{f}: `{what}` has length {len} but the shape needs {formula} = {want}");
+    assert!(
+        len == want,
+        "{f}: `{what}` has length {len} but the shape needs {formula} = {want}"
+    );
 }
 
 /// 2×2 average pooling with stride 2: `y[n, c, i, j] = (x[2i, 2j] + x[2i, 2j+1] +
@@ -17,9 +20,18 @@ fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
 /// If `h` or `w` is odd, or a slice length does not match.
 pub fn avg_pool2_forward<T: Scalar>(b: usize, c: usize, h: usize, w: usize, x: &[T], y: &mut [T]) {
     const F: &str = "avg_pool2_forward";
-    assert!(h % 2 == 0 && w % 2 == 0, "{F}: h = {h} and w = {w} must be even");
+    assert!(
+        h % 2 == 0 && w % 2 == 0,
+        "{F}: h = {h} and w = {w} must be even"
+    );
     check(F, "x", x.len(), b * c * h * w, "b·c·h·w");
-    check(F, "y", y.len(), b * c * (h / 2) * (w / 2), "b·c·(h/2)·(w/2)");
+    check(
+        F,
+        "y",
+        y.len(),
+        b * c * (h / 2) * (w / 2),
+        "b·c·(h/2)·(w/2)",
+    );
     let ow = w / 2;
     let q = T::from_f64(0.25);
     par_rows(x, 2 * w, y, ow, |x, y| {
@@ -40,10 +52,27 @@ pub fn avg_pool2_forward<T: Scalar>(b: usize, c: usize, h: usize, w: usize, x: &
 /// # Panics
 ///
 /// If `h` or `w` is odd, or a slice length does not match.
-pub fn avg_pool2_backward<T: Scalar>(b: usize, c: usize, h: usize, w: usize, dy: &[T], dx: &mut [T], acc: bool) {
+pub fn avg_pool2_backward<T: Scalar>(
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    dy: &[T],
+    dx: &mut [T],
+    acc: bool,
+) {
     const F: &str = "avg_pool2_backward";
-    assert!(h % 2 == 0 && w % 2 == 0, "{F}: h = {h} and w = {w} must be even");
-    check(F, "dy", dy.len(), b * c * (h / 2) * (w / 2), "b·c·(h/2)·(w/2)");
+    assert!(
+        h % 2 == 0 && w % 2 == 0,
+        "{F}: h = {h} and w = {w} must be even"
+    );
+    check(
+        F,
+        "dy",
+        dy.len(),
+        b * c * (h / 2) * (w / 2),
+        "b·c·(h/2)·(w/2)",
+    );
     check(F, "dx", dx.len(), b * c * h * w, "b·c·h·w");
     let ow = w / 2;
     let q = T::from_f64(0.25);
@@ -98,7 +127,14 @@ pub fn global_avg_pool_forward<T: Scalar>(b: usize, c: usize, hw: usize, x: &[T]
 /// # Panics
 ///
 /// If a slice length does not match.
-pub fn global_avg_pool_backward<T: Scalar>(b: usize, c: usize, hw: usize, dy: &[T], dx: &mut [T], acc: bool) {
+pub fn global_avg_pool_backward<T: Scalar>(
+    b: usize,
+    c: usize,
+    hw: usize,
+    dy: &[T],
+    dx: &mut [T],
+    acc: bool,
+) {
     const F: &str = "global_avg_pool_backward";
     check(F, "dy", dy.len(), b * c, "b·c");
     check(F, "dx", dx.len(), b * c * hw, "b·c·hw");
@@ -130,7 +166,8 @@ mod tests {
             for i in 0..h / 2 {
                 for j in 0..w / 2 {
                     let at = |a: usize, bb: usize| x[p * h * w + (2 * i + a) * w + 2 * j + bb];
-                    y[p * h * w / 4 + i * (w / 2) + j] = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
+                    y[p * h * w / 4 + i * (w / 2) + j] =
+                        (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
                 }
             }
         }
@@ -147,7 +184,10 @@ mod tests {
             assert_close(&y, &naive_pool(b, c, h, w, &x), 1e-15, "avg_pool2");
             let mut g = vec![f64::NAN; b * c];
             global_avg_pool_forward(b, c, h * w, &x, &mut g);
-            let want: Vec<f64> = x.chunks(h * w).map(|p| p.iter().sum::<f64>() / (h * w) as f64).collect();
+            let want: Vec<f64> = x
+                .chunks(h * w)
+                .map(|p| p.iter().sum::<f64>() / (h * w) as f64)
+                .collect();
             assert_close(&g, &want, 1e-14, "global_avg_pool");
         }
     }

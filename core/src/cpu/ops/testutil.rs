@@ -48,7 +48,10 @@ pub fn max_abs(x: &[f64]) -> f64 {
 /// Normwise comparison: `max|got − want| ≤ tol · max(max|want|, 1e-300)`.
 pub fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let err = got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
     let scale = max_abs(want).max(1e-300);
     assert!(
         err <= tol * scale,
@@ -70,14 +73,19 @@ pub fn assert_bits_eq<T: Scalar>(a: &[T], b: &[T], what: &str) {
 
 /// Runs `f` inside a fresh rayon pool of `n` threads.
 pub fn in_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("rayon pool").install(f)
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .expect("rayon pool")
+        .install(f)
 }
 
 /// Runs `f` in 1- and 3-thread pools and asserts bit-identical results.
-pub fn assert_thread_invariant<R: Send>(what: &str, f: impl Fn() -> Vec<R> + Send + Sync, eq: impl Fn(&R, &R, &str))
-where
-    R: Send,
-{
+pub fn assert_thread_invariant<R: Send>(
+    what: &str,
+    f: impl Fn() -> Vec<R> + Send + Sync,
+    eq: impl Fn(&R, &R, &str),
+) {
     let one = in_pool(1, &f);
     let three = in_pool(3, &f);
     assert_eq!(one.len(), three.len());
@@ -87,7 +95,11 @@ where
     // And the global pool (2 cores here) once more.
     let global = f();
     for (i, (a, b)) in one.iter().zip(&global).enumerate() {
-        eq(a, b, &format!("{what} output {i} (1 thread vs global pool)"));
+        eq(
+            a,
+            b,
+            &format!("{what} output {i} (1 thread vs global pool)"),
+        );
     }
 }
 
@@ -100,7 +112,14 @@ pub fn inner(a: &[f64], b: &[f64]) -> f64 {
 /// Checks the analytic gradient `grad` of a scalar function `loss` at `v` against
 /// central differences: on up to 40 random coordinates and along 2 random directions.
 /// Normwise relative tolerance `tol` against `max|grad|` (absolute floor 1e-9).
-pub fn check_grad(what: &str, v: &[f64], grad: &[f64], tol: f64, r: &mut TestRng, mut loss: impl FnMut(&[f64]) -> f64) {
+pub fn check_grad(
+    what: &str,
+    v: &[f64],
+    grad: &[f64],
+    tol: f64,
+    r: &mut TestRng,
+    mut loss: impl FnMut(&[f64]) -> f64,
+) {
     assert_eq!(v.len(), grad.len(), "{what}: gradient length");
     let n = v.len();
     if n == 0 {
@@ -109,7 +128,11 @@ pub fn check_grad(what: &str, v: &[f64], grad: &[f64], tol: f64, r: &mut TestRng
     let scale = max_abs(grad).max(1e-3);
     let mut p = v.to_vec();
     let h = 1e-5;
-    let coords: Vec<usize> = if n <= 40 { (0..n).collect() } else { (0..40).map(|_| r.random_range(0..n)).collect() };
+    let coords: Vec<usize> = if n <= 40 {
+        (0..n).collect()
+    } else {
+        (0..40).map(|_| r.random_range(0..n)).collect()
+    };
     for i in coords {
         let hi = h * v[i].abs().max(1.0);
         p[i] = v[i] + hi;
@@ -139,7 +162,12 @@ pub fn check_grad(what: &str, v: &[f64], grad: &[f64], tol: f64, r: &mut TestRng
         p.copy_from_slice(v);
         let fd = (fp - fm) / (2.0 * h);
         let an = inner(grad, &d);
-        let dscale = grad.iter().zip(&d).map(|(g, d)| (g * d).abs()).sum::<f64>().max(1e-3 * dnorm);
+        let dscale = grad
+            .iter()
+            .zip(&d)
+            .map(|(g, d)| (g * d).abs())
+            .sum::<f64>()
+            .max(1e-3 * dnorm);
         assert!(
             (fd - an).abs() <= tol * dscale + 1e-9,
             "{what}: directional finite difference {fd:.12e} vs analytic {an:.12e}"
@@ -153,5 +181,8 @@ pub fn pt_config(default_cases: u32) -> Config {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default_cases);
-    Config { cases, ..Config::default() }
+    Config {
+        cases,
+        ..Config::default()
+    }
 }

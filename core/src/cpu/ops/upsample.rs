@@ -23,7 +23,10 @@ fn taps<T: Scalar>(o: usize, n: usize) -> (usize, usize, T, T) {
 }
 
 fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
-    assert!(len == want, "{f}: `{what}` has length {len} but the shape needs {formula} = {want}");
+    assert!(
+        len == want,
+        "{f}: `{what}` has length {len} but the shape needs {formula} = {want}"
+    );
 }
 
 /// Forward pass: `y [b, c, 2h, 2w]` from `x [b, c, h, w]`,
@@ -34,7 +37,14 @@ fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
 /// # Panics
 ///
 /// If a slice length does not match.
-pub fn upsample_bilinear2_forward<T: Scalar>(b: usize, c: usize, h: usize, w: usize, x: &[T], y: &mut [T]) {
+pub fn upsample_bilinear2_forward<T: Scalar>(
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    x: &[T],
+    y: &mut [T],
+) {
     const F: &str = "upsample_bilinear2_forward";
     check(F, "x", x.len(), b * c * h * w, "b·c·h·w");
     check(F, "y", y.len(), b * c * 4 * h * w, "b·c·2h·2w");
@@ -63,7 +73,15 @@ pub fn upsample_bilinear2_forward<T: Scalar>(b: usize, c: usize, h: usize, w: us
 /// # Panics
 ///
 /// If a slice length does not match.
-pub fn upsample_bilinear2_backward<T: Scalar>(b: usize, c: usize, h: usize, w: usize, dy: &[T], dx: &mut [T], acc: bool) {
+pub fn upsample_bilinear2_backward<T: Scalar>(
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    dy: &[T],
+    dx: &mut [T],
+    acc: bool,
+) {
     const F: &str = "upsample_bilinear2_backward";
     check(F, "dy", dy.len(), b * c * 4 * h * w, "b·c·2h·2w");
     check(F, "dx", dx.len(), b * c * h * w, "b·c·h·w");
@@ -111,8 +129,10 @@ mod tests {
                     let (r0, r1, a0, a1) = tap(oi, h);
                     let (c0, c1, b0, b1) = tap(oj, w);
                     let at = |r: usize, cc: usize| x[p * h * w + r * w + cc];
-                    y[p * 4 * h * w + oi * 2 * w + oj] =
-                        a0 * b0 * at(r0, c0) + a0 * b1 * at(r0, c1) + a1 * b0 * at(r1, c0) + a1 * b1 * at(r1, c1);
+                    y[p * 4 * h * w + oi * 2 * w + oj] = a0 * b0 * at(r0, c0)
+                        + a0 * b1 * at(r0, c1)
+                        + a1 * b0 * at(r1, c0)
+                        + a1 * b1 * at(r1, c1);
                 }
             }
         }

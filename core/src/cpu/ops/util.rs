@@ -53,7 +53,9 @@ impl<T: ScratchPool> Scratch<T> {
             .try_with(|p| {
                 let mut p = p.try_borrow_mut().ok()?;
                 // Smallest buffer that is large enough, else the largest one (to grow).
-                let fit = (0..p.len()).filter(|&i| p[i].len() >= len).min_by_key(|&i| p[i].len());
+                let fit = (0..p.len())
+                    .filter(|&i| p[i].len() >= len)
+                    .min_by_key(|&i| p[i].len());
                 let pick = fit.or_else(|| (0..p.len()).max_by_key(|&i| p[i].len()))?;
                 Some(p.swap_remove(pick))
             })
@@ -143,17 +145,6 @@ pub(crate) fn sum<T: Scalar>(x: &[T]) -> T {
     lane_sum(x.len(), |i| x[i])
 }
 
-/// `Σ a[i]·b[i]` in the fixed order of `lane_sum`.
-///
-/// # Panics
-///
-/// If the lengths differ.
-#[inline]
-pub(crate) fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
-    assert_eq!(a.len(), b.len());
-    lane_sum(a.len(), |i| a[i] * b[i])
-}
-
 /// `Σ (x[i] − c)²` in the fixed order of `lane_sum`.
 #[inline]
 pub(crate) fn sum_sq_dev<T: Scalar>(x: &[T], c: T) -> T {
@@ -187,7 +178,9 @@ pub(crate) fn par_zip<T: Scalar>(x: &[T], y: &mut [T], f: impl Fn(&[T], &mut [T]
     if y.len() < PAR_MIN_ELEMS {
         f(x, y);
     } else {
-        y.par_chunks_mut(PAR_CHUNK).zip(x.par_chunks(PAR_CHUNK)).for_each(|(y, x)| f(x, y));
+        y.par_chunks_mut(PAR_CHUNK)
+            .zip(x.par_chunks(PAR_CHUNK))
+            .for_each(|(y, x)| f(x, y));
     }
 }
 
@@ -227,7 +220,9 @@ pub(crate) fn par_rows<T: Scalar>(
     }
     debug_assert_eq!(x.len() / xr, y.len() / yr);
     let rows = (PAR_CHUNK / xr.max(yr)).max(1);
-    y.par_chunks_mut(rows * yr).zip(x.par_chunks(rows * xr)).for_each(|(y, x)| f(x, y));
+    y.par_chunks_mut(rows * yr)
+        .zip(x.par_chunks(rows * xr))
+        .for_each(|(y, x)| f(x, y));
 }
 
 /// Like [`par_rows`] with two inputs of the same row length `xr`.
@@ -263,7 +258,10 @@ pub(crate) fn reduce_partition(batch: usize, min_per_part: usize) -> (usize, usi
     if batch == 0 {
         return (1, 0);
     }
-    let per = batch.div_ceil(REDUCE_PARTS).max(min_per_part.max(1)).min(batch);
+    let per = batch
+        .div_ceil(REDUCE_PARTS)
+        .max(min_per_part.max(1))
+        .min(batch);
     (per, batch.div_ceil(per))
 }
 
@@ -299,9 +297,14 @@ mod tests {
     fn lane_sums_are_exact_on_integers() {
         let x: Vec<f64> = (0..37).map(|i| i as f64).collect();
         assert_eq!(sum(&x), (0..37).sum::<i32>() as f64);
-        assert_eq!(dot(&x, &x), (0..37).map(|i| i * i).sum::<i32>() as f64);
-        assert_eq!(sum_sq_dev(&x, 1.0), (0..37).map(|i| (i - 1) * (i - 1)).sum::<i32>() as f64);
-        assert_eq!(dot_dev(&x, &x, 2.0), (0..37).map(|i| i * (i - 2)).sum::<i32>() as f64);
+        assert_eq!(
+            sum_sq_dev(&x, 1.0),
+            (0..37).map(|i| (i - 1) * (i - 1)).sum::<i32>() as f64
+        );
+        assert_eq!(
+            dot_dev(&x, &x, 2.0),
+            (0..37).map(|i| i * (i - 2)).sum::<i32>() as f64
+        );
         assert_eq!(sum::<f32>(&[]), 0.0);
     }
 
