@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::gemm;
+use super::gemm::gemm_s;
 use super::scalar::Scalar;
 use super::util::{Scratch, add_partials, reduce_partition, sum};
 
@@ -229,21 +229,17 @@ fn conv_apply<T: Scalar>(
             .zip(x.par_chunks(xs))
             .for_each(|(yb, xb)| {
                 let beta = prepare_out(yb, co, hw, hw, bias, acc);
-                gemm(
+                gemm_s(
                     co,
                     kdim,
                     hw,
-                    T::ONE,
                     wmat,
-                    kdim as isize,
-                    1,
+                    (kdim as isize, 1),
                     xb,
-                    hw as isize,
-                    1,
+                    (hw as isize, 1),
                     beta,
                     yb,
-                    hw as isize,
-                    1,
+                    (hw as isize, 1),
                 );
             });
         return;
@@ -262,21 +258,17 @@ fn conv_apply<T: Scalar>(
                     im2col(xg, ci, h, w, k, r0, r1, &mut col, nc, 0);
                     let out = &mut yg[r0 * w..];
                     let beta = prepare_out(out, co, hw, nc, bias, acc);
-                    gemm(
+                    gemm_s(
                         co,
                         kdim,
                         nc,
-                        T::ONE,
                         wmat,
-                        kdim as isize,
-                        1,
+                        (kdim as isize, 1),
                         &col,
-                        nc as isize,
-                        1,
+                        (nc as isize, 1),
                         beta,
                         out,
-                        hw as isize,
-                        1,
+                        (hw as isize, 1),
                     );
                     r0 = r1;
                 }
@@ -287,21 +279,17 @@ fn conv_apply<T: Scalar>(
                     im2col(xb, ci, h, w, k, 0, h, &mut col, nc, j * hw);
                 }
                 let mut out = Scratch::<T>::new(co * nc);
-                gemm(
+                gemm_s(
                     co,
                     kdim,
                     nc,
-                    T::ONE,
                     wmat,
-                    kdim as isize,
-                    1,
+                    (kdim as isize, 1),
                     &col,
-                    nc as isize,
-                    1,
+                    (nc as isize, 1),
                     T::ZERO,
                     &mut out,
-                    nc as isize,
-                    1,
+                    (nc as isize, 1),
                 );
                 for (j, yb) in yg.chunks_exact_mut(ys).enumerate() {
                     for (o, yr) in yb.chunks_exact_mut(hw).enumerate() {
@@ -436,21 +424,17 @@ fn backward_input_col2im<T: Scalar>(g: &Conv2dGeom, dy: &[T], w: &[T], dx: &mut 
         .for_each(|(dxb, dyb)| {
             let mut dcol = Scratch::<T>::new(kdim * hw);
             // dcol[r, q] = Σ_o w[o, r] · dy[o, q]   (A = Wᵀ: A[r, o] = w[o·kdim + r])
-            gemm(
+            gemm_s(
                 kdim,
                 co,
                 hw,
-                T::ONE,
                 w,
-                1,
-                kdim as isize,
+                (1, kdim as isize),
                 dyb,
-                hw as isize,
-                1,
+                (hw as isize, 1),
                 T::ZERO,
                 &mut dcol,
-                hw as isize,
-                1,
+                (hw as isize, 1),
             );
             if !acc {
                 dxb.fill(T::ZERO);
@@ -559,21 +543,17 @@ fn conv2d_backward_params_with<T: Scalar>(
             if k == 1 {
                 // dw[co, ci] += dy_b[co, hw] · x_b[ci, hw]ᵀ
                 for (xb, dyb) in xp.chunks_exact(xs).zip(dyp.chunks_exact(ys)) {
-                    gemm(
+                    gemm_s(
                         co,
                         hw,
                         ci,
-                        T::ONE,
                         dyb,
-                        hw as isize,
-                        1,
+                        (hw as isize, 1),
                         xb,
-                        1,
-                        hw as isize,
+                        (1, hw as isize),
                         T::ONE,
                         pw,
-                        ci as isize,
-                        1,
+                        (ci as isize, 1),
                     );
                 }
                 return;
@@ -586,21 +566,17 @@ fn conv2d_backward_params_with<T: Scalar>(
                         let nc = (r1 - r0) * w;
                         let mut col = Scratch::<T>::new(kdim * nc);
                         im2col(xb, ci, h, w, k, r0, r1, &mut col, nc, 0);
-                        gemm(
+                        gemm_s(
                             co,
                             nc,
                             kdim,
-                            T::ONE,
                             &dyb[r0 * w..],
-                            hw as isize,
-                            1,
+                            (hw as isize, 1),
                             &col,
-                            1,
-                            nc as isize,
+                            (1, nc as isize),
                             T::ONE,
                             pw,
-                            kdim as isize,
-                            1,
+                            (kdim as isize, 1),
                         );
                         r0 = r1;
                     }
@@ -631,21 +607,17 @@ fn conv2d_backward_params_with<T: Scalar>(
                                 .copy_from_slice(&dyp[s * ys + o * hw..s * ys + (o + 1) * hw]);
                         }
                     }
-                    gemm(
+                    gemm_s(
                         co,
                         nc,
                         kdim,
-                        T::ONE,
                         &dyg,
-                        nc as isize,
-                        1,
+                        (nc as isize, 1),
                         &col,
-                        1,
-                        nc as isize,
+                        (1, nc as isize),
                         T::ONE,
                         pw,
-                        kdim as isize,
-                        1,
+                        (kdim as isize, 1),
                     );
                     s0 += gs;
                 }
@@ -941,7 +913,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(pt_config(48))]
+        #![proptest_config(pt_config())]
         /// Finite-difference check of every gradient of ⟨r, conv(x; w, b)⟩ in f64.
         #[test]
         fn finite_differences(batch in 1usize..=3, cin in 1usize..=4, cout in 1usize..=4,

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::gemm;
+use super::gemm::gemm_s;
 use super::scalar::Scalar;
 use super::util::Scratch;
 
@@ -53,21 +53,17 @@ fn split_cols<'b, T: Scalar>(
             (None, true) => T::ONE,
         };
         let (bs, rsb, csb) = b_at(0);
-        gemm(
+        gemm_s(
             m,
             k,
             n,
-            T::ONE,
             a,
-            k as isize,
-            1,
+            (k as isize, 1),
             bs,
-            rsb,
-            csb,
+            (rsb, csb),
             beta,
             out,
-            n as isize,
-            1,
+            (n as isize, 1),
         );
     };
     if cols >= n {
@@ -83,21 +79,17 @@ fn split_cols<'b, T: Scalar>(
             let nc = j1 - j0;
             let blk = &mut blk[..m * nc];
             let (bs, rsb, csb) = b_at(j0);
-            gemm(
+            gemm_s(
                 m,
                 k,
                 nc,
-                T::ONE,
                 a,
-                k as isize,
-                1,
+                (k as isize, 1),
                 bs,
-                rsb,
-                csb,
+                (rsb, csb),
                 T::ZERO,
                 blk,
-                nc as isize,
-                1,
+                (nc as isize, 1),
             );
         });
     let tmp: &[T] = &tmp;
@@ -257,21 +249,17 @@ pub fn linear_backward_params<T: Scalar>(
     let rows = cols_per_task(din, batch, dout);
     let run = |o0: usize, blk: &mut [T]| {
         let nr = blk.len() / din;
-        gemm(
+        gemm_s(
             nr,
             batch,
             din,
-            T::ONE,
             &dy[o0..],
-            1,
-            dout as isize,
+            (1, dout as isize),
             x,
-            din as isize,
-            1,
+            (din as isize, 1),
             T::ONE,
             blk,
-            din as isize,
-            1,
+            (din as isize, 1),
         );
     };
     if rows >= dout {
@@ -422,7 +410,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(pt_config(64))]
+        #![proptest_config(pt_config())]
         #[test]
         fn finite_differences(batch in 1usize..=3, din in 1usize..=6, dout in 1usize..=6, bias in any::<bool>(), seed in any::<u64>()) {
             let mut r = rng(seed);
