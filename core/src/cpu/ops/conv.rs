@@ -270,7 +270,7 @@ fn conv_apply<T: Scalar>(
         return;
     }
     if tune.shift_add.unwrap_or(co <= SHIFT_ADD_MAX_CO) {
-        conv_shift_add(batch, ci, co, h, w, k, x, wmat, bias, y, acc);
+        conv_shift_add(ci, co, h, w, k, x, wmat, bias, y, acc);
         return;
     }
     let pl = plan(kdim, h, w, batch.div_ceil(MIN_TASKS), tune.col_elems);
@@ -343,7 +343,6 @@ fn conv_apply<T: Scalar>(
 /// padding and are skipped), added in tap order.
 #[allow(clippy::too_many_arguments)]
 fn conv_shift_add<T: Scalar>(
-    batch: usize,
     ci: usize,
     co: usize,
     h: usize,
