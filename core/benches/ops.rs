@@ -1,7 +1,10 @@
 //! Benchmarks of the CPU layer kernels (plain `harness = false` binary).
 //!
 //! `cargo bench -p hatebm-core --bench ops [-- FILTER]` prints, for each case, the median
-//! wall time over several repetitions and the throughput in GFLOP/s (2 × multiply-adds).
+//! wall time over several repetitions and the throughput in GFLOP/s (2 × multiply-adds),
+//! the best run's GFLOP/s, and GFLOP/s per busy core from the process's CPU time (for
+//! runs over 20 ms; robust to a shared machine; idle rayon workers spinning count as
+//! busy, so it is a lower bound).
 //! Runs in rayon's global pool (all cores); set `RAYON_NUM_THREADS=1` for per-core
 //! numbers. Set `HATEBM_BENCH_REPS` to change the repetition count (default 9).
 
@@ -26,24 +29,60 @@ fn fill(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up: grows the scratch buffers, faults in pages
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[reps / 2]
+/// CPU time (ns) consumed so far by all threads of this process (Linux `schedstat`), so
+/// that throughput per busy core can be reported even when other jobs share the machine.
+fn cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for t in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
-fn report(name: &str, flops: f64, secs: f64) {
+/// Timing summary of one case: median and minimum wall time, median CPU time (seconds).
+struct Timing {
+    median: f64,
+    min: f64,
+    cpu: Option<f64>,
+}
+
+/// Times `reps` runs after one warm-up run.
+fn median_secs(reps: usize, mut f: impl FnMut()) -> Timing {
+    f(); // warm-up: grows the scratch buffers, faults in pages
+    let mut wall = Vec::with_capacity(reps);
+    let mut cpu = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let c0 = cpu_ns();
+        let s = Instant::now();
+        f();
+        wall.push(s.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (c0, cpu_ns()) {
+            cpu.push((b - a) as f64 * 1e-9);
+        }
+    }
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    let median = wall[reps / 2];
+    // schedstat advances in scheduler ticks: only meaningful for runs of tens of ms.
+    let cpu = (cpu.len() == reps && median > 0.02).then(|| cpu[reps / 2]);
+    Timing {
+        median,
+        min: wall[0],
+        cpu,
+    }
+}
+
+fn report(name: &str, flops: f64, t: Timing) {
+    let g = |secs: f64| flops / secs / 1e9;
+    let core = t
+        .cpu
+        .map_or("     -".to_string(), |c| format!("{:>6.1}", g(c)));
     println!(
-        "{name:<58} {:>9.3} ms {:>8.1} GFLOP/s",
-        secs * 1e3,
-        flops / secs / 1e9
+        "{name:<46} {:>9.3} ms {:>7.1} GFLOP/s  (best {:>6.1}, per busy core {core})",
+        t.median * 1e3,
+        g(t.median),
+        g(t.min)
     );
 }
 
