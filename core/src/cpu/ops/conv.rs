@@ -436,6 +436,12 @@ fn check_lens<T>(f: &str, g: &Conv2dGeom, what: &str, s: &[T], want: usize, form
 /// `y [batch, cout, h, w]`. Parallel over the batch; per-sample results do not depend on
 /// the number of threads.
 ///
+/// Implementation: for `k > 1` and `cout > 8`, `im2col` of the sample (in row chunks of
+/// about 128 Ki elements, or several images of < 256 pixels side by side) into a per-thread
+/// scratch matrix and one GEMM `W[cout, cin·k²]·col`; for `cout ≤ 8`, one GEMM
+/// `W_taps[cout·k², cin]·x_b` (per-thread scratch of `cout·k²·h·w`) followed by shifted row
+/// additions; for `k = 1`, one GEMM on `x_b` in place.
+///
 /// # Panics
 ///
 /// If `g.k` is even or a slice length does not match `g`.
@@ -470,7 +476,8 @@ fn conv2d_forward_with<T: Scalar>(
 /// Shapes: `dy [batch, cout, h, w]`, `w [cout, cin, k, k]`, `dx [batch, cin, h, w]`.
 /// If `acc`, the gradient is added to `dx`; otherwise `dx` is overwritten. Computed as
 /// the SAME convolution of `dy` with the flipped, transposed kernel (a small per-call
-/// scratch copy of `w`). Parallel over the batch.
+/// scratch copy of `w`), so the implementation notes of [`conv2d_forward`] apply with
+/// `cin` and `cout` swapped. Parallel over the batch.
 ///
 /// # Panics
 ///
@@ -523,7 +530,9 @@ fn conv2d_backward_input_with<T: Scalar>(
 /// Shapes: `x [batch, cin, h, w]`, `dy [batch, cout, h, w]`, `dw [cout, cin, k, k]`,
 /// `db [cout]`. The batch is reduced in at most 8 contiguous parts (fixed by the shapes)
 /// computed in parallel and added in order, so the result is bit-identical for any
-/// number of rayon threads.
+/// number of rayon threads. Each part re-does the `im2col` of its samples (for
+/// `cout ≤ 8`: `im2col` of `dy`, a GEMM with `cout·k²` rows); the caller's thread holds
+/// the `parts · |dw|` partial sums in scratch.
 ///
 /// # Panics
 ///
