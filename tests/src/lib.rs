@@ -79,7 +79,7 @@ impl Golden {
     }
 
     /// Host tensors under `prefix` with the prefix stripped.
-    pub fn prefixed(&self, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pub fn prefixed(&self, prefix: &str) -> Vec<hatebm_core::params::HostTensor> {
         self.file.with_prefix(prefix)
     }
 
@@ -194,8 +194,10 @@ pub fn assert_close(what: &str, got: &[f32], exp: &[f32], tol: f64, atol: f64) -
     let scale = exp.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
     let (mut err, mut at) = (0.0f64, 0usize);
     for (i, (&a, &b)) in got.iter().zip(exp).enumerate() {
+        // NaN counts as an infinite error, so a NaN output always fails.
         let d = (f64::from(a) - f64::from(b)).abs();
-        if !(d <= err) {
+        let d = if d.is_nan() { f64::INFINITY } else { d };
+        if d > err {
             err = d;
             at = i;
         }

@@ -26,7 +26,7 @@ pub const FORMAT: &str = "hatebm-checkpoint";
 /// The current checkpoint format version.
 pub const FORMAT_VERSION: u32 = 1;
 
-type HostTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+type HostTensors = Vec<crate::params::HostTensor>;
 
 fn push_params<B: Backend>(
     out: &mut HostTensors,

@@ -418,7 +418,7 @@ impl CpuSnganEnergy {
                     &t.x,
                     dc,
                     dx.as_deref_mut().map(|d| (d, true)),
-                    grads.as_deref_mut(),
+                    grads,
                 )?;
             }
             (_, None) => {
