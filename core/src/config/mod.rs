@@ -22,7 +22,7 @@ use crate::nets::{EnergyArch, GeneratorArch};
 use crate::optim::AdamConfig;
 use crate::sampler::LangevinConfig;
 use crate::spec::BackendSpec;
-use crate::train::{Mode, SampleOptions, TrainConfig};
+use crate::train::{AutoencoderConfig, Mode, SampleOptions, TrainConfig};
 use crate::{Error, Result};
 
 /// The networks of a run.
@@ -207,6 +207,8 @@ pub struct Config {
     pub eval: EvalConfig,
     /// Sampling from the trained model (the `sample` command and final grids).
     pub sample: SampleOptions,
+    /// Autoencoder pretraining (`hatebm pretrain-ae`) for the retrofit generator.
+    pub autoencoder: AutoencoderConfig,
 }
 
 impl Default for Config {
@@ -226,6 +228,7 @@ impl Default for Config {
             guard: GuardConfig::default(),
             eval: EvalConfig::default(),
             sample: SampleOptions::default(),
+            autoencoder: AutoencoderConfig::default(),
         }
     }
 }
@@ -356,6 +359,7 @@ impl Config {
                 self.eval.holdout_fraction
             )));
         }
+        self.autoencoder.validate()?;
         if self.sample.batch_size == 0 {
             return Err(Error::Config("sample.batch_size must be >= 1".into()));
         }

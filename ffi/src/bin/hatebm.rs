@@ -21,6 +21,7 @@ const USAGE: &str = "usage:
   hatebm train  [--preset NAME | --config FILE] [--set KEY=VALUE]... [--steps N] [--resume CHECKPOINT]
   hatebm sample --checkpoint FILE [--n N] [--steps K] [--no-ema] [--seed S] [--out DIR]
   hatebm config [--preset NAME | --config FILE] [--set KEY=VALUE]...
+  hatebm pretrain-ae [--preset NAME | --config FILE] [--set KEY=VALUE]...
   hatebm presets
 
   --preset NAME     start from a built-in preset (see `hatebm presets`); default: digits
@@ -32,7 +33,12 @@ const USAGE: &str = "usage:
   --n N             number of samples (default 64)
   --steps K         Langevin steps when sampling (default: the training chain's K; 0 = generator only)
   --no-ema          sample with the raw weights even if EMA weights exist
-  --out DIR         output folder (default: the checkpoint's folder)";
+  --out DIR         output folder (default: the checkpoint's folder)
+
+  pretrain-ae trains the retrofit autoencoder ([autoencoder] keys; decoder = model.generator,
+  which must be kind = \"decoder32\") on the configured data with the CPU backend and writes
+  ae_decoder.safetensors (use it as model.pretrained_generator), ae_encoder.safetensors and
+  ae_reconstructions.png to output.dir.";
 
 /// Minimal stderr logger for the `log` facade (libraries never install one).
 struct StderrLogger;
@@ -235,6 +241,79 @@ fn cmd_sample(mut args: Args) -> Result<()> {
     Ok(())
 }
 
+fn cmd_pretrain_ae(mut args: Args) -> Result<()> {
+    use hatebm_core::Backend;
+    use hatebm_core::cpu::CpuBackend;
+    use hatebm_core::data::Batcher;
+    use hatebm_core::noise::SeededNoise;
+    use hatebm_core::train::Autoencoder;
+
+    let cfg = build_config(&mut args)?;
+    args.finish()?;
+    hatebm::runtime::apply_threads(cfg.threads);
+    let dec_arch = cfg.model.generator.clone().ok_or_else(|| {
+        Error::Config("pretrain-ae needs [model.generator] (kind = \"decoder32\")".into())
+    })?;
+    let be = CpuBackend::new();
+    let data = cfg.data.load()?;
+    let (train, held) = data.split(f64::from(cfg.eval.holdout_fraction), cfg.seed)?;
+    let ae_cfg = cfg.autoencoder.clone();
+    let mut ae = Autoencoder::new(be, ae_cfg.clone(), &dec_arch, cfg.seed)?;
+    let mut batcher = Batcher::new(train.len(), ae_cfg.batch_size, cfg.seed)?;
+    let shape = hatebm_core::backend::shape::batched(ae_cfg.batch_size, train.sample_shape());
+    let mut buf = vec![0.0f32; ae_cfg.batch_size * train.sample_len()];
+    let dir = cfg.output.dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let t0 = Instant::now();
+    let mut log = String::new();
+    for it in 1..=ae_cfg.steps {
+        batcher.next_batch(&train, &mut buf)?;
+        let x = be.from_host(&buf, &shape)?;
+        let loss = ae.step(&x, &mut SeededNoise)?;
+        if it % 50 == 0 || it == ae_cfg.steps {
+            log.push_str(&format!("{{\"step\":{it},\"loss\":{loss}}}\n"));
+            eprint!("\rpretrain-ae: {it}/{} loss {loss:.4}   ", ae_cfg.steps);
+        }
+    }
+    eprintln!();
+    hatebm_core::fsutil::write_atomic(&dir.join("ae_metrics.jsonl"), log.as_bytes())?;
+    let meta = std::collections::HashMap::new();
+    hatebm_core::weights::save_params(
+        ae.decoder.params(),
+        &be,
+        &dir.join("ae_decoder.safetensors"),
+        &meta,
+    )?;
+    hatebm_core::weights::save_params(
+        ae.encoder.params(),
+        &be,
+        &dir.join("ae_encoder.safetensors"),
+        &meta,
+    )?;
+    let n = 32.min(held.len());
+    let xs = hatebm_core::backend::shape::batched(n, held.sample_shape());
+    let x = be.from_host(&held.data()[..n * held.sample_len()], &xs)?;
+    let recon = be.to_host(&ae.reconstruct(&x)?)?;
+    let mut both = held.data()[..n * held.sample_len()].to_vec();
+    both.extend_from_slice(&recon);
+    let mut s2 = xs.clone();
+    s2[0] = 2 * n;
+    hatebm_core::report::save_image_grid(
+        dir.join("ae_reconstructions.png"),
+        &both,
+        &s2,
+        &Default::default(),
+    )?;
+    eprintln!(
+        "pretrain-ae: {} iterations in {:.1} s; held-out loss {:.4}; wrote {}/ae_decoder.safetensors (top half of ae_reconstructions.png: data, bottom: reconstructions)",
+        ae_cfg.steps,
+        t0.elapsed().as_secs_f64(),
+        ae.eval_loss(&x)?,
+        dir.display()
+    );
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() || argv[0] == "-h" || argv[0] == "--help" {
@@ -246,6 +325,7 @@ fn run() -> Result<()> {
     match cmd.as_str() {
         "train" => cmd_train(args),
         "sample" => cmd_sample(args),
+        "pretrain-ae" => cmd_pretrain_ae(args),
         "config" => {
             let mut args = args;
             let cfg = build_config(&mut args)?;
