@@ -130,6 +130,7 @@ impl EbmTrunk {
     }
 }
 
+/// One block's forward pass; returns its output and its tape.
 fn block_forward(
     params: &ParamSet<CpuBackend>,
     pool: &BufPool,
@@ -158,11 +159,11 @@ fn block_forward(
         &r0
     };
     let mut a1 = pool.take(n_out_full);
-    conv_fwd(&params, b.conv1, &g1, conv1_in, &mut a1);
+    conv_fwd(params, b.conv1, &g1, conv1_in, &mut a1);
     let mut r1 = pool.take(n_out_full);
     ops::relu_forward(&a1, &mut r1);
     let mut a2 = pool.take(n_out_full);
-    conv_fwd(&params, b.conv2, &g2, &r1, &mut a2);
+    conv_fwd(params, b.conv2, &g2, &r1, &mut a2);
     let so = if sp.down { s / 2 } else { s };
     let mut out = if sp.down {
         let mut h = pool.take(batch * cout * so * so);
@@ -179,7 +180,7 @@ fn block_forward(
                 p = pool.take(batch * cin * so * so);
                 ops::avg_pool2_forward(batch, cin, s, s, &x, &mut p);
                 conv_fwd(
-                    &params,
+                    params,
                     sc,
                     &Conv2dGeom {
                         batch,
@@ -194,7 +195,7 @@ fn block_forward(
                 );
             } else {
                 conv_fwd(
-                    &params,
+                    params,
                     sc,
                     &Conv2dGeom {
                         batch,
@@ -214,7 +215,7 @@ fn block_forward(
         (false, Some(sc)) => {
             let mut c = pool.take(n_out_full);
             conv_fwd(
-                &params,
+                params,
                 sc,
                 &Conv2dGeom {
                     batch,
@@ -244,8 +245,8 @@ fn block_forward(
     (out, BlockTape { x, r0, a1, r1, p })
 }
 
-/// Backward pass from per-sample cotangents `cot` (`[B]`). Returns the input
-
+/// One block's backward pass from the gradient of its output; returns the
+/// input gradient if `need_dx`; accumulates parameter gradients into `grads`.
 fn block_backward(
     params: &ParamSet<CpuBackend>,
     pool: &BufPool,
@@ -278,7 +279,7 @@ fn block_backward(
     }
     let mut dr1 = pool.take(n_full);
     conv_bwd(
-        &params,
+        params,
         b.conv2,
         &g2,
         &t.r1,
@@ -297,7 +298,7 @@ fn block_backward(
     };
     if sp.stem {
         conv_bwd(
-            &params,
+            params,
             b.conv1,
             &g1,
             conv1_in,
@@ -308,7 +309,7 @@ fn block_backward(
     } else {
         let mut dr0 = pool.take(t.x.len());
         conv_bwd(
-            &params,
+            params,
             b.conv1,
             &g1,
             conv1_in,
@@ -340,7 +341,7 @@ fn block_backward(
                     None
                 };
                 conv_bwd(
-                    &params,
+                    params,
                     sc,
                     &gsc,
                     &t.p,
@@ -362,7 +363,7 @@ fn block_backward(
                     k: 1,
                 };
                 conv_bwd(
-                    &params,
+                    params,
                     sc,
                     &gsc,
                     &t.x,
@@ -385,7 +386,7 @@ fn block_backward(
             };
             let dc: &[f32] = if sp.down { &da2 } else { dout };
             conv_bwd(
-                &params,
+                params,
                 sc,
                 &gsc,
                 &t.x,
