@@ -11,19 +11,33 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::{Error, Result};
 
-/// The eigendecomposition `A = V Λ Vᵀ` of a real symmetric `d × d` matrix.
+/// The eigendecomposition `A = V Λ Vᵀ` of a real symmetric `d × d` matrix, as
+/// computed by [`sym_eigen`] (the fields are read through accessors, so the
+/// shapes are always consistent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SymEigen {
-    /// The matrix order `d`.
-    pub d: usize,
-    /// The `d` eigenvalues, in descending order.
-    pub values: Vec<f64>,
-    /// The orthonormal eigenvectors, `d × d` row-major, **one eigenvector per
-    /// row**: row `i` (`vectors[i*d..(i+1)*d]`) belongs to `values[i]`.
-    pub vectors: Vec<f64>,
+    pub(crate) d: usize,
+    pub(crate) values: Vec<f64>,
+    pub(crate) vectors: Vec<f64>,
 }
 
 impl SymEigen {
+    /// The matrix order `d`.
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+
+    /// The `d` eigenvalues, in descending order.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// The orthonormal eigenvectors, `d × d` row-major, **one eigenvector per
+    /// row**: row `i` (`vectors()[i*d..(i+1)*d]`) belongs to `values()[i]`.
+    pub fn vectors(&self) -> &[f64] {
+        &self.vectors
+    }
+
     /// The eigenvector of `values[i]`.
     ///
     /// # Panics
