@@ -213,4 +213,47 @@ mod tests {
         assert!((quantile_sorted(&s, 0.05) - 1.2).abs() < 1e-12);
         assert_eq!(quantile_sorted(&[7.0], 0.3), 7.0);
     }
+
+    /// Timings of the pairwise metrics (`cargo test -p hatebm-core --lib
+    /// metrics_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn metrics_timing() {
+        let (n, d) = (5000, 32);
+        let a = testutil::gaussian(n, d, 1);
+        let b = testutil::gaussian(n, d, 2);
+        let t = std::time::Instant::now();
+        let pr = precision_recall(&a, n, &b, n, d, 3).unwrap();
+        eprintln!(
+            "precision_recall {n} x {n}, d={d}: {:?} {pr:?}",
+            t.elapsed()
+        );
+        let t = std::time::Instant::now();
+        let r = memorization_check(
+            &a,
+            n,
+            &b[..d * 1000],
+            1000,
+            &b[d * 1000..d * 2000],
+            1000,
+            d,
+            &MemorizationConfig::default(),
+        )
+        .unwrap();
+        eprintln!(
+            "memorization 5000 train, 1000 + 1000, d={d}: {:?} ratio {}",
+            t.elapsed(),
+            r.ratio_p5
+        );
+        let (m, d2) = (2000, 2);
+        let x = testutil::gaussian(m, d2, 3);
+        let y = testutil::gaussian(m, d2, 4);
+        let t = std::time::Instant::now();
+        let ts = two_sample_distances(&x, m, &y, m, d2, &Bandwidth::Median).unwrap();
+        eprintln!("two_sample {m} x {m}, d=2: {:?} {ts:?}", t.elapsed());
+        let k = 64;
+        let t = std::time::Instant::now();
+        let f = frechet_distance(&a[..2000 * k], 2000, &b[..2000 * k], 2000, k).unwrap();
+        eprintln!("frechet 2000 x 2000, d={k}: {:?} {f}", t.elapsed());
+    }
 }
