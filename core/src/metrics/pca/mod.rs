@@ -78,7 +78,7 @@ impl Pca {
     /// CPUs may differ in the last bits; ship the saved file to share a space).
     ///
     /// Runs on the calling thread. Cost: `O(n·d²)` to form the covariance plus
-    /// `O(d²·l)` per iteration (`l = 2k + 8`) — about 0.6 s for
+    /// `O(d²·l)` per iteration (`l = 2k + 8`) — 0.2–0.6 s for
     /// `n = 5000, d = 1024, k = 32` on one core.
     ///
     /// # Errors
