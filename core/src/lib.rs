@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod metrics;
 pub mod model;
 pub mod nets;
 pub mod noise;
