@@ -6,6 +6,7 @@
 //! the C ABI's `hatebm_run_*` functions and the Rust API.
 
 pub mod checkpoint;
+mod eval;
 mod guard;
 mod outputs;
 
@@ -22,6 +23,7 @@ use crate::train::{SampleOptions, StepStats, Trainer, TrainerSettings};
 use crate::{Error, Result};
 
 pub use checkpoint::Checkpoint;
+pub use eval::EvalReport;
 pub use outputs::{MetricsLog, ProgressLine};
 
 use guard::Snapshot;
@@ -402,6 +404,22 @@ impl<B: BuildNets> Run<B> {
             self.write_samples("samples_final")?;
             if out.plot {
                 outputs::plot_curves(&out.dir)?;
+            }
+            if self.config.eval.num_samples > 0 && self.heldout.is_some() {
+                let report = self.evaluate()?;
+                let text = serde_json::to_string_pretty(&report)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                crate::fsutil::write_atomic(&out.dir.join("eval.json"), text.as_bytes())?;
+                log::info!(
+                    "evaluation ({}): {}",
+                    report.feature_space,
+                    report
+                        .frechet
+                        .iter()
+                        .map(|(k, v)| format!("FD[{k}] = {v:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
         log::info!(
