@@ -263,11 +263,10 @@ impl<B: BuildNets> Run<B> {
     /// # Errors
     /// [`Error::Diverged`]; data, model and backend errors.
     pub fn step(&mut self) -> Result<StepStats> {
-        if self.config.guard.policy == GuardPolicy::Rollback
-            && self.snapshot.as_ref().is_none_or(|s| {
-                s.is_stale(self.trainer.iteration, self.config.guard.snapshot_every)
-            })
-        {
+        let rollback = self.config.guard.policy == GuardPolicy::Rollback;
+        // Snapshots hold states that passed the checks: the initial one, then
+        // the state after a successful iteration once the last one is stale.
+        if rollback && self.snapshot.is_none() {
             self.snapshot = Some(Snapshot::take(&self.trainer, self.batcher.state())?);
         }
         let x = self.next_batch()?;
@@ -279,6 +278,13 @@ impl<B: BuildNets> Run<B> {
         };
         let Some(problem) = problem else {
             let stats = result?;
+            if rollback
+                && self.snapshot.as_ref().is_some_and(|s| {
+                    s.is_stale(self.trainer.iteration, self.config.guard.snapshot_every)
+                })
+            {
+                self.snapshot = Some(Snapshot::take(&self.trainer, self.batcher.state())?);
+            }
             self.last_stats = Some(stats.clone());
             return Ok(stats);
         };
@@ -329,7 +335,8 @@ impl<B: BuildNets> Run<B> {
     }
 
     /// Trains until `train.steps` iterations are done (or `max_steps` more, if
-    /// given), writing metrics, grids and checkpoints as configured, and calling
+    /// given), writing metrics, grids and checkpoints as configured (and always a
+    /// checkpoint when the call ends), and calling
     /// `observer` after every iteration (return `false` to cancel; the run then
     /// stops with [`Error::Cancelled`] after a consistent iteration and can be
     /// saved or resumed).
@@ -399,8 +406,9 @@ impl<B: BuildNets> Run<B> {
             }
         }
         progress.finish();
+        // Every call ends with a checkpoint, so a partial run can be resumed.
+        self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
         if self.trainer.iteration >= total {
-            self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
             self.write_samples("samples_final")?;
             if out.plot {
                 outputs::plot_curves(&out.dir)?;
