@@ -227,7 +227,8 @@ pub mod tol {
 /// fn golden_energy_mlp_small<B: BuildNets>(be: &B) { ... }
 /// ```
 /// produces `cpu::golden_energy_mlp_small` always and
-/// `tch::golden_energy_mlp_small` (on `tch:cpu`) with the `tch` feature.
+/// `tch::golden_energy_mlp_small` (on `tch:cpu`, or the device of
+/// `HATEBM_TEST_TCH_DEVICE`, see `tch_test_backend`) with the `tch` feature.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -244,9 +245,31 @@ macro_rules! backend_tests {
             $(
                 #[test]
                 fn $name() {
-                    super::$name(&hatebm_tch::TchBackend::cpu());
+                    super::$name(&$crate::tch_test_backend());
                 }
             )*
         }
     };
+}
+
+/// The tch backend the `tch` instantiations of [`backend_tests!`] run on:
+/// `tch:cpu`, or the device named by `HATEBM_TEST_TCH_DEVICE` (`cpu`, `cuda`,
+/// `cuda:N`; used by `scripts/gpu-check.sh` to run the golden and
+/// cross-backend suites on a GPU).
+///
+/// # Panics
+/// If the variable names an unknown or unavailable device: a run that asked
+/// for CUDA must not silently pass on the CPU.
+#[cfg(feature = "tch")]
+pub fn tch_test_backend() -> hatebm_tch::TchBackend {
+    match std::env::var("HATEBM_TEST_TCH_DEVICE") {
+        Ok(d) if !d.trim().is_empty() => {
+            let dev: hatebm_tch::TchDevice = d
+                .parse()
+                .unwrap_or_else(|e| panic!("HATEBM_TEST_TCH_DEVICE={d}: {e}"));
+            hatebm_tch::TchBackend::new(dev)
+                .unwrap_or_else(|e| panic!("HATEBM_TEST_TCH_DEVICE={d}: {e}"))
+        }
+        _ => hatebm_tch::TchBackend::cpu(),
+    }
 }
