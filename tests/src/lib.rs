@@ -179,7 +179,9 @@ pub fn normwise_err(got: &[f32], exp: &[f32]) -> f64 {
 }
 
 /// Asserts `max|got − exp| ≤ tol · max|exp| + atol` (the golden README's
-/// normwise rule) and returns the normwise error for reporting.
+/// normwise rule) and returns the normwise error for reporting (also printed
+/// to stderr as `normwise-error<TAB>what<TAB>err` when `HATEBM_REPORT_ERRORS`
+/// is set, e.g. to tabulate a backend's worst errors).
 ///
 /// # Panics
 /// When the check fails (with both errors in the message).
@@ -207,7 +209,11 @@ pub fn assert_close(what: &str, got: &[f32], exp: &[f32], tol: f64, atol: f64) -
         exp[at],
         err / scale.max(f64::MIN_POSITIVE)
     );
-    if scale == 0.0 { err } else { err / scale }
+    let normwise = if scale == 0.0 { err } else { err / scale };
+    if std::env::var_os("HATEBM_REPORT_ERRORS").is_some() {
+        eprintln!("normwise-error\t{what}\t{normwise:e}");
+    }
+    normwise
 }
 
 /// Golden-README tolerances (normwise).
