@@ -73,20 +73,20 @@ fn main() {
 /// libtorch's `lib/` directory, if it can be found.
 fn libtorch_lib() -> Option<PathBuf> {
     let is_lib = |p: &Path| p.join("libtorch_cpu.so").exists() || p.join("libtorch.so").exists();
-    if let Some(d) = env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) {
-        if is_lib(&d) {
-            return Some(d);
-        }
+    if let Some(d) = env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from)
+        && is_lib(&d)
+    {
+        return Some(d);
     }
-    if let Some(d) = env::var_os("LIBTORCH").map(|p| PathBuf::from(p).join("lib")) {
-        if is_lib(&d) {
-            return Some(d);
-        }
+    if let Some(d) = env::var_os("LIBTORCH").map(|p| PathBuf::from(p).join("lib"))
+        && is_lib(&d)
+    {
+        return Some(d);
     }
-    if let Some(d) = env::var_os("HATEBM_TORCH_LIB").map(PathBuf::from) {
-        if is_lib(&d) {
-            return Some(d);
-        }
+    if let Some(d) = env::var_os("HATEBM_TORCH_LIB").map(PathBuf::from)
+        && is_lib(&d)
+    {
+        return Some(d);
     }
     let python = env::var_os("PYTHON").unwrap_or_else(|| "python".into());
     let out = Command::new(python)

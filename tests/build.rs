@@ -7,10 +7,10 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_HATEBM_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=DEP_HATEBM_TCH_CUDA");
-    if let Ok(lib) = std::env::var("DEP_HATEBM_TCH_LIBTORCH_LIB") {
-        if !lib.is_empty() {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-        }
+    if let Ok(lib) = std::env::var("DEP_HATEBM_TCH_LIBTORCH_LIB")
+        && !lib.is_empty()
+    {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     }
     if std::env::var("DEP_HATEBM_TCH_CUDA").as_deref() == Ok("1") {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
