@@ -3,7 +3,8 @@
 //! With the `tch` feature it
 //! * finds libtorch's `lib/` directory (torch-sys's `DEP_TCH_LIBTORCH_LIB`,
 //!   else `$LIBTORCH/lib`, else `$HATEBM_TORCH_LIB`, else the `torch` package
-//!   of the `python` on `PATH` — the `LIBTORCH_USE_PYTORCH=1` setup);
+//!   of `$PYTHON` or the interpreter torch-sys uses (`python` in a virtualenv,
+//!   else `python3`) — the `LIBTORCH_USE_PYTORCH=1` setup);
 //! * adds `-Wl,-rpath,<lib>` to this package's binaries and tests, so they run
 //!   without `LD_LIBRARY_PATH`;
 //! * with the `cuda` feature, adds `-Wl,--no-as-needed -ltorch_cuda
@@ -25,6 +26,8 @@ fn main() {
         "LIBTORCH_USE_PYTORCH",
         "HATEBM_TORCH_LIB",
         "DEP_TCH_LIBTORCH_LIB",
+        "PYTHON",
+        "VIRTUAL_ENV",
     ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
@@ -88,7 +91,14 @@ fn libtorch_lib() -> Option<PathBuf> {
     {
         return Some(d);
     }
-    let python = env::var_os("PYTHON").unwrap_or_else(|| "python".into());
+    // The interpreter torch-sys uses: `python` in a virtualenv, else `python3`.
+    let python = env::var_os("PYTHON").unwrap_or_else(|| {
+        if env::var_os("VIRTUAL_ENV").is_some() {
+            "python".into()
+        } else {
+            "python3".into()
+        }
+    });
     let out = Command::new(python)
         .args([
             "-c",

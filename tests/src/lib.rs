@@ -12,9 +12,14 @@ use hatebm_core::weights::{TensorData, TensorFile};
 use serde_json::Value;
 
 /// The directory holding the golden files (copied from the PyTorch reference,
-/// see `tests/golden/README.md`).
+/// see `tests/golden/README.md`): `$HATEBM_GOLDEN_DIR` if set (test binaries
+/// run on another machine, e.g. by `scripts/gpu-check.sh`), else
+/// `tests/golden` of the source tree they were built from.
 pub fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden")
+    match std::env::var_os("HATEBM_GOLDEN_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden"),
+    }
 }
 
 /// A golden case: its tensors and its `config` JSON.

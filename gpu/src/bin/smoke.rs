@@ -7,8 +7,13 @@
 //!
 //! ```text
 //! hatebm-tch-smoke [--backends tch:cpu,tch:cuda:0,cpu] [--nch 3] [--ngf 64]
-//!                  [--batch 16] [--steps 10] [--repeat 3] [--json out.json]
+//!                  [--batch 16] [--steps 10] [--repeat 3] [--noise portable|device]
+//!                  [--tf32] [--cudnn-benchmark] [--json out.json]
 //! ```
+//! `--noise device` draws the Langevin noise with libtorch's generator on the
+//! device instead of the portable host stream; `--tf32` allows TF32 in cuDNN /
+//! cuBLAS; `--cudnn-benchmark` turns cuDNN's autotuner on (and deterministic
+//! algorithms off) — see `docs/tch-backend.md`.
 //! The default backends are `tch:cpu` and every visible CUDA device. `cpu` is
 //! the CPU reference backend (for comparison). Exit status 1 on any failure.
 
@@ -19,7 +24,7 @@ use hatebm_core::BackendSpec;
 use hatebm_core::nets::{BuildNets, EnergyArch};
 use hatebm_core::noise::{NoiseKey, SeededNoise, Stream};
 use hatebm_core::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
-use hatebm_tch::{TchBackend, cuda_available, cuda_device_count};
+use hatebm_tch::{NoiseMode, TchBackend, TchDevice, TchOptions, cuda_available, cuda_device_count};
 
 #[derive(Debug)]
 struct Args {
@@ -30,6 +35,7 @@ struct Args {
     steps: usize,
     repeat: usize,
     json: Option<String>,
+    options: TchOptions,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         steps: 10,
         repeat: 3,
         json: None,
+        options: TchOptions::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -59,10 +66,20 @@ fn parse_args() -> Result<Args, String> {
             "--steps" => a.steps = num(val()?)?,
             "--repeat" => a.repeat = num(val()?)?.max(1),
             "--json" => a.json = Some(val()?),
+            "--noise" => {
+                a.options.noise = match val()?.as_str() {
+                    "portable" => NoiseMode::Portable,
+                    "device" => NoiseMode::Device,
+                    other => return Err(format!("--noise: unknown mode {other}")),
+                }
+            }
+            "--tf32" => a.options.allow_tf32 = true,
+            "--cudnn-benchmark" => a.options.deterministic = false,
             "-h" | "--help" => {
                 println!(
                     "hatebm-tch-smoke [--backends tch:cpu,tch:cuda:0,cpu] [--nch 3] [--ngf 64] \
-                     [--batch 16] [--steps 10] [--repeat 3] [--json out.json]"
+                     [--batch 16] [--steps 10] [--repeat 3] [--noise portable|device] [--tf32] \
+                     [--cudnn-benchmark] [--json out.json]"
                 );
                 std::process::exit(0);
             }
@@ -151,14 +168,25 @@ fn main() -> ExitCode {
         "model            : EBMSNGAN32(nch={}, ngf={}), batch {}, K = {} Langevin steps, {} timed call(s)",
         a.nch, a.ngf, a.batch, a.steps, a.repeat
     );
+    println!(
+        "tch options      : noise {:?}, tf32 {}, deterministic cuDNN {}",
+        a.options.noise, a.options.allow_tf32, a.options.deterministic
+    );
     let mut ok = true;
     let mut rows = Vec::new();
     for spec in &a.backends {
         let res = match spec {
             BackendSpec::Cpu => run(&hatebm_core::cpu::CpuBackend::new(), &a),
-            BackendSpec::TchCpu | BackendSpec::TchCuda(_) => {
-                TchBackend::from_spec(*spec).and_then(|be| run(&be, &a))
+            BackendSpec::TchCpu => {
+                TchBackend::with_options(TchDevice::Cpu, a.options).and_then(|be| run(&be, &a))
             }
+            BackendSpec::TchCuda(n) => TchBackend::with_options(TchDevice::Cuda(*n), a.options)
+                .and_then(|be| {
+                    if !a.options.deterministic {
+                        tch::Cuda::cudnn_set_benchmark(true);
+                    }
+                    run(&be, &a)
+                }),
             BackendSpec::Auto => Err(hatebm_core::Error::InvalidArgument(
                 "name a concrete backend instead of auto".into(),
             )),
@@ -195,8 +223,10 @@ fn main() -> ExitCode {
     }
     if let Some(path) = &a.json {
         let doc = format!(
-            "{{\"libtorch\": \"{}\", \"cuda_available\": {}, \"cuda_devices\": {}, \"nch\": {}, \"ngf\": {}, \"batch\": {}, \"steps\": {}, \"results\": [{}]}}\n",
+            "{{\"impl\": \"hatebm-tch\", \"libtorch\": \"{}\", \"noise\": \"{:?}\", \"tf32\": {}, \"cuda_available\": {}, \"cuda_devices\": {}, \"nch\": {}, \"ngf\": {}, \"batch\": {}, \"steps\": {}, \"results\": [{}]}}\n",
             hatebm_tch::libtorch_version(),
+            a.options.noise,
+            a.options.allow_tf32,
             cuda_available(),
             cuda_device_count(),
             a.nch,
