@@ -1,8 +1,8 @@
 //! # hatebm-tch
 //!
-//! The libtorch backend of libhatebm: [`TchBackend`] implements the core's
+//! The libtorch backend of libhatebm: `TchBackend` implements the core's
 //! [`Backend`](hatebm_core::Backend) and [`BuildNets`](hatebm_core::nets::BuildNets)
-//! traits on libtorch (through the [`tch`] crate), on the CPU or on a CUDA
+//! traits on libtorch (through the `tch` crate), on the CPU or on a CUDA
 //! device, so that every network, the Langevin sampler, the bank and every
 //! training mode run on libtorch by swapping one config line
 //! (`backend = "tch:cuda:0"`).
@@ -25,7 +25,8 @@
 //! generated on the host from the same addressed streams as the CPU backend
 //! ([`ParamSpec::initial_values`](hatebm_core::params::ParamSpec::initial_values)),
 //! so they are bit-identical; noise is too in the default
-//! [`NoiseMode::Portable`].
+//! `NoiseMode::Portable`. See `docs/tch-backend.md` for setup, devices,
+//! determinism and tolerances.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tch")]
