@@ -91,6 +91,7 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
     ///
     /// # Errors
     /// [`crate::Error::ShapeMismatch`] if `data.len()` is not the product of `shape`.
+    #[allow(clippy::wrong_self_convention)]
     fn from_host(&self, data: &[f32], shape: &[usize]) -> Result<Self::Tensor>;
 
     /// Copies a tensor to the host (row-major). Synchronises.

@@ -7,16 +7,19 @@
 
 pub mod backend;
 pub mod bank;
+pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod metrics;
 pub mod model;
 pub mod nets;
 pub mod noise;
 pub mod optim;
 pub mod params;
 pub mod report;
+pub mod run;
 pub mod sampler;
 pub mod spec;
 pub mod train;

@@ -208,6 +208,9 @@ impl<B: Backend> NoiseSource<B> for SeededNoise {
     }
 }
 
+/// A stored noise tensor: `(shape, data)`.
+type StoredNoise = (Vec<usize>, Vec<f32>);
+
 /// Noise replayed from stored host tensors, looked up by `(stream, counter)`.
 ///
 /// The stored tensor must have exactly the requested shape once its rows
@@ -216,7 +219,7 @@ impl<B: Backend> NoiseSource<B> for SeededNoise {
 /// notices when an algorithm draws noise it did not expect.
 #[derive(Debug, Default, Clone)]
 pub struct ReplayNoise {
-    entries: HashMap<(Stream, [u64; 2]), (Vec<usize>, Vec<f32>)>,
+    entries: HashMap<(Stream, [u64; 2]), StoredNoise>,
     indices: HashMap<(Stream, [u64; 2]), Vec<usize>>,
 }
 

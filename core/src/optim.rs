@@ -33,6 +33,12 @@ pub struct AdamConfig {
     pub clip_grad_norm: Option<f32>,
     /// EMA decay d (`None` = no EMA). The paper's code used 0.9999.
     pub ema_decay: Option<f32>,
+    /// Piecewise-constant schedule `[[step, lr], ...]`: from `step` on (0-based
+    /// optimiser steps) the learning rate is `lr`; before the first entry it is
+    /// `lr` above. Steps must increase. (The official ImageNet config:
+    /// `[[230000, 1e-5], [260000, 1e-6]]`.)
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lr_schedule: Vec<(u64, f32)>,
 }
 
 impl Default for AdamConfig {
@@ -44,6 +50,7 @@ impl Default for AdamConfig {
             eps: 1e-7,
             clip_grad_norm: None,
             ema_decay: None,
+            lr_schedule: Vec::new(),
         }
     }
 }
@@ -87,7 +94,28 @@ impl AdamConfig {
         if let Some(d) = self.ema_decay {
             in01("ema_decay", d)?;
         }
+        for (i, &(step, lr)) in self.lr_schedule.iter().enumerate() {
+            if !(lr.is_finite() && lr >= 0.0) {
+                return Err(Error::Config(format!(
+                    "{what}.lr_schedule[{i}] learning rate must be finite and >= 0, got {lr}"
+                )));
+            }
+            if i > 0 && step <= self.lr_schedule[i - 1].0 {
+                return Err(Error::Config(format!(
+                    "{what}.lr_schedule steps must increase (entry {i}: {step})"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The scheduled learning rate at optimiser step `step` (0-based).
+    pub fn lr_at(&self, step: u64) -> f32 {
+        self.lr_schedule
+            .iter()
+            .rev()
+            .find(|(s, _)| step >= *s)
+            .map_or(self.lr, |&(_, lr)| lr)
     }
 }
 
@@ -104,6 +132,8 @@ pub struct Adam<B: Backend> {
     pub v: Vec<Option<B::Tensor>>,
     /// EMA of the trainable weights (`None` entries for buffers), if enabled.
     pub ema: Option<Vec<Option<B::Tensor>>>,
+    /// Multiplier on the (scheduled) learning rate; the divergence guard lowers it.
+    pub lr_scale: f32,
 }
 
 impl<B: Backend> Adam<B> {
@@ -147,6 +177,7 @@ impl<B: Backend> Adam<B> {
             ema,
             step: 0,
             config,
+            lr_scale: 1.0,
         })
     }
 
@@ -166,7 +197,7 @@ impl<B: Backend> Adam<B> {
         let b1p = c.beta1.powf(t);
         let b2p = c.beta2.powf(t);
         let h = AdamStep {
-            alpha: c.lr * (1.0 - b2p).sqrt() / (1.0 - b1p),
+            alpha: c.lr_at(self.step) * self.lr_scale * (1.0 - b2p).sqrt() / (1.0 - b1p),
             one_minus_beta1: 1.0 - c.beta1,
             one_minus_beta2: 1.0 - c.beta2,
             eps: c.eps,

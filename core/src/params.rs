@@ -13,6 +13,10 @@ use crate::backend::{Backend, shape::numel};
 use crate::noise::{NoiseKey, Stream};
 use crate::{Error, Result};
 
+/// A named host tensor `(name, shape, row-major data)`: the exchange format of
+/// weights files and checkpoints.
+pub type HostTensor = (String, Vec<usize>, Vec<f32>);
+
 /// How a parameter is initialised.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
@@ -186,7 +190,7 @@ impl<B: Backend> ParamSet<B> {
     ///
     /// # Errors
     /// A backend error.
-    pub fn to_host(&self, backend: &B) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn to_host(&self, backend: &B) -> Result<Vec<HostTensor>> {
         self.params
             .iter()
             .map(|p| {
@@ -206,11 +210,7 @@ impl<B: Backend> ParamSet<B> {
     /// # Errors
     /// [`Error::Param`] for a missing, unexpected or mis-shaped tensor,
     /// [`Error::NonFinite`] for NaN/Inf values.
-    pub fn load_host(
-        &mut self,
-        backend: &B,
-        tensors: &[(String, Vec<usize>, Vec<f32>)],
-    ) -> Result<()> {
+    pub fn load_host(&mut self, backend: &B, tensors: &[HostTensor]) -> Result<()> {
         for (name, _, _) in tensors {
             if self.index_of(name).is_none() {
                 return Err(Error::Param(format!(

@@ -113,7 +113,7 @@ impl TensorFile {
 
     /// Every F32 tensor whose name starts with `prefix`, with the prefix
     /// removed, as `(name, shape, data)` host tensors.
-    pub fn with_prefix(&self, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pub fn with_prefix(&self, prefix: &str) -> Vec<crate::params::HostTensor> {
         self.tensors
             .values()
             .filter_map(|t| match (&t.data, t.name.strip_prefix(prefix)) {
@@ -132,7 +132,7 @@ impl TensorFile {
 /// [`Error::ShapeMismatch`] if a tensor's data does not match its shape,
 /// [`Error::InvalidArgument`] for duplicate names.
 pub fn to_bytes(
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    tensors: &[crate::params::HostTensor],
     metadata: &HashMap<String, String>,
 ) -> Result<Vec<u8>> {
     let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
@@ -175,7 +175,7 @@ pub fn to_bytes(
 /// As [`to_bytes`], plus [`Error::Io`].
 pub fn write(
     path: &Path,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    tensors: &[crate::params::HostTensor],
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
     crate::fsutil::write_atomic(path, &to_bytes(tensors, metadata)?)

@@ -59,6 +59,7 @@ pub fn trainer_settings(g: &Golden) -> TrainerSettings {
         eps: g.cf("adam_eps") as f32,
         clip_grad_norm: clip,
         ema_decay: Some(g.cf(decay) as f32),
+        lr_schedule: Vec::new(),
     };
     TrainerSettings {
         train: TrainConfig {
@@ -74,6 +75,7 @@ pub fn trainer_settings(g: &Golden) -> TrainerSettings {
         ebm_optim: adam("ebm_lr", "ebm_opt_decay", clip),
         gen_optim: adam("gen_lr", "gen_opt_decay", None),
         seed: 0,
+        init_bank: true,
     }
 }
 

@@ -13,9 +13,14 @@ use hatebm_core::weights::{TensorData, TensorFile};
 use serde_json::Value;
 
 /// The directory holding the golden files (copied from the PyTorch reference,
-/// see `tests/golden/README.md`).
+/// see `tests/golden/README.md`): `$HATEBM_GOLDEN_DIR` if set (test binaries
+/// run on another machine, e.g. by `scripts/gpu-check.sh`), else
+/// `tests/golden` of the source tree they were built from.
 pub fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden")
+    match std::env::var_os("HATEBM_GOLDEN_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden"),
+    }
 }
 
 /// A golden case: its tensors and its `config` JSON.
@@ -80,7 +85,7 @@ impl Golden {
     }
 
     /// Host tensors under `prefix` with the prefix stripped.
-    pub fn prefixed(&self, prefix: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pub fn prefixed(&self, prefix: &str) -> Vec<hatebm_core::params::HostTensor> {
         self.file.with_prefix(prefix)
     }
 
@@ -180,7 +185,9 @@ pub fn normwise_err(got: &[f32], exp: &[f32]) -> f64 {
 }
 
 /// Asserts `max|got − exp| ≤ tol · max|exp| + atol` (the golden README's
-/// normwise rule) and returns the normwise error for reporting.
+/// normwise rule) and returns the normwise error for reporting (also printed
+/// to stderr as `normwise-error<TAB>what<TAB>err` when `HATEBM_REPORT_ERRORS`
+/// is set, e.g. to tabulate a backend's worst errors).
 ///
 /// # Panics
 /// When the check fails (with both errors in the message).
@@ -195,8 +202,10 @@ pub fn assert_close(what: &str, got: &[f32], exp: &[f32], tol: f64, atol: f64) -
     let scale = exp.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
     let (mut err, mut at) = (0.0f64, 0usize);
     for (i, (&a, &b)) in got.iter().zip(exp).enumerate() {
+        // NaN counts as an infinite error, so a NaN output always fails.
         let d = (f64::from(a) - f64::from(b)).abs();
-        if !(d <= err) {
+        let d = if d.is_nan() { f64::INFINITY } else { d };
+        if d > err {
             err = d;
             at = i;
         }
@@ -208,7 +217,11 @@ pub fn assert_close(what: &str, got: &[f32], exp: &[f32], tol: f64, atol: f64) -
         exp[at],
         err / scale.max(f64::MIN_POSITIVE)
     );
-    if scale == 0.0 { err } else { err / scale }
+    let normwise = if scale == 0.0 { err } else { err / scale };
+    if std::env::var_os("HATEBM_REPORT_ERRORS").is_some() {
+        eprintln!("normwise-error\t{what}\t{normwise:e}");
+    }
+    normwise
 }
 
 /// Golden-README tolerances (normwise).
@@ -228,7 +241,8 @@ pub mod tol {
 /// fn golden_energy_mlp_small<B: BuildNets>(be: &B) { ... }
 /// ```
 /// produces `cpu::golden_energy_mlp_small` always and
-/// `tch::golden_energy_mlp_small` (on `tch:cpu`) with the `tch` feature.
+/// `tch::golden_energy_mlp_small` (on `tch:cpu`, or the device of
+/// `HATEBM_TEST_TCH_DEVICE`, see `tch_test_backend`) with the `tch` feature.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -245,9 +259,31 @@ macro_rules! backend_tests {
             $(
                 #[test]
                 fn $name() {
-                    super::$name(&hatebm_tch::TchBackend::cpu());
+                    super::$name(&$crate::tch_test_backend());
                 }
             )*
         }
     };
+}
+
+/// The tch backend the `tch` instantiations of [`backend_tests!`] run on:
+/// `tch:cpu`, or the device named by `HATEBM_TEST_TCH_DEVICE` (`cpu`, `cuda`,
+/// `cuda:N`; used by `scripts/gpu-check.sh` to run the golden and
+/// cross-backend suites on a GPU).
+///
+/// # Panics
+/// If the variable names an unknown or unavailable device: a run that asked
+/// for CUDA must not silently pass on the CPU.
+#[cfg(feature = "tch")]
+pub fn tch_test_backend() -> hatebm_tch::TchBackend {
+    match std::env::var("HATEBM_TEST_TCH_DEVICE") {
+        Ok(d) if !d.trim().is_empty() => {
+            let dev: hatebm_tch::TchDevice = d
+                .parse()
+                .unwrap_or_else(|e| panic!("HATEBM_TEST_TCH_DEVICE={d}: {e}"));
+            hatebm_tch::TchBackend::new(dev)
+                .unwrap_or_else(|e| panic!("HATEBM_TEST_TCH_DEVICE={d}: {e}"))
+        }
+        _ => hatebm_tch::TchBackend::cpu(),
+    }
 }

@@ -542,6 +542,101 @@ impl GeneratorArch {
     }
 }
 
+/// An encoder architecture (the retrofit autoencoder's inference network).
+///
+/// Implemented as a [`crate::model::Generator`] from images to codes, so the
+/// same VJP machinery trains it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EncoderArch {
+    /// `InfEncoder32` of the official code: EBM blocks (stem without pooling,
+    /// block 2 pools 32 → 16, blocks 3–4 identity), ReLU, a 3×3 conv to one
+    /// channel, and a projection of each code onto the sphere of radius
+    /// `sqrt(256) = 16`. Input `[nch, 32, 32]`, code `[1, 16, 16]`.
+    Encoder32 {
+        /// Image channels.
+        nch: usize,
+        /// Channel width (official: 256).
+        ngf: usize,
+    },
+}
+
+/// Epsilon of the encoder's sphere projection `x·R/(‖x‖ + eps)`.
+pub const ENCODER_NORM_EPS: f32 = 1e-6;
+
+impl EncoderArch {
+    /// Checks sizes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad value.
+    pub fn validate(&self) -> Result<()> {
+        let EncoderArch::Encoder32 { nch, ngf } = self;
+        if *nch == 0 || *ngf == 0 {
+            return Err(Error::Config("encoder nch and ngf must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The class name of the official code.
+    pub fn describe(&self) -> String {
+        let EncoderArch::Encoder32 { nch, ngf } = self;
+        format!("InfEncoder32(nch={nch}, ngf={ngf})")
+    }
+
+    /// Shape of one input image.
+    pub fn input_shape(&self) -> Vec<usize> {
+        let EncoderArch::Encoder32 { nch, .. } = self;
+        vec![*nch, 32, 32]
+    }
+
+    /// Shape of one code (the decoder's latent).
+    pub fn code_shape(&self) -> Vec<usize> {
+        vec![1, 16, 16]
+    }
+
+    /// The EBM-style blocks.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid sizes.
+    pub fn blocks(&self) -> Result<Vec<EbmBlockSpec>> {
+        self.validate()?;
+        let EncoderArch::Encoder32 { nch, ngf } = *self;
+        let b = |i: usize, cin: usize, size: usize, down: bool, stem: bool| EbmBlockSpec {
+            name: format!("block{i}"),
+            cin,
+            cout: ngf,
+            size,
+            down,
+            stem,
+            learnable_sc: stem || cin != ngf || down,
+        };
+        Ok(vec![
+            b(1, nch, 32, false, true),
+            b(2, ngf, 32, true, false),
+            b(3, ngf, 16, false, false),
+            b(4, ngf, 16, false, false),
+        ])
+    }
+
+    /// The parameter specifications in canonical order.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid sizes.
+    pub fn param_specs(&self) -> Result<Vec<ParamSpec>> {
+        let mut v = Vec::new();
+        for b in self.blocks()? {
+            conv_specs(&mut v, &format!("{}.conv1", b.name), b.cout, b.cin, 3);
+            conv_specs(&mut v, &format!("{}.conv2", b.name), b.cout, b.cout, 3);
+            if b.learnable_sc {
+                conv_specs(&mut v, &format!("{}.shortcut", b.name), b.cout, b.cin, 1);
+            }
+        }
+        let EncoderArch::Encoder32 { ngf, .. } = self;
+        conv_specs(&mut v, "conv2latent", 1, *ngf, 3);
+        Ok(v)
+    }
+}
+
 fn check_factor(f: f32) -> Result<()> {
     if !(f.is_finite() && f > 0.0) {
         return Err(Error::Config(format!(

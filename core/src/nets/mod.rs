@@ -2,7 +2,7 @@
 
 pub mod arch;
 
-pub use arch::{EnergyArch, GeneratorArch};
+pub use arch::{EncoderArch, EnergyArch, GeneratorArch};
 
 use crate::Result;
 use crate::backend::Backend;
@@ -25,4 +25,18 @@ pub trait BuildNets: Backend {
     /// # Errors
     /// [`crate::Error::Config`] for an invalid architecture; backend errors.
     fn build_generator(&self, arch: &GeneratorArch, seed: u64) -> Result<Box<dyn Generator<Self>>>;
+
+    /// Builds the autoencoder's encoder (a [`Generator`] from images to codes).
+    /// Backends without it return [`crate::Error::BackendUnavailable`]; the
+    /// autoencoder pretraining then runs on the CPU backend.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] for an invalid architecture; backend errors.
+    fn build_encoder(&self, arch: &EncoderArch, seed: u64) -> Result<Box<dyn Generator<Self>>> {
+        let _ = (arch, seed);
+        Err(crate::Error::BackendUnavailable {
+            name: format!("{} encoder", self.name()),
+            hint: "the autoencoder encoder is implemented on the CPU backend".into(),
+        })
+    }
 }

@@ -177,6 +177,11 @@ pub struct LangevinStats {
     pub energy_per_step: Vec<f64>,
 }
 
+/// A per-step observer: `(step, clipped residual gradient if the residual
+/// moved, chains after the step)`.
+pub type StepRecorder<'a, B> =
+    &'a mut dyn FnMut(usize, Option<&<B as Backend>::Tensor>, &Chains<B>);
+
 /// The Langevin sampler (stateless apart from its configuration).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LangevinSampler {
@@ -231,7 +236,7 @@ impl LangevinSampler {
         chains: &mut Chains<B>,
         noise: &mut dyn NoiseSource<B>,
         key: ChainKey,
-        mut record: Option<&mut dyn FnMut(usize, Option<&B::Tensor>, &Chains<B>)>,
+        mut record: Option<StepRecorder<'_, B>>,
     ) -> Result<LangevinStats> {
         let c = &self.config;
         let batch = self.check_shapes(be, energy, generator, chains)?;

@@ -3,11 +3,13 @@
 //!
 //! See `docs/training.md` for each mode's algorithm, knobs and the paper's values.
 
+pub mod autoencoder;
 pub mod config;
 pub mod modes;
 pub mod sample;
 pub mod trainer;
 
+pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use config::{GenUpdate, Mode, NoiseInit, TrainConfig};
 pub use modes::ReconEnergy;
 pub use sample::SampleOptions;

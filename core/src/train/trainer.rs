@@ -106,6 +106,28 @@ pub struct TrainerSettings {
     pub gen_optim: AdamConfig,
     /// Run seed.
     pub seed: u64,
+    /// Initialise the bank (false when the state comes from a checkpoint).
+    pub init_bank: bool,
+}
+
+impl TrainerSettings {
+    /// Settings with the given parts and a bank that is initialised.
+    pub fn new(
+        train: TrainConfig,
+        langevin: LangevinConfig,
+        ebm_optim: AdamConfig,
+        gen_optim: AdamConfig,
+        seed: u64,
+    ) -> Self {
+        TrainerSettings {
+            train,
+            langevin,
+            ebm_optim,
+            gen_optim,
+            seed,
+            init_bank: true,
+        }
+    }
 }
 
 impl<B: Backend> Trainer<B> {
@@ -128,6 +150,7 @@ impl<B: Backend> Trainer<B> {
             ebm_optim,
             gen_optim,
             seed,
+            init_bank,
         } = settings;
         train.validate()?;
         let mode = train.mode;
@@ -186,6 +209,7 @@ impl<B: Backend> Trainer<B> {
             gen_grads = Some(Grads::zeros_like(&be, g.params())?);
         }
         let bank = match mode {
+            _ if !init_bank => None,
             Mode::Synthesis if train.gen_update == super::config::GenUpdate::Historical => {
                 let g = generator.as_deref().expect("checked above");
                 Some(Bank::init_from_generator(
@@ -227,6 +251,18 @@ impl<B: Backend> Trainer<B> {
             ebm_grads,
             gen_grads,
         })
+    }
+
+    /// Whether the mode keeps a bank, and whether that bank stores latents
+    /// (`Some(true)`: historical synthesis; `Some(false)`: persistent images).
+    pub fn bank_layout(&self) -> Option<bool> {
+        match self.config.mode {
+            Mode::Synthesis if self.config.gen_update == super::config::GenUpdate::Historical => {
+                Some(true)
+            }
+            Mode::Persistent => Some(false),
+            _ => None,
+        }
     }
 
     /// The gradient of the last EBM update (after clipping), aligned with the

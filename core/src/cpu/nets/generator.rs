@@ -636,7 +636,7 @@ impl CpuConvGenerator {
                         &t.x,
                         dout,
                         dx.as_deref_mut().map(|d| (d, true)),
-                        grads.as_deref_mut(),
+                        grads,
                     )?;
                 }
             }

@@ -2,17 +2,20 @@
 
 mod common;
 mod ebm;
+mod ebm_blocks;
+mod encoder;
 mod generator;
 mod mlp;
 
 pub use ebm::CpuSnganEnergy;
+pub use encoder::CpuEncoder;
 pub use generator::CpuConvGenerator;
 pub use mlp::{CpuMlpEnergy, CpuMlpGenerator};
 
 use super::CpuBackend;
 use crate::Result;
 use crate::model::{Energy, Generator};
-use crate::nets::arch::{EnergyArch, GeneratorArch};
+use crate::nets::arch::{EncoderArch, EnergyArch, GeneratorArch};
 
 /// Builds the CPU energy network for `arch`, initialised from `seed`.
 ///
@@ -49,5 +52,13 @@ impl crate::nets::BuildNets for CpuBackend {
         seed: u64,
     ) -> Result<Box<dyn Generator<CpuBackend>>> {
         build_generator(arch, seed)
+    }
+
+    fn build_encoder(
+        &self,
+        arch: &EncoderArch,
+        seed: u64,
+    ) -> Result<Box<dyn Generator<CpuBackend>>> {
+        Ok(Box::new(CpuEncoder::new(arch, seed)?))
     }
 }

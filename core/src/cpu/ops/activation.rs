@@ -183,7 +183,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(pt_config(64))]
+        #![proptest_config(pt_config())]
         #[test]
         fn finite_differences(n in 1usize..=40, slope in 0.0f64..1.0, seed in any::<u64>()) {
             let mut r = rng(seed);

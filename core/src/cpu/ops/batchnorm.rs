@@ -644,7 +644,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(pt_config(48))]
+        #![proptest_config(pt_config())]
         #[test]
         fn finite_differences(b in 1usize..=3, c in 1usize..=4, hw in 1usize..=9, seed in any::<u64>()) {
             let eps = 1e-3;

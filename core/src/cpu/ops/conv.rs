@@ -16,10 +16,14 @@
 //!   order: bit-identical results for any number of rayon threads.
 //!
 //! For `k = 1` no `im2col` is needed: the sample itself is the `[cin, h·w]` matrix.
+//! With at most 8 output channels (the image-producing last conv of a generator, and
+//! the backward-input of the image stem, i.e. `dU/dx` in Langevin) a GEMM with `cout`
+//! rows would waste most of a 16-row micro-kernel; these use the shift-add form
+//! `Z = W_tap · x` (`cout·k²` rows) followed by shifted row additions.
 
 use rayon::prelude::*;
 
-use super::gemm::gemm;
+use super::gemm::gemm_s;
 use super::scalar::Scalar;
 use super::util::{Scratch, add_partials, reduce_partition, sum};
 
@@ -84,8 +88,31 @@ const COL_ELEMS: usize = 1 << 17;
 /// Bounds on the columns of one GEMM.
 const MIN_COLS: usize = 128;
 const MAX_COLS: usize = 2048;
+/// Images with at least this many pixels are never batched (saves the output copy).
+const MIN_COLS_NO_GROUP: usize = 256;
 /// Forward / backward-input: keep at least this many tasks when batching small images.
 const MIN_TASKS: usize = 4;
+
+/// Output channels up to which a k > 1 convolution uses the shift-add form (see
+/// [`conv_shift_add`]): a GEMM with `cout·k²` rows instead of `cout`.
+const SHIFT_ADD_MAX_CO: usize = 8;
+
+/// Internal knobs (tests force every code path through them).
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    /// Target elements of one im2col chunk.
+    col_elems: usize,
+    /// Force (`Some(true)`) or forbid (`Some(false)`) the shift-add form; `None`: by
+    /// [`SHIFT_ADD_MAX_CO`].
+    shift_add: Option<bool>,
+}
+
+impl Tuning {
+    const DEFAULT: Tuning = Tuning {
+        col_elems: COL_ELEMS,
+        shift_add: None,
+    };
+}
 
 /// How the columns (pixels) of a convolution are cut into GEMMs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +128,7 @@ struct Plan {
 fn plan(kdim: usize, h: usize, w: usize, max_group: usize, col_elems: usize) -> Plan {
     let hw = h * w;
     let cols = (col_elems / kdim.max(1)).clamp(MIN_COLS, MAX_COLS);
-    if hw >= cols || hw == 0 {
+    if hw >= cols || hw >= MIN_COLS_NO_GROUP || hw == 0 {
         Plan {
             group: 1,
             rows: (cols / w.max(1)).clamp(1, h.max(1)),
@@ -204,7 +231,7 @@ fn conv_apply<T: Scalar>(
     bias: Option<&[T]>,
     y: &mut [T],
     acc: bool,
-    col_elems: usize,
+    tune: Tuning,
 ) {
     let hw = h * w;
     let kdim = ci * k * k;
@@ -227,26 +254,26 @@ fn conv_apply<T: Scalar>(
             .zip(x.par_chunks(xs))
             .for_each(|(yb, xb)| {
                 let beta = prepare_out(yb, co, hw, hw, bias, acc);
-                gemm(
+                gemm_s(
                     co,
                     kdim,
                     hw,
-                    T::ONE,
                     wmat,
-                    kdim as isize,
-                    1,
+                    (kdim as isize, 1),
                     xb,
-                    hw as isize,
-                    1,
+                    (hw as isize, 1),
                     beta,
                     yb,
-                    hw as isize,
-                    1,
+                    (hw as isize, 1),
                 );
             });
         return;
     }
-    let pl = plan(kdim, h, w, batch.div_ceil(MIN_TASKS), col_elems);
+    if tune.shift_add.unwrap_or(co <= SHIFT_ADD_MAX_CO) {
+        conv_shift_add(ci, co, h, w, k, x, wmat, bias, y, acc);
+        return;
+    }
+    let pl = plan(kdim, h, w, batch.div_ceil(MIN_TASKS), tune.col_elems);
     y.par_chunks_mut(pl.group * ys)
         .zip(x.par_chunks(pl.group * xs))
         .for_each(|(yg, xg)| {
@@ -260,21 +287,17 @@ fn conv_apply<T: Scalar>(
                     im2col(xg, ci, h, w, k, r0, r1, &mut col, nc, 0);
                     let out = &mut yg[r0 * w..];
                     let beta = prepare_out(out, co, hw, nc, bias, acc);
-                    gemm(
+                    gemm_s(
                         co,
                         kdim,
                         nc,
-                        T::ONE,
                         wmat,
-                        kdim as isize,
-                        1,
+                        (kdim as isize, 1),
                         &col,
-                        nc as isize,
-                        1,
+                        (nc as isize, 1),
                         beta,
                         out,
-                        hw as isize,
-                        1,
+                        (hw as isize, 1),
                     );
                     r0 = r1;
                 }
@@ -285,21 +308,17 @@ fn conv_apply<T: Scalar>(
                     im2col(xb, ci, h, w, k, 0, h, &mut col, nc, j * hw);
                 }
                 let mut out = Scratch::<T>::new(co * nc);
-                gemm(
+                gemm_s(
                     co,
                     kdim,
                     nc,
-                    T::ONE,
                     wmat,
-                    kdim as isize,
-                    1,
+                    (kdim as isize, 1),
                     &col,
-                    nc as isize,
-                    1,
+                    (nc as isize, 1),
                     T::ZERO,
                     &mut out,
-                    nc as isize,
-                    1,
+                    (nc as isize, 1),
                 );
                 for (j, yb) in yg.chunks_exact_mut(ys).enumerate() {
                     for (o, yr) in yb.chunks_exact_mut(hw).enumerate() {
@@ -310,6 +329,91 @@ fn conv_apply<T: Scalar>(
                             (false, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b),
                             (true, false) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
                             (true, true) => yr.iter_mut().zip(src).for_each(|(d, &s)| *d += s + b),
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The convolution for few output channels, without im2col: per sample
+/// `Z[(o, ky, kx), ·] = W[o, :, ky, kx] · x_b` (one GEMM with `co·k²` rows, `x_b` used in
+/// place as the `[ci, hw]` matrix), then `y[o, i, j] (+)= bias[o] + Σ_{ky, kx}
+/// Z[(o, ky, kx), (i + ky − k/2, j + kx − k/2)]` (taps outside the image are the zero
+/// padding and are skipped), added in tap order.
+#[allow(clippy::too_many_arguments)]
+fn conv_shift_add<T: Scalar>(
+    ci: usize,
+    co: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    x: &[T],
+    wmat: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+    acc: bool,
+) {
+    let (hw, kk) = (h * w, k * k);
+    let kdim = ci * kk;
+    let p = (k / 2) as isize;
+    // wr[(o·kk + t)·ci + c] = wmat[o·kdim + c·kk + t]
+    let mut wr = Scratch::<T>::new(co * kk * ci);
+    for o in 0..co {
+        for c in 0..ci {
+            for t in 0..kk {
+                wr[(o * kk + t) * ci + c] = wmat[o * kdim + c * kk + t];
+            }
+        }
+    }
+    let wr: &[T] = &wr;
+    y.par_chunks_mut(co * hw)
+        .zip(x.par_chunks(ci * hw))
+        .for_each(|(yb, xb)| {
+            let mut z = Scratch::<T>::new(co * kk * hw);
+            let ld = hw as isize;
+            gemm_s(
+                co * kk,
+                ci,
+                hw,
+                wr,
+                (ci as isize, 1),
+                xb,
+                (ld, 1),
+                T::ZERO,
+                &mut z,
+                (ld, 1),
+            );
+            for (o, yo) in yb.chunks_exact_mut(hw).enumerate() {
+                match (acc, bias) {
+                    (false, None) => yo.fill(T::ZERO),
+                    (false, Some(b)) => yo.fill(b[o]),
+                    (true, None) => {}
+                    (true, Some(b)) => yo.iter_mut().for_each(|v| *v += b[o]),
+                }
+                for t in 0..kk {
+                    let (ky, kx) = ((t / k) as isize, (t % k) as isize);
+                    let zt = &z[(o * kk + t) * hw..(o * kk + t + 1) * hw];
+                    let shift = kx - p;
+                    let s = shift.unsigned_abs().min(w);
+                    for i in 0..h {
+                        let a = i as isize + ky - p;
+                        if a < 0 || a >= h as isize {
+                            continue;
+                        }
+                        let src = &zt[a as usize * w..(a as usize + 1) * w];
+                        let dst = &mut yo[i * w..(i + 1) * w];
+                        // dst[j] += src[j + shift] where 0 <= j + shift < w
+                        if shift >= 0 {
+                            dst[..w - s]
+                                .iter_mut()
+                                .zip(&src[s..])
+                                .for_each(|(d, &v)| *d += v);
+                        } else {
+                            dst[s..]
+                                .iter_mut()
+                                .zip(&src[..w - s])
+                                .for_each(|(d, &v)| *d += v);
                         }
                     }
                 }
@@ -332,11 +436,17 @@ fn check_lens<T>(f: &str, g: &Conv2dGeom, what: &str, s: &[T], want: usize, form
 /// `y [batch, cout, h, w]`. Parallel over the batch; per-sample results do not depend on
 /// the number of threads.
 ///
+/// Implementation: for `k > 1` and `cout > 8`, `im2col` of the sample (in row chunks of
+/// about 128 Ki elements, or several images of < 256 pixels side by side) into a per-thread
+/// scratch matrix and one GEMM `W[cout, cin·k²]·col`; for `cout ≤ 8`, one GEMM
+/// `W_taps[cout·k², cin]·x_b` (per-thread scratch of `cout·k²·h·w`) followed by shifted row
+/// additions; for `k = 1`, one GEMM on `x_b` in place.
+///
 /// # Panics
 ///
 /// If `g.k` is even or a slice length does not match `g`.
 pub fn conv2d_forward<T: Scalar>(g: &Conv2dGeom, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
-    conv2d_forward_with(g, x, w, b, y, COL_ELEMS);
+    conv2d_forward_with(g, x, w, b, y, Tuning::DEFAULT);
 }
 
 fn conv2d_forward_with<T: Scalar>(
@@ -345,7 +455,7 @@ fn conv2d_forward_with<T: Scalar>(
     w: &[T],
     b: Option<&[T]>,
     y: &mut [T],
-    col_elems: usize,
+    tune: Tuning,
 ) {
     const F: &str = "conv2d_forward";
     g.check_k(F);
@@ -356,7 +466,7 @@ fn conv2d_forward_with<T: Scalar>(
         check_lens(F, g, "b", b, g.cout, "cout");
     }
     conv_apply(
-        g.batch, g.cin, g.cout, g.h, g.w, g.k, x, w, b, y, false, col_elems,
+        g.batch, g.cin, g.cout, g.h, g.w, g.k, x, w, b, y, false, tune,
     );
 }
 
@@ -366,7 +476,8 @@ fn conv2d_forward_with<T: Scalar>(
 /// Shapes: `dy [batch, cout, h, w]`, `w [cout, cin, k, k]`, `dx [batch, cin, h, w]`.
 /// If `acc`, the gradient is added to `dx`; otherwise `dx` is overwritten. Computed as
 /// the SAME convolution of `dy` with the flipped, transposed kernel (a small per-call
-/// scratch copy of `w`). Parallel over the batch.
+/// scratch copy of `w`), so the implementation notes of [`conv2d_forward`] apply with
+/// `cin` and `cout` swapped. Parallel over the batch.
 ///
 /// # Panics
 ///
@@ -378,7 +489,7 @@ pub fn conv2d_backward_input<T: Scalar>(
     dx: &mut [T],
     acc: bool,
 ) {
-    conv2d_backward_input_with(g, dy, w, dx, acc, COL_ELEMS);
+    conv2d_backward_input_with(g, dy, w, dx, acc, Tuning::DEFAULT);
 }
 
 fn conv2d_backward_input_with<T: Scalar>(
@@ -387,7 +498,7 @@ fn conv2d_backward_input_with<T: Scalar>(
     w: &[T],
     dx: &mut [T],
     acc: bool,
-    col_elems: usize,
+    tune: Tuning,
 ) {
     const F: &str = "conv2d_backward_input";
     g.check_k(F);
@@ -408,7 +519,7 @@ fn conv2d_backward_input_with<T: Scalar>(
         }
     }
     conv_apply(
-        g.batch, g.cout, g.cin, g.h, g.w, g.k, dy, &wflip, None, dx, acc, col_elems,
+        g.batch, g.cout, g.cin, g.h, g.w, g.k, dy, &wflip, None, dx, acc, tune,
     );
 }
 
@@ -419,7 +530,9 @@ fn conv2d_backward_input_with<T: Scalar>(
 /// Shapes: `x [batch, cin, h, w]`, `dy [batch, cout, h, w]`, `dw [cout, cin, k, k]`,
 /// `db [cout]`. The batch is reduced in at most 8 contiguous parts (fixed by the shapes)
 /// computed in parallel and added in order, so the result is bit-identical for any
-/// number of rayon threads.
+/// number of rayon threads. Each part re-does the `im2col` of its samples (for
+/// `cout ≤ 8`: `im2col` of `dy`, a GEMM with `cout·k²` rows); the caller's thread holds
+/// the `parts · |dw|` partial sums in scratch.
 ///
 /// # Panics
 ///
@@ -431,7 +544,7 @@ pub fn conv2d_backward_params<T: Scalar>(
     dw: &mut [T],
     db: Option<&mut [T]>,
 ) {
-    conv2d_backward_params_with(g, x, dy, dw, db, COL_ELEMS);
+    conv2d_backward_params_with(g, x, dy, dw, db, Tuning::DEFAULT);
 }
 
 fn conv2d_backward_params_with<T: Scalar>(
@@ -440,7 +553,7 @@ fn conv2d_backward_params_with<T: Scalar>(
     dy: &[T],
     dw: &mut [T],
     db: Option<&mut [T]>,
-    col_elems: usize,
+    tune: Tuning,
 ) {
     const F: &str = "conv2d_backward_params";
     g.check_k(F);
@@ -450,25 +563,27 @@ fn conv2d_backward_params_with<T: Scalar>(
     if let Some(db) = db.as_deref() {
         check_lens(F, g, "db", db, g.cout, "cout");
     }
-    let (hw, kdim, co, ci, k, h, w) = (g.hw(), g.kdim(), g.cout, g.cin, g.k, g.h, g.w);
+    let (hw, co, k) = (g.hw(), g.cout, g.k);
     if g.batch == 0 || co == 0 || hw == 0 {
         return;
     }
-    let (xs, ys) = (ci * hw, co * hw);
+    let (xs, ys) = (g.cin * hw, co * hw);
     let want_b = db.is_some();
+    // Fixed partition of the batch: `parts` contiguous runs of `per` samples.
     let (per, parts) = reduce_partition(g.batch, 1);
-    let wl = g.w_len();
-    let mut pw = Scratch::<T>::zeroed(parts * wl.max(1));
-    let mut pb = Scratch::<T>::zeroed(if want_b { parts * co } else { parts });
+    let wl = g.w_len().max(1);
     let pb_len = if want_b { co } else { 1 };
-    let pl = plan(kdim, h, w, per, col_elems);
-    pw.par_chunks_mut(wl.max(1))
+    let mut pw = Scratch::<T>::zeroed(parts * wl);
+    let mut pb = Scratch::<T>::zeroed(parts * pb_len);
+    // With few output channels the partials are kept as [(o, flipped tap), ci].
+    let transposed = k > 1 && tune.shift_add.unwrap_or(co <= SHIFT_ADD_MAX_CO);
+    let pl = plan(g.kdim(), g.h, g.w, per, tune.col_elems);
+    pw.par_chunks_mut(wl)
         .zip(pb.par_chunks_mut(pb_len))
         .enumerate()
         .for_each(|(p, (pw, pb))| {
             let (s0, s1) = (p * per, ((p + 1) * per).min(g.batch));
             let (xp, dyp) = (&x[s0 * xs..s1 * xs], &dy[s0 * ys..s1 * ys]);
-            let ns = s1 - s0;
             if want_b {
                 for dyb in dyp.chunks_exact(ys) {
                     for (o, b) in pb.iter_mut().enumerate() {
@@ -476,107 +591,151 @@ fn conv2d_backward_params_with<T: Scalar>(
                     }
                 }
             }
-            if kdim == 0 {
-                return;
-            }
-            if k == 1 {
-                // dw[co, ci] += dy_b[co, hw] · x_b[ci, hw]ᵀ
-                for (xb, dyb) in xp.chunks_exact(xs).zip(dyp.chunks_exact(ys)) {
-                    gemm(
-                        co,
-                        hw,
-                        ci,
-                        T::ONE,
-                        dyb,
-                        hw as isize,
-                        1,
-                        xb,
-                        1,
-                        hw as isize,
-                        T::ONE,
-                        pw,
-                        ci as isize,
-                        1,
-                    );
-                }
-                return;
-            }
-            if pl.group == 1 {
-                for (xb, dyb) in xp.chunks_exact(xs).zip(dyp.chunks_exact(ys)) {
-                    let mut r0 = 0;
-                    while r0 < h {
-                        let r1 = (r0 + pl.rows).min(h);
-                        let nc = (r1 - r0) * w;
-                        let mut col = Scratch::<T>::new(kdim * nc);
-                        im2col(xb, ci, h, w, k, r0, r1, &mut col, nc, 0);
-                        gemm(
-                            co,
-                            nc,
-                            kdim,
-                            T::ONE,
-                            &dyb[r0 * w..],
-                            hw as isize,
-                            1,
-                            &col,
-                            1,
-                            nc as isize,
-                            T::ONE,
-                            pw,
-                            kdim as isize,
-                            1,
-                        );
-                        r0 = r1;
-                    }
-                }
+            if g.kdim() == 0 {
+            } else if k == 1 {
+                params_part_k1(g, xp, dyp, pw);
+            } else if transposed {
+                params_part_transposed(g, xp, dyp, pw);
             } else {
-                let mut s0 = 0;
-                while s0 < ns {
-                    let gs = pl.group.min(ns - s0);
-                    let nc = gs * hw;
-                    let mut col = Scratch::<T>::new(kdim * nc);
-                    let mut dyg = Scratch::<T>::new(co * nc);
-                    for j in 0..gs {
-                        let s = s0 + j;
-                        im2col(
-                            &xp[s * xs..(s + 1) * xs],
-                            ci,
-                            h,
-                            w,
-                            k,
-                            0,
-                            h,
-                            &mut col,
-                            nc,
-                            j * hw,
-                        );
-                        for o in 0..co {
-                            dyg[o * nc + j * hw..o * nc + (j + 1) * hw]
-                                .copy_from_slice(&dyp[s * ys + o * hw..s * ys + (o + 1) * hw]);
-                        }
-                    }
-                    gemm(
-                        co,
-                        nc,
-                        kdim,
-                        T::ONE,
-                        &dyg,
-                        nc as isize,
-                        1,
-                        &col,
-                        1,
-                        nc as isize,
-                        T::ONE,
-                        pw,
-                        kdim as isize,
-                        1,
-                    );
-                    s0 += gs;
-                }
+                params_part_im2col(g, pl, xp, dyp, pw);
             }
         });
-    add_partials(&pw, dw);
+    if transposed && g.kdim() > 0 {
+        // dw[o, c, t] += Σ_parts pw[(o·kk + kk−1−t)·ci + c]
+        let (ci, kk) = (g.cin, k * k);
+        let mut tot = Scratch::<T>::zeroed(wl);
+        add_partials(&pw, &mut tot);
+        for o in 0..co {
+            for c in 0..ci {
+                for t in 0..kk {
+                    dw[(o * ci + c) * kk + t] += tot[(o * kk + kk - 1 - t) * ci + c];
+                }
+            }
+        }
+    } else if g.kdim() > 0 {
+        add_partials(&pw, dw);
+    }
     if let Some(db) = db {
         add_partials(&pb, db);
+    }
+}
+
+/// `pw[co, ci] += Σ_b dy_b[co, hw] · x_b[ci, hw]ᵀ` (1×1 kernel) over the samples of a part.
+fn params_part_k1<T: Scalar>(g: &Conv2dGeom, xp: &[T], dyp: &[T], pw: &mut [T]) {
+    let (hw, ci, co) = (g.hw(), g.cin, g.cout);
+    let ld = hw as isize;
+    for (xb, dyb) in xp.chunks_exact(ci * hw).zip(dyp.chunks_exact(co * hw)) {
+        gemm_s(
+            co,
+            hw,
+            ci,
+            dyb,
+            (ld, 1),
+            xb,
+            (1, ld),
+            T::ONE,
+            pw,
+            (ci as isize, 1),
+        );
+    }
+}
+
+/// `pw[co, kdim] += Σ dy · colᵀ` over the samples of a part, with im2col chunks (one
+/// sample in row chunks, or groups of small samples side by side) as in the forward pass.
+fn params_part_im2col<T: Scalar>(g: &Conv2dGeom, pl: Plan, xp: &[T], dyp: &[T], pw: &mut [T]) {
+    let (hw, kdim, co, ci, k, h, w) = (g.hw(), g.kdim(), g.cout, g.cin, g.k, g.h, g.w);
+    let (xs, ys) = (ci * hw, co * hw);
+    let ldw = (kdim as isize, 1);
+    if pl.group == 1 {
+        for (xb, dyb) in xp.chunks_exact(xs).zip(dyp.chunks_exact(ys)) {
+            let mut r0 = 0;
+            while r0 < h {
+                let r1 = (r0 + pl.rows).min(h);
+                let nc = (r1 - r0) * w;
+                let mut col = Scratch::<T>::new(kdim * nc);
+                im2col(xb, ci, h, w, k, r0, r1, &mut col, nc, 0);
+                let dyc = &dyb[r0 * w..];
+                gemm_s(
+                    co,
+                    nc,
+                    kdim,
+                    dyc,
+                    (hw as isize, 1),
+                    &col,
+                    (1, nc as isize),
+                    T::ONE,
+                    pw,
+                    ldw,
+                );
+                r0 = r1;
+            }
+        }
+        return;
+    }
+    let ns = dyp.len() / ys;
+    let mut s0 = 0;
+    while s0 < ns {
+        let gs = pl.group.min(ns - s0);
+        let nc = gs * hw;
+        let mut col = Scratch::<T>::new(kdim * nc);
+        let mut dyg = Scratch::<T>::new(co * nc);
+        for j in 0..gs {
+            let (s, c0) = (s0 + j, j * hw);
+            im2col(
+                &xp[s * xs..(s + 1) * xs],
+                ci,
+                h,
+                w,
+                k,
+                0,
+                h,
+                &mut col,
+                nc,
+                c0,
+            );
+            for (o, src) in dyp[s * ys..(s + 1) * ys].chunks_exact(hw).enumerate() {
+                dyg[o * nc + c0..o * nc + c0 + hw].copy_from_slice(src);
+            }
+        }
+        let ld = (nc as isize, 1);
+        gemm_s(
+            co,
+            nc,
+            kdim,
+            &dyg,
+            ld,
+            &col,
+            (1, nc as isize),
+            T::ONE,
+            pw,
+            ldw,
+        );
+        s0 += gs;
+    }
+}
+
+/// Few output channels: `pw[(o, t'), c] += Σ_q im2col(dy_b)[(o, t'), q] · x_b[c, q]` (a GEMM
+/// with `co·k²` rows instead of `co`); `t' = k²−1−t` is the flipped tap, since
+/// `dw[o, c, ky, kx] = Σ_{a, b} x[c, a, b] · dy[o, a − ky + k/2, b − kx + k/2]`.
+fn params_part_transposed<T: Scalar>(g: &Conv2dGeom, xp: &[T], dyp: &[T], pw: &mut [T]) {
+    let (hw, co, ci, k, h, w) = (g.hw(), g.cout, g.cin, g.k, g.h, g.w);
+    let rows = co * k * k;
+    let ld = hw as isize;
+    for (xb, dyb) in xp.chunks_exact(ci * hw).zip(dyp.chunks_exact(co * hw)) {
+        let mut col = Scratch::<T>::new(rows * hw);
+        im2col(dyb, co, h, w, k, 0, h, &mut col, hw, 0);
+        gemm_s(
+            rows,
+            hw,
+            ci,
+            &col,
+            (ld, 1),
+            xb,
+            (1, ld),
+            T::ONE,
+            pw,
+            (ci as isize, 1),
+        );
     }
 }
 
@@ -669,21 +828,21 @@ mod tests {
     }
 
     /// Checks all three passes against the naive reference for one geometry and chunking.
-    fn check_vs_naive(g: &Conv2dGeom, col_elems: usize, seed: u64) {
+    fn check_vs_naive(g: &Conv2dGeom, tune: Tuning, seed: u64) {
         let mut r = rng(seed);
         let x = rand_vec(&mut r, g.x_len());
         let w = rand_vec(&mut r, g.w_len());
         let b = rand_vec(&mut r, g.cout);
         let dy = rand_vec(&mut r, g.y_len());
         let mut y = vec![f64::NAN; g.y_len()];
-        conv2d_forward_with(g, &x, &w, Some(&b), &mut y, col_elems);
+        conv2d_forward_with(g, &x, &w, Some(&b), &mut y, tune);
         assert_close(
             &y,
             &naive_forward(g, &x, &w, Some(&b)),
             1e-13,
             &format!("forward {g:?}"),
         );
-        conv2d_forward_with(g, &x, &w, None, &mut y, col_elems);
+        conv2d_forward_with(g, &x, &w, None, &mut y, tune);
         assert_close(
             &y,
             &naive_forward(g, &x, &w, None),
@@ -692,11 +851,25 @@ mod tests {
         );
         let (dx_ref, dw_ref, db_ref) = naive_backward(g, &x, &w, &dy);
         let mut dx = vec![f64::NAN; g.x_len()];
-        conv2d_backward_input_with(g, &dy, &w, &mut dx, false, col_elems);
-        assert_close(&dx, &dx_ref, 1e-13, &format!("backward_input {g:?}"));
+        conv2d_backward_input_with(g, &dy, &w, &mut dx, false, tune);
+        assert_close(
+            &dx,
+            &dx_ref,
+            1e-13,
+            &format!("backward_input {g:?} {tune:?}"),
+        );
+        let mut dxa = vec![1.0; g.x_len()];
+        conv2d_backward_input_with(g, &dy, &w, &mut dxa, true, tune);
+        let want: Vec<f64> = dx_ref.iter().map(|v| v + 1.0).collect();
+        assert_close(
+            &dxa,
+            &want,
+            1e-13,
+            &format!("backward_input acc {g:?} {tune:?}"),
+        );
         let mut dw = vec![0.0; g.w_len()];
         let mut db = vec![0.0; g.cout];
-        conv2d_backward_params_with(g, &x, &dy, &mut dw, Some(&mut db), col_elems);
+        conv2d_backward_params_with(g, &x, &dy, &mut dw, Some(&mut db), tune);
         assert_close(&dw, &dw_ref, 1e-13, &format!("backward dw {g:?}"));
         assert_close(&db, &db_ref, 1e-13, &format!("backward db {g:?}"));
     }
@@ -718,8 +891,17 @@ mod tests {
         {
             let g = geom(b, ci, co, h, w, k);
             // default plan, tiny chunks (row chunks / small groups), huge chunks
-            for &ce in &[COL_ELEMS, 1, 50, 700, 1 << 30] {
-                check_vs_naive(&g, ce, 100 + i as u64);
+            for &col_elems in &[COL_ELEMS, 1, 50, 700, 1 << 30] {
+                for shift_add in [None, Some(false), Some(true)] {
+                    check_vs_naive(
+                        &g,
+                        Tuning {
+                            col_elems,
+                            shift_add,
+                        },
+                        100 + i as u64,
+                    );
+                }
             }
         }
     }
@@ -730,7 +912,7 @@ mod tests {
         assert_eq!(plan(576, 32, 32, 16, COL_ELEMS), Plan { group: 1, rows: 7 });
         // 8x8 images are batched
         assert_eq!(plan(576, 8, 8, 16, COL_ELEMS), Plan { group: 3, rows: 8 });
-        assert_eq!(plan(27, 32, 32, 16, COL_ELEMS), Plan { group: 2, rows: 32 });
+        assert_eq!(plan(27, 32, 32, 16, COL_ELEMS), Plan { group: 1, rows: 32 });
         assert_eq!(plan(576, 4, 4, 2, COL_ELEMS), Plan { group: 2, rows: 4 });
     }
 
@@ -774,9 +956,11 @@ mod tests {
     fn thread_count_invariance() {
         for &(b, ci, co, h, w, k) in &[
             (11, 8, 12, 20, 20, 3),
+            (7, 12, 10, 14, 14, 3),
             (13, 6, 5, 6, 6, 3),
             (10, 5, 7, 9, 9, 1),
             (1, 4, 4, 40, 40, 3),
+            (2, 16, 4, 40, 40, 3),
         ] {
             let g = geom(b, ci, co, h, w, k);
             let mut r = rng(11);
@@ -846,12 +1030,12 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(pt_config(48))]
+        #![proptest_config(pt_config())]
         /// Finite-difference check of every gradient of ⟨r, conv(x; w, b)⟩ in f64.
         #[test]
         fn finite_differences(batch in 1usize..=3, cin in 1usize..=4, cout in 1usize..=4,
                               h in 2usize..=6, w in 2usize..=6, k3 in any::<bool>(), bias in any::<bool>(),
-                              seed in any::<u64>()) {
+                              shift_add in any::<bool>(), seed in any::<u64>()) {
             let g = geom(batch, cin, cout, h, w, if k3 { 3 } else { 1 });
             let mut r = rng(seed);
             let x = rand_vec(&mut r, g.x_len());
@@ -859,15 +1043,16 @@ mod tests {
             let b = rand_vec(&mut r, g.cout);
             let rr = rand_vec(&mut r, g.y_len());
             let bo = bias.then_some(&b[..]);
+            let tune = Tuning { col_elems: COL_ELEMS, shift_add: Some(shift_add) };
             let loss = |x: &[f64], wt: &[f64], b: Option<&[f64]>| {
                 let mut y = vec![0.0; g.y_len()];
-                conv2d_forward(&g, x, wt, b, &mut y);
+                conv2d_forward_with(&g, x, wt, b, &mut y, tune);
                 inner(&rr, &y)
             };
             let mut dx = vec![0.0; g.x_len()];
-            conv2d_backward_input(&g, &rr, &wt, &mut dx, false);
+            conv2d_backward_input_with(&g, &rr, &wt, &mut dx, false, tune);
             let (mut dw, mut db) = (vec![0.0; g.w_len()], vec![0.0; g.cout]);
-            conv2d_backward_params(&g, &x, &rr, &mut dw, Some(&mut db));
+            conv2d_backward_params_with(&g, &x, &rr, &mut dw, Some(&mut db), tune);
             check_grad("conv dx", &x, &dx, 1e-6, &mut r, |p| loss(p, &wt, bo));
             check_grad("conv dw", &wt, &dw, 1e-6, &mut r, |p| loss(&x, p, bo));
             check_grad("conv db", &b, &db, 1e-6, &mut r, |p| loss(&x, &wt, Some(p)));

@@ -218,6 +218,25 @@ pub fn gemm<T: Scalar>(
     }
 }
 
+/// [`gemm`] with `alpha = 1` and the strides of each operand as a `(row, column)` pair
+/// (crate-internal shorthand that keeps the kernels readable).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn gemm_s<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    (rsa, csa): (isize, isize),
+    b: &[T],
+    (rsb, csb): (isize, isize),
+    beta: T,
+    c: &mut [T],
+    (rsc, csc): (isize, isize),
+) {
+    gemm(m, k, n, T::ONE, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+}
+
 fn stride(x: usize) -> isize {
     isize::try_from(x).expect("gemm: extent does not fit in isize")
 }

@@ -19,7 +19,13 @@
 //!   GEMMs run single-threaded inside the tasks. Results are **bit-identical for any
 //!   number of threads**: reductions over the batch use a fixed partition that depends
 //!   only on the shapes, and their partial sums are added in order. (Results may differ
-//!   between CPUs, because `matrixmultiply` picks its SIMD kernel at run time.)
+//!   between CPUs, because `matrixmultiply` picks its SIMD kernel at run time, and
+//!   between batch sizes: splitting a batch in two halves may round differently.)
+//!   Kernels may be called from inside rayon tasks (e.g. two models in `rayon::join`).
+//! * **Performance model**: 3×3 convolutions are `im2col` + one GEMM per sample (row
+//!   chunks sized for L2, or several small images per GEMM); convolutions with at most 8
+//!   output channels use a shift-add form instead (see the `conv2d_*` docs). Everything
+//!   else is a single pass of simple, vectorised loops.
 //! * **Scratch memory**: im2col matrices and partial sums live in per-thread buffers that
 //!   grow to the largest size requested and are then reused, so steady-state calls do
 //!   not allocate. Each thread keeps at most 8 buffers per element type; they are freed

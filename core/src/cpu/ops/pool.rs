@@ -234,7 +234,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(pt_config(48))]
+        #![proptest_config(pt_config())]
         #[test]
         fn finite_differences(b in 1usize..=3, c in 1usize..=4, h2 in 1usize..=3, w2 in 1usize..=3, seed in any::<u64>()) {
             let (h, w) = (2 * h2, 2 * w2);

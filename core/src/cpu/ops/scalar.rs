@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(T::from_f64(-2.0).abs().to_f64(), 2.0);
         assert_eq!(T::from_f64(9.0).sqrt().to_f64(), 3.0);
         assert_eq!(T::from_f64(f64::NAN).max(T::ONE), T::ONE);
-        assert!(T::from_f64(f64::INFINITY).is_finite() == false);
+        assert!(!T::from_f64(f64::INFINITY).is_finite());
         assert!(T::from_f64(f64::NAN).is_nan());
         assert!((T::from_f64(0.3).tanh().to_f64() - 0.3f64.tanh()).abs() < 1e-7);
     }

@@ -186,7 +186,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(pt_config(64))]
+        #![proptest_config(pt_config())]
         #[test]
         fn finite_differences(b in 1usize..=3, c in 1usize..=4, h in 1usize..=6, w in 1usize..=6, seed in any::<u64>()) {
             let mut r = rng(seed);

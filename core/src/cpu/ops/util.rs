@@ -145,17 +145,6 @@ pub(crate) fn sum<T: Scalar>(x: &[T]) -> T {
     lane_sum(x.len(), |i| x[i])
 }
 
-/// `Σ a[i]·b[i]` in the fixed order of `lane_sum`.
-///
-/// # Panics
-///
-/// If the lengths differ.
-#[inline]
-pub(crate) fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
-    assert_eq!(a.len(), b.len());
-    lane_sum(a.len(), |i| a[i] * b[i])
-}
-
 /// `Σ (x[i] − c)²` in the fixed order of `lane_sum`.
 #[inline]
 pub(crate) fn sum_sq_dev<T: Scalar>(x: &[T], c: T) -> T {
@@ -308,7 +297,6 @@ mod tests {
     fn lane_sums_are_exact_on_integers() {
         let x: Vec<f64> = (0..37).map(|i| i as f64).collect();
         assert_eq!(sum(&x), (0..37).sum::<i32>() as f64);
-        assert_eq!(dot(&x, &x), (0..37).map(|i| i * i).sum::<i32>() as f64);
         assert_eq!(
             sum_sq_dev(&x, 1.0),
             (0..37).map(|i| (i - 1) * (i - 1)).sum::<i32>() as f64

@@ -1,0 +1,561 @@
+//! The run configuration: one TOML document describes backend, seed, models,
+//! sampler, training, optimisers, data, outputs and the divergence guard.
+//!
+//! * `backend = "cpu" | "tch:cpu" | "tch:cuda:0" | "auto"` is the one line that
+//!   swaps backends.
+//! * `preset = "digits"` starts from a built-in preset ([`presets`]); every
+//!   other key overrides it.
+//! * Unknown keys are errors that name the key and suggest the closest valid
+//!   one; out-of-range values are errors that state the allowed range.
+//! * [`ConfigBuilder::set`] sets one dotted key at a time (`"langevin.steps"`,
+//!   `"50"`), as the C ABI's `hatebm_config_set` does.
+
+pub mod presets;
+mod suggest;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSpec;
+use crate::nets::{EnergyArch, GeneratorArch};
+use crate::optim::AdamConfig;
+use crate::sampler::LangevinConfig;
+use crate::spec::BackendSpec;
+use crate::train::{AutoencoderConfig, Mode, SampleOptions, TrainConfig};
+use crate::{Error, Result};
+
+/// The networks of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The energy (hat) network.
+    pub energy: EnergyArch,
+    /// The generator (absent for the short-run and persistent baselines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorArch>,
+    /// Weights (safetensors, PyTorch names) of a pretrained generator: required
+    /// by `retrofit`, `refine` and `no_residual`, optional otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained_generator: Option<PathBuf>,
+    /// Weights of a pretrained energy network (optional warm start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained_energy: Option<PathBuf>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            energy: EnergyArch::Sngan {
+                res: 32,
+                nch: 1,
+                ngf: 64,
+            },
+            generator: Some(GeneratorArch::Sngan {
+                res: 32,
+                nz: 64,
+                ngf: 64,
+                nch: 1,
+                out_factor: 2.0,
+            }),
+            pretrained_generator: None,
+            pretrained_energy: None,
+        }
+    }
+}
+
+/// When the stderr progress line is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressMode {
+    /// Only when stderr is a terminal.
+    #[default]
+    Auto,
+    /// Always (e.g. in CI logs).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Where and how often a run writes its outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Output folder (created if missing).
+    pub dir: PathBuf,
+    /// Write a metrics line every this many iterations (≥ 1).
+    pub log_every: u64,
+    /// Write a checkpoint every this many iterations (0 = only at the end).
+    pub checkpoint_every: u64,
+    /// Write a sample grid every this many iterations (0 = only at the end).
+    pub sample_every: u64,
+    /// Images per sample grid.
+    pub grid_samples: usize,
+    /// The stderr progress line.
+    pub progress: ProgressMode,
+    /// Plot the training curves (SVG) at the end.
+    pub plot: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: PathBuf::from("out/run"),
+            log_every: 10,
+            checkpoint_every: 0,
+            sample_every: 0,
+            grid_samples: 64,
+            progress: ProgressMode::Auto,
+            plot: true,
+        }
+    }
+}
+
+/// What to do when training diverges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardPolicy {
+    /// Stop with [`Error::Diverged`]; the last checkpoint on disk stays the last
+    /// good one.
+    #[default]
+    Stop,
+    /// Restore the last good in-memory state, reseed the chains, multiply the
+    /// learning rates by `lr_factor`, and continue (at most `max_rollbacks` times).
+    Rollback,
+}
+
+/// The divergence guard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// Treat `|loss_ebm|` (the energy difference) above this as divergence
+    /// (`None` = only NaN/Inf count).
+    pub max_energy_diff: Option<f64>,
+    /// Stop or roll back.
+    pub policy: GuardPolicy,
+    /// Learning-rate factor applied at each rollback, in (0, 1].
+    pub lr_factor: f32,
+    /// Maximum number of rollbacks before stopping.
+    pub max_rollbacks: u32,
+    /// Keep an in-memory snapshot of the last good state every this many
+    /// iterations (rollback policy; ≥ 1).
+    pub snapshot_every: u64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            max_energy_diff: None,
+            policy: GuardPolicy::Stop,
+            lr_factor: 0.5,
+            max_rollbacks: 3,
+            snapshot_every: 50,
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Fraction of the data held out for evaluation (never trained on).
+    pub holdout_fraction: f32,
+    /// Samples drawn for the final Fréchet distance (0 = skip evaluation).
+    pub num_samples: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            holdout_fraction: 0.1,
+            num_samples: 500,
+        }
+    }
+}
+
+/// A complete run configuration. `Default` is a small SN-GAN-32 synthesis run
+/// on the CPU; real runs start from a preset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The preset this configuration started from (informational once resolved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// The backend (`cpu`, `tch:cpu`, `tch:cuda[:N]`, `auto`).
+    pub backend: BackendSpec,
+    /// Run seed: every random draw derives from it.
+    pub seed: u64,
+    /// CPU threads for the CPU backend (0 = all cores). Results do not depend on it.
+    pub threads: usize,
+    /// Networks.
+    pub model: ModelConfig,
+    /// Training.
+    pub train: TrainConfig,
+    /// Sampler of the training chains.
+    pub langevin: LangevinConfig,
+    /// EBM optimiser.
+    pub ebm_optim: AdamConfig,
+    /// Generator optimiser.
+    pub gen_optim: AdamConfig,
+    /// Data.
+    pub data: DataSpec,
+    /// Outputs.
+    pub output: OutputConfig,
+    /// Divergence guard.
+    pub guard: GuardConfig,
+    /// Evaluation.
+    pub eval: EvalConfig,
+    /// Sampling from the trained model (the `sample` command and final grids).
+    pub sample: SampleOptions,
+    /// Autoencoder pretraining (`hatebm pretrain-ae`) for the retrofit generator.
+    pub autoencoder: AutoencoderConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            preset: None,
+            backend: BackendSpec::Cpu,
+            seed: 0,
+            threads: 0,
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            langevin: LangevinConfig::default(),
+            ebm_optim: AdamConfig::default(),
+            gen_optim: AdamConfig::default(),
+            data: DataSpec::Digits {},
+            output: OutputConfig::default(),
+            guard: GuardConfig::default(),
+            eval: EvalConfig::default(),
+            sample: SampleOptions::default(),
+            autoencoder: AutoencoderConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document (with an optional `preset = "..."` base).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for syntax errors, unknown keys (with a suggestion),
+    /// wrong types and out-of-range values.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let mut b = ConfigBuilder::new();
+        b.merge_toml_str(text)?;
+        b.build()
+    }
+
+    /// Reads a TOML file; relative data / weight paths are resolved against the
+    /// file's folder.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if unreadable; as [`Config::from_toml_str`] otherwise (the
+    /// message names the file).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg = Config::from_toml_str(&text).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
+        if let Some(base) = path.parent() {
+            cfg.resolve_paths(base);
+        }
+        Ok(cfg)
+    }
+
+    /// Makes relative file paths absolute against `base` (the config file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.model.pretrained_generator,
+            &mut self.model.pretrained_energy,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        self.data.resolve_paths(base);
+    }
+
+    /// The canonical TOML text of this configuration (stored in checkpoints).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if serialisation fails (it should not).
+    pub fn to_toml_string(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::Config(format!("cannot serialise config: {e}")))
+    }
+
+    /// Checks every range and cross-field constraint.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        self.model.energy.validate()?;
+        if let Some(g) = &self.model.generator {
+            g.validate()?;
+        }
+        self.train.validate()?;
+        self.langevin.validate()?;
+        self.ebm_optim.validate("ebm_optim")?;
+        self.gen_optim.validate("gen_optim")?;
+        let mode = self.train.mode;
+        match (&self.model.generator, mode.has_generator()) {
+            (None, true) => {
+                return Err(Error::Config(format!(
+                    "train.mode = \"{}\" needs a [model.generator] section",
+                    mode.name()
+                )));
+            }
+            (Some(_), false) => {
+                return Err(Error::Config(format!(
+                    "train.mode = \"{}\" has no generator: remove the [model.generator] section",
+                    mode.name()
+                )));
+            }
+            _ => {}
+        }
+        if mode.needs_pretrained_generator()
+            && self.model.pretrained_generator.is_none()
+            && mode != Mode::Retrofit
+        {
+            return Err(Error::Config(format!(
+                "train.mode = \"{}\" needs model.pretrained_generator",
+                mode.name()
+            )));
+        }
+        if let Some(g) = &self.model.generator {
+            if g.output_shape() != self.model.energy.sample_shape() {
+                return Err(Error::Config(format!(
+                    "model.generator output {:?} does not match model.energy input {:?}",
+                    g.output_shape(),
+                    self.model.energy.sample_shape()
+                )));
+            }
+        }
+        if self.output.log_every == 0 {
+            return Err(Error::Config("output.log_every must be >= 1".into()));
+        }
+        if self.guard.snapshot_every == 0 {
+            return Err(Error::Config("guard.snapshot_every must be >= 1".into()));
+        }
+        if !(self.guard.lr_factor > 0.0 && self.guard.lr_factor <= 1.0) {
+            return Err(Error::Config(format!(
+                "guard.lr_factor must be in (0, 1], got {}",
+                self.guard.lr_factor
+            )));
+        }
+        if let Some(m) = self.guard.max_energy_diff {
+            if !(m.is_finite() && m > 0.0) {
+                return Err(Error::Config(format!(
+                    "guard.max_energy_diff must be finite and > 0, got {m}"
+                )));
+            }
+        }
+        if !(0.0..1.0).contains(&self.eval.holdout_fraction) {
+            return Err(Error::Config(format!(
+                "eval.holdout_fraction must be in [0, 1), got {}",
+                self.eval.holdout_fraction
+            )));
+        }
+        self.autoencoder.validate()?;
+        if self.sample.batch_size == 0 {
+            return Err(Error::Config("sample.batch_size must be >= 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Config`] from TOML fragments and single `key = value` settings.
+///
+/// The builder keeps a TOML document; [`ConfigBuilder::build`] deserialises and
+/// validates it. A failed [`ConfigBuilder::set`] leaves the document unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigBuilder {
+    doc: toml::Table,
+}
+
+impl ConfigBuilder {
+    /// An empty builder (building it gives [`Config::default`]).
+    pub fn new() -> Self {
+        ConfigBuilder::default()
+    }
+
+    /// Merges a TOML document over the current one (its keys win; a table whose
+    /// `kind` changes is replaced, not merged).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for syntax errors; the document is unchanged then.
+    pub fn merge_toml_str(&mut self, text: &str) -> Result<()> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::Config(format!("TOML syntax: {e}")))?;
+        let mut doc = self.doc.clone();
+        merge(&mut doc, table);
+        check_by_building(&doc)?;
+        self.doc = doc;
+        Ok(())
+    }
+
+    /// Sets one dotted key, e.g. `set("langevin.steps", "50")`,
+    /// `set("backend", "tch:cuda:0")`, `set("model.energy.kind", "mlp")`. The
+    /// value is parsed as a TOML value (number, boolean, array, inline table or
+    /// quoted string); anything that does not parse is taken as a bare string.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty key, an unknown key (with a suggestion), a
+    /// wrong type or an out-of-range value; the builder is unchanged then.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+        if key.trim().is_empty() || parts.iter().any(|p| p.is_empty()) {
+            return Err(Error::Config(format!("invalid key `{key}`")));
+        }
+        let parsed = parse_value(value);
+        let mut doc = self.doc.clone();
+        let mut table = &mut doc;
+        for p in &parts[..parts.len() - 1] {
+            let entry = table
+                .entry((*p).to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "`{p}` in `{key}` is a value, not a section"
+                    )));
+                }
+            };
+        }
+        let last = parts[parts.len() - 1];
+        // Changing a tagged section's kind drops its now-unrelated keys.
+        if last == "kind" && table.get("kind").and_then(toml::Value::as_str) != parsed.as_str() {
+            table.clear();
+        }
+        table.insert(last.to_string(), parsed);
+        check_by_building(&doc).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{key} = {value}: {m}")),
+            other => other,
+        })?;
+        self.doc = doc;
+        Ok(())
+    }
+
+    /// Removes a dotted key (e.g. `model.generator`) so that its default applies.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the key is not set, or removing it leaves an invalid
+    /// document; the builder is unchanged then.
+    pub fn unset(&mut self, key: &str) -> Result<()> {
+        let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+        let mut doc = self.doc.clone();
+        let mut table = &mut doc;
+        for p in &parts[..parts.len() - 1] {
+            table = match table.get_mut(*p) {
+                Some(toml::Value::Table(t)) => t,
+                _ => return Err(Error::Config(format!("`{key}` is not set"))),
+            };
+        }
+        if table.remove(parts[parts.len() - 1]).is_none() {
+            return Err(Error::Config(format!("`{key}` is not set")));
+        }
+        check_by_building(&doc)?;
+        self.doc = doc;
+        Ok(())
+    }
+
+    /// Resolves the preset (if any), deserialises and validates.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for unknown keys, wrong types, unknown presets and
+    /// out-of-range values.
+    pub fn build(&self) -> Result<Config> {
+        let mut doc = self.doc.clone();
+        let preset = doc
+            .get("preset")
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::Config("preset must be a string".into()))
+            })
+            .transpose()?;
+        if let Some(name) = &preset {
+            let base_text = presets::text(name)?;
+            let mut base: toml::Table = base_text
+                .parse()
+                .map_err(|e| Error::Config(format!("preset `{name}`: {e}")))?;
+            merge(&mut base, doc);
+            doc = base;
+        }
+        let explicit_generator = doc.get("model").and_then(|m| m.get("generator")).is_some();
+        let mut cfg: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(suggest::explain(&e.to_string())))?;
+        // The default model has a generator; generator-less modes drop it unless
+        // the document asked for one explicitly (then validation reports it).
+        if !cfg.train.mode.has_generator() && !explicit_generator {
+            cfg.model.generator = None;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The current TOML document (without the preset expanded).
+    pub fn document(&self) -> String {
+        toml::to_string(&self.doc).unwrap_or_default()
+    }
+}
+
+/// Deserialises a document to catch unknown keys and type errors early (range
+/// checks of cross-field constraints run in [`ConfigBuilder::build`]).
+fn check_by_building(doc: &toml::Table) -> Result<()> {
+    let b = ConfigBuilder { doc: doc.clone() };
+    match b.build() {
+        Ok(_) => Ok(()),
+        // A partial document may legitimately miss cross-field requirements
+        // (e.g. a mode set before its generator): only syntax-level errors are
+        // fatal here, i.e. unknown keys, wrong types and single-knob ranges.
+        Err(Error::Config(m)) if is_cross_field(&m) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_cross_field(msg: &str) -> bool {
+    msg.contains("needs a [model.generator]")
+        || msg.contains("has no generator")
+        || msg.contains("needs model.pretrained_generator")
+        || msg.contains("does not match model.energy")
+        || msg.contains("must be >= train.batch_size")
+}
+
+fn parse_value(value: &str) -> toml::Value {
+    let v = value.trim();
+    match format!("v = {v}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(v.to_string())),
+        Err(_) => toml::Value::String(v.to_string()),
+    }
+}
+
+/// Recursive merge: `over`'s keys win; sub-tables merge unless their `kind` differs.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                let kind_changes = o.get("kind").is_some_and(|ok| b.get("kind") != Some(ok));
+                if kind_changes {
+                    *b = o;
+                } else {
+                    merge(b, o);
+                }
+            }
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

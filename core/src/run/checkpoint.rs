@@ -1,0 +1,322 @@
+//! Checkpoints: everything a run needs to continue exactly, in one safetensors
+//! file, written atomically.
+//!
+//! Tensors (PyTorch-style names, so a checkpoint's weights load in PyTorch):
+//! `ebm.<p>`, `ebm_adam_m.<p>`, `ebm_adam_v.<p>`, `ebm_ema.<p>`, the same with
+//! `gen` for the generator, and `bank.z` / `bank.x`. Metadata: the format name
+//! and version, the library version, the full configuration (TOML), the
+//! iteration, the optimiser step counters and learning-rate scales, the chain
+//! seed, the data order state and the guard state. libhatebm's randomness is
+//! addressed by `(seed, stream, counters)`, so these counters *are* the RNG
+//! state.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::backend::Backend;
+use crate::bank::Bank;
+use crate::optim::Adam;
+use crate::params::ParamSet;
+use crate::train::Trainer;
+use crate::weights::TensorFile;
+use crate::{Error, Result};
+
+/// The `format` metadata value of a checkpoint.
+pub const FORMAT: &str = "hatebm-checkpoint";
+/// The current checkpoint format version.
+pub const FORMAT_VERSION: u32 = 1;
+
+type HostTensors = Vec<crate::params::HostTensor>;
+
+fn push_params<B: Backend>(
+    out: &mut HostTensors,
+    be: &B,
+    prefix: &str,
+    params: &ParamSet<B>,
+) -> Result<()> {
+    for (name, shape, data) in params.to_host(be)? {
+        out.push((format!("{prefix}.{name}"), shape, data));
+    }
+    Ok(())
+}
+
+fn push_opt<B: Backend>(
+    out: &mut HostTensors,
+    be: &B,
+    prefix: &str,
+    params: &ParamSet<B>,
+    opt: &Adam<B>,
+) -> Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        let n = &p.spec.name;
+        if let Some(m) = &opt.m[i] {
+            out.push((
+                format!("{prefix}_adam_m.{n}"),
+                p.spec.shape.clone(),
+                be.to_host(m)?,
+            ));
+        }
+        if let Some(v) = &opt.v[i] {
+            out.push((
+                format!("{prefix}_adam_v.{n}"),
+                p.spec.shape.clone(),
+                be.to_host(v)?,
+            ));
+        }
+        if let Some(Some(e)) = opt.ema.as_ref().map(|e| &e[i]) {
+            out.push((
+                format!("{prefix}_ema.{n}"),
+                p.spec.shape.clone(),
+                be.to_host(e)?,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The trainer's state as host tensors plus metadata entries.
+///
+/// # Errors
+/// Backend errors.
+pub fn trainer_state<B: Backend>(t: &Trainer<B>) -> Result<(HostTensors, HashMap<String, String>)> {
+    let be = &t.be;
+    let mut tensors = Vec::new();
+    let mut meta = HashMap::new();
+    push_params(&mut tensors, be, "ebm", t.energy.params())?;
+    push_opt(&mut tensors, be, "ebm", t.energy.params(), &t.ebm_opt)?;
+    meta.insert("ebm_adam_step".into(), t.ebm_opt.step.to_string());
+    meta.insert("ebm_lr_scale".into(), t.ebm_opt.lr_scale.to_string());
+    if let Some(g) = &t.generator {
+        push_params(&mut tensors, be, "gen", g.params())?;
+        if let Some(opt) = &t.gen_opt {
+            push_opt(&mut tensors, be, "gen", g.params(), opt)?;
+            meta.insert("gen_adam_step".into(), opt.step.to_string());
+            meta.insert("gen_lr_scale".into(), opt.lr_scale.to_string());
+        }
+    }
+    if let Some(bank) = &t.bank {
+        let x = &bank.x;
+        tensors.push(("bank.x".into(), be.shape(x), be.to_host(x)?));
+        if let Some(z) = &bank.z {
+            tensors.push(("bank.z".into(), be.shape(z), be.to_host(z)?));
+        }
+    }
+    meta.insert("iteration".into(), t.iteration.to_string());
+    meta.insert("chain_seed".into(), t.seed.to_string());
+    Ok((tensors, meta))
+}
+
+/// Writes a checkpoint atomically: the trainer's state plus `extra` metadata
+/// (config, data order, guard state, ...).
+///
+/// # Errors
+/// Backend errors or [`Error::Io`]; the previous file at `path` is intact on error.
+pub fn save<B: Backend>(
+    path: &Path,
+    t: &Trainer<B>,
+    extra: &HashMap<String, String>,
+) -> Result<()> {
+    let (tensors, mut meta) = trainer_state(t)?;
+    meta.insert("format".into(), FORMAT.into());
+    meta.insert("format_version".into(), FORMAT_VERSION.to_string());
+    meta.insert("library_version".into(), env!("CARGO_PKG_VERSION").into());
+    meta.insert("backend".into(), t.be.name());
+    for (k, v) in extra {
+        meta.insert(k.clone(), v.clone());
+    }
+    crate::weights::write(path, &tensors, &meta)
+}
+
+/// A parsed checkpoint file.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// The file's tensors and metadata.
+    pub file: TensorFile,
+    /// Where it came from (for messages).
+    pub context: String,
+}
+
+impl Checkpoint {
+    /// Reads and checks a checkpoint's header (format, version).
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Format`] for a corrupt/truncated file, a file that
+    /// is not a libhatebm checkpoint, or a newer format version.
+    pub fn read(path: &Path) -> Result<Self> {
+        let file = TensorFile::read(path)?;
+        let context = path.display().to_string();
+        match file.metadata.get("format").map(String::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(Error::format(
+                    &context,
+                    format!("not a libhatebm checkpoint (format `{other}`)"),
+                ));
+            }
+            None => {
+                return Err(Error::format(
+                    &context,
+                    "not a libhatebm checkpoint (no `format` metadata); to load plain weights use the weights API",
+                ));
+            }
+        }
+        let v: u32 = Self::parse_meta(&file, &context, "format_version")?;
+        if v > FORMAT_VERSION {
+            return Err(Error::format(
+                &context,
+                format!(
+                    "checkpoint format version {v} is newer than this library's {FORMAT_VERSION}"
+                ),
+            ));
+        }
+        Ok(Checkpoint { file, context })
+    }
+
+    fn parse_meta<T: std::str::FromStr>(file: &TensorFile, context: &str, key: &str) -> Result<T> {
+        let raw = file
+            .metadata
+            .get(key)
+            .ok_or_else(|| Error::format(context, format!("metadata `{key}` missing")))?;
+        raw.parse()
+            .map_err(|_| Error::format(context, format!("metadata `{key}` = `{raw}` is malformed")))
+    }
+
+    /// A metadata value.
+    ///
+    /// # Errors
+    /// [`Error::Format`] if missing or malformed.
+    pub fn meta<T: std::str::FromStr>(&self, key: &str) -> Result<T> {
+        Self::parse_meta(&self.file, &self.context, key)
+    }
+
+    /// A metadata string, if present.
+    pub fn meta_str(&self, key: &str) -> Option<&str> {
+        self.file.metadata.get(key).map(String::as_str)
+    }
+
+    fn load_set<B: Backend>(&self, be: &B, params: &mut ParamSet<B>, prefix: &str) -> Result<()> {
+        params
+            .load_host(be, &self.file.with_prefix(prefix))
+            .map_err(|e| match e {
+                Error::Param(m) => Error::format(&self.context, m),
+                other => other,
+            })
+    }
+
+    fn load_opt<B: Backend>(
+        &self,
+        be: &B,
+        params: &ParamSet<B>,
+        opt: &mut Adam<B>,
+        prefix: &str,
+    ) -> Result<()> {
+        let mut m = Vec::with_capacity(params.len());
+        let mut v = Vec::with_capacity(params.len());
+        let mut ema = Vec::with_capacity(params.len());
+        for p in params.iter() {
+            if !p.spec.trainable {
+                m.push(None);
+                v.push(None);
+                ema.push(None);
+                continue;
+            }
+            let get = |kind: &str| -> Result<Option<B::Tensor>> {
+                let key = format!("{prefix}_{kind}.{}", p.spec.name);
+                match self.file.f32(&key) {
+                    Ok((shape, data)) => {
+                        if shape != p.spec.shape.as_slice() {
+                            return Err(Error::format(
+                                &self.context,
+                                format!("`{key}` has shape {shape:?}, expected {:?}", p.spec.shape),
+                            ));
+                        }
+                        Ok(Some(be.from_host(data, shape)?))
+                    }
+                    Err(_) => Ok(None),
+                }
+            };
+            let need = |t: Option<B::Tensor>, kind: &str| {
+                t.ok_or_else(|| {
+                    Error::format(
+                        &self.context,
+                        format!("optimiser tensor `{prefix}_{kind}.{}` missing", p.spec.name),
+                    )
+                })
+            };
+            m.push(Some(need(get("adam_m")?, "adam_m")?));
+            v.push(Some(need(get("adam_v")?, "adam_v")?));
+            ema.push(if opt.ema.is_some() {
+                Some(need(get("ema")?, "ema")?)
+            } else {
+                None
+            });
+        }
+        opt.m = m;
+        opt.v = v;
+        if opt.ema.is_some() {
+            opt.ema = Some(ema);
+        }
+        opt.step = self.meta(&format!("{prefix}_adam_step"))?;
+        opt.lr_scale = self.meta(&format!("{prefix}_lr_scale"))?;
+        Ok(())
+    }
+
+    /// Restores a trainer built from the checkpoint's configuration: weights,
+    /// optimiser states, EMA, bank, iteration and chain seed. The trainer is
+    /// untouched on error.
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming the missing or mis-shaped tensor.
+    pub fn restore<B: Backend>(&self, t: &mut Trainer<B>) -> Result<()> {
+        let be = t.be.clone();
+        // Work on copies so that a failure leaves the trainer as it was.
+        let mut ebm_params = t.energy.params().clone();
+        let mut ebm_opt = t.ebm_opt.clone();
+        self.load_set(&be, &mut ebm_params, "ebm.")?;
+        self.load_opt(&be, &ebm_params, &mut ebm_opt, "ebm")?;
+        let mut gen_state = None;
+        if let Some(g) = &t.generator {
+            let mut gp = g.params().clone();
+            self.load_set(&be, &mut gp, "gen.")?;
+            let mut gopt = t.gen_opt.clone();
+            if let Some(o) = gopt.as_mut() {
+                self.load_opt(&be, &gp, o, "gen")?;
+            }
+            gen_state = Some((gp, gopt));
+        }
+        let bank = match &t.bank_layout() {
+            None => None,
+            Some(has_z) => {
+                let x = self
+                    .file
+                    .f32("bank.x")
+                    .map_err(|_| Error::format(&self.context, "tensor `bank.x` missing"))?;
+                let z = if *has_z {
+                    let (s, d) = self
+                        .file
+                        .f32("bank.z")
+                        .map_err(|_| Error::format(&self.context, "tensor `bank.z` missing"))?;
+                    Some(be.from_host(d, s)?)
+                } else {
+                    None
+                };
+                Some(Bank::from_tensors(&be, z, be.from_host(x.1, x.0)?, 0)?)
+            }
+        };
+        let iteration: u64 = self.meta("iteration")?;
+        let chain_seed: u64 = self.meta("chain_seed")?;
+        // Commit.
+        *t.energy.params_mut() = ebm_params;
+        t.ebm_opt = ebm_opt;
+        if let (Some(g), Some((gp, gopt))) = (t.generator.as_mut(), gen_state) {
+            *g.params_mut() = gp;
+            t.gen_opt = gopt;
+        }
+        if bank.is_some() {
+            t.bank = bank;
+        }
+        t.iteration = iteration;
+        t.seed = chain_seed;
+        Ok(())
+    }
+}

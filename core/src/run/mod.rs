@@ -1,0 +1,499 @@
+//! [`Run`]: a complete training run driven by a [`Config`] — data, models,
+//! trainer, divergence guard, checkpoints with exact resume, metrics, pictures.
+//!
+//! Generic over the backend; the FFI crate wraps it in a run-time backend enum.
+//! Everything a harness sees goes through this type: the CLI (`hatebm train`),
+//! the C ABI's `hatebm_run_*` functions and the Rust API.
+
+pub mod checkpoint;
+mod eval;
+mod guard;
+mod outputs;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::backend::Backend;
+use crate::config::{Config, GuardPolicy};
+use crate::data::{Batcher, BatcherState, Dataset};
+use crate::nets::BuildNets;
+use crate::noise::SeededNoise;
+use crate::train::{SampleOptions, StepStats, Trainer, TrainerSettings};
+use crate::{Error, Result};
+
+pub use checkpoint::Checkpoint;
+pub use eval::EvalReport;
+pub use outputs::{MetricsLog, ProgressLine};
+
+use guard::Snapshot;
+
+/// What a progress observer sees after every iteration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress<'a> {
+    /// Iterations completed in this run so far (including resumed ones).
+    pub iteration: u64,
+    /// The configured total (`train.steps`).
+    pub total: u64,
+    /// The iteration's statistics.
+    pub stats: &'a StepStats,
+    /// Guard rollbacks so far.
+    pub rollbacks: u32,
+}
+
+/// A training run.
+pub struct Run<B: BuildNets> {
+    /// The resolved configuration.
+    pub config: Config,
+    /// The trainer (models, optimisers, bank).
+    pub trainer: Trainer<B>,
+    train_data: Dataset,
+    heldout: Option<Dataset>,
+    batcher: Batcher,
+    batch_buf: Vec<f32>,
+    rollbacks: u32,
+    snapshot: Option<Snapshot<B>>,
+    metrics: Option<MetricsLog>,
+    /// The last iteration's statistics.
+    pub last_stats: Option<StepStats>,
+}
+
+impl<B: BuildNets> std::fmt::Debug for Run<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("trainer", &self.trainer)
+            .field("data", &self.train_data.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads a generator's pretrained weights, accepting a plain state dict or a
+/// libhatebm checkpoint (`gen.` prefix).
+fn load_pretrained<B: Backend>(
+    be: &B,
+    params: &mut crate::params::ParamSet<B>,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
+    let file = crate::weights::TensorFile::read(path)?;
+    let prefix = if file
+        .tensors
+        .keys()
+        .any(|k| k.starts_with(&format!("{what}.")))
+    {
+        format!("{what}.")
+    } else {
+        String::new()
+    };
+    params
+        .load_host(be, &file.with_prefix(&prefix))
+        .map_err(|e| match e {
+            Error::Param(m) => Error::Param(format!("{}: {m}", path.display())),
+            other => other,
+        })
+}
+
+impl<B: BuildNets> Run<B> {
+    /// Builds a fresh run: loads and splits the data, builds and initialises the
+    /// networks (loading pretrained weights when configured), the trainer and the
+    /// bank. Nothing is written to disk yet.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration or data that does not fit
+    /// the networks; data, weights and backend errors.
+    pub fn new(be: B, config: Config) -> Result<Self> {
+        Self::build(be, config, true)
+    }
+
+    fn build(be: B, config: Config, init_bank: bool) -> Result<Self> {
+        config.validate()?;
+        let data = config.data.load()?;
+        let (train_data, heldout) = if config.eval.holdout_fraction > 0.0 {
+            let (t, h) = data.split(f64::from(config.eval.holdout_fraction), config.seed)?;
+            (t, Some(h))
+        } else {
+            (data, None)
+        };
+        let sample_shape = config.model.energy.sample_shape();
+        let per = crate::backend::shape::numel(&sample_shape);
+        if train_data.sample_len() != per {
+            return Err(Error::Config(format!(
+                "data `{}` has samples of shape {:?} ({} values) but model.energy expects {:?} ({per} values)",
+                train_data.name(),
+                train_data.sample_shape(),
+                train_data.sample_len(),
+                sample_shape
+            )));
+        }
+        if train_data.len() < config.train.batch_size {
+            return Err(Error::Config(format!(
+                "data `{}` has {} training samples, fewer than train.batch_size = {}",
+                train_data.name(),
+                train_data.len(),
+                config.train.batch_size
+            )));
+        }
+        let mut energy = be.build_energy(&config.model.energy, config.seed)?;
+        if let Some(p) = &config.model.pretrained_energy {
+            load_pretrained(&be, energy.params_mut(), p, "ebm")?;
+        }
+        let generator = match &config.model.generator {
+            Some(arch) => {
+                // The generator's init stream is offset so it never shares draws with the EBM's.
+                let mut g = be.build_generator(arch, config.seed ^ 0x9e37_79b9)?;
+                if let Some(p) = &config.model.pretrained_generator {
+                    load_pretrained(&be, g.params_mut(), p, "gen")?;
+                }
+                Some(g)
+            }
+            None => None,
+        };
+        let mut settings = TrainerSettings::new(
+            config.train.clone(),
+            config.langevin.clone(),
+            config.ebm_optim.clone(),
+            config.gen_optim.clone(),
+            config.seed,
+        );
+        settings.init_bank = init_bank;
+        let trainer = Trainer::new(be, settings, energy, generator, &mut SeededNoise)?;
+        let batcher = Batcher::new(train_data.len(), config.train.batch_size, config.seed)?;
+        Ok(Run {
+            batch_buf: vec![0.0; config.train.batch_size * per],
+            config,
+            trainer,
+            train_data,
+            heldout,
+            batcher,
+            rollbacks: 0,
+            snapshot: None,
+            metrics: None,
+            last_stats: None,
+        })
+    }
+
+    /// Resumes from a checkpoint written by [`Run::save_checkpoint`]. The
+    /// configuration stored in the checkpoint is used unless `config` is given
+    /// (then it must describe the same networks). Continuing is exact: `2N`
+    /// iterations equal `N`, save, resume, `N` more — bit for bit on the CPU
+    /// backend.
+    ///
+    /// # Errors
+    /// [`Error::Format`] for a corrupt, truncated or foreign file; as [`Run::new`].
+    pub fn resume(be: B, path: &Path, config: Option<Config>) -> Result<Self> {
+        let ck = Checkpoint::read(path)?;
+        let config = match config {
+            Some(c) => c,
+            None => {
+                let text = ck
+                    .meta_str("config")
+                    .ok_or_else(|| Error::format(&ck.context, "metadata `config` missing"))?;
+                Config::from_toml_str(text)
+                    .map_err(|e| Error::format(&ck.context, format!("stored config: {e}")))?
+            }
+        };
+        let mut run = Self::build(be, config, false)?;
+        ck.restore(&mut run.trainer)?;
+        let state: BatcherState = serde_json::from_str(
+            ck.meta_str("data_order")
+                .ok_or_else(|| Error::format(&ck.context, "metadata `data_order` missing"))?,
+        )
+        .map_err(|e| Error::format(&ck.context, format!("metadata `data_order`: {e}")))?;
+        run.batcher = Batcher::resume(
+            run.train_data.len(),
+            run.config.train.batch_size,
+            run.config.seed,
+            state,
+        )?;
+        run.rollbacks = ck.meta("guard_rollbacks")?;
+        Ok(run)
+    }
+
+    /// Writes a checkpoint atomically (temporary file + rename): a crash while
+    /// saving leaves the previous file intact.
+    ///
+    /// # Errors
+    /// Backend errors or [`Error::Io`].
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let mut extra = HashMap::new();
+        extra.insert("config".into(), self.config.to_toml_string()?);
+        extra.insert(
+            "data_order".into(),
+            serde_json::to_string(&self.batcher.state())
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+        );
+        extra.insert("guard_rollbacks".into(), self.rollbacks.to_string());
+        checkpoint::save(path, &self.trainer, &extra)
+    }
+
+    /// The training split.
+    pub fn train_data(&self) -> &Dataset {
+        &self.train_data
+    }
+
+    /// The held-out split (if `eval.holdout_fraction > 0`).
+    pub fn heldout_data(&self) -> Option<&Dataset> {
+        self.heldout.as_ref()
+    }
+
+    /// Guard rollbacks so far.
+    pub fn rollbacks(&self) -> u32 {
+        self.rollbacks
+    }
+
+    /// The next data batch on the backend, shaped as the energy's input.
+    fn next_batch(&mut self) -> Result<B::Tensor> {
+        self.batcher
+            .next_batch(&self.train_data, &mut self.batch_buf)?;
+        let shape = crate::backend::shape::batched(
+            self.config.train.batch_size,
+            self.trainer.energy.sample_shape(),
+        );
+        self.trainer.be.from_host(&self.batch_buf, &shape)
+    }
+
+    /// One guarded training iteration.
+    ///
+    /// On divergence (NaN/Inf anywhere, or `|loss_ebm|` above
+    /// `guard.max_energy_diff`) the `stop` policy returns [`Error::Diverged`]
+    /// (nothing on disk is touched); the `rollback` policy restores the last
+    /// in-memory snapshot, reseeds the chains, scales the learning rates by
+    /// `guard.lr_factor`, logs a warning and continues.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`]; data, model and backend errors.
+    pub fn step(&mut self) -> Result<StepStats> {
+        let rollback = self.config.guard.policy == GuardPolicy::Rollback;
+        // Snapshots hold states that passed the checks: the initial one, then
+        // the state after a successful iteration once the last one is stale.
+        if rollback && self.snapshot.is_none() {
+            self.snapshot = Some(Snapshot::take(&self.trainer, self.batcher.state())?);
+        }
+        let x = self.next_batch()?;
+        let result = self.trainer.step(&x, &mut SeededNoise);
+        let problem = match &result {
+            Ok(s) => guard::check_stats(s, self.config.guard.max_energy_diff),
+            Err(Error::NonFinite(m)) => Some(format!("non-finite values: {m}")),
+            Err(_) => None,
+        };
+        let Some(problem) = problem else {
+            let stats = result?;
+            if rollback
+                && self.snapshot.as_ref().is_some_and(|s| {
+                    s.is_stale(self.trainer.iteration, self.config.guard.snapshot_every)
+                })
+            {
+                self.snapshot = Some(Snapshot::take(&self.trainer, self.batcher.state())?);
+            }
+            self.last_stats = Some(stats.clone());
+            return Ok(stats);
+        };
+        let at = self.trainer.iteration;
+        match self.config.guard.policy {
+            GuardPolicy::Stop => Err(Error::Diverged(format!(
+                "iteration {at}: {problem}; stopping (the last checkpoint written, if any, holds the last good state)"
+            ))),
+            GuardPolicy::Rollback => {
+                if self.rollbacks >= self.config.guard.max_rollbacks {
+                    return Err(Error::Diverged(format!(
+                        "iteration {at}: {problem}; {} rollbacks already used (guard.max_rollbacks)",
+                        self.rollbacks
+                    )));
+                }
+                let snap = self.snapshot.as_ref().ok_or_else(|| {
+                    Error::Diverged(format!(
+                        "iteration {at}: {problem}; no snapshot to roll back to"
+                    ))
+                })?;
+                let state = snap.restore(&mut self.trainer)?;
+                self.batcher = Batcher::resume(
+                    self.train_data.len(),
+                    self.config.train.batch_size,
+                    self.config.seed,
+                    state,
+                )?;
+                self.rollbacks += 1;
+                let f = self.config.guard.lr_factor;
+                self.trainer.ebm_opt.lr_scale *= f;
+                if let Some(o) = self.trainer.gen_opt.as_mut() {
+                    o.lr_scale *= f;
+                }
+                self.trainer.seed = guard::reseed(self.config.seed, self.rollbacks);
+                log::warn!(
+                    "iteration {at}: {problem}; rolled back to iteration {}, reseeded the chains and scaled the learning rates by {f} (rollback {}/{})",
+                    self.trainer.iteration,
+                    self.rollbacks,
+                    self.config.guard.max_rollbacks
+                );
+                let stats = StepStats {
+                    iteration: self.trainer.iteration,
+                    ..Default::default()
+                };
+                Ok(stats)
+            }
+        }
+    }
+
+    /// Trains until `train.steps` iterations are done (or `max_steps` more, if
+    /// given), writing metrics, grids and checkpoints as configured (and always a
+    /// checkpoint when the call ends), and calling
+    /// `observer` after every iteration (return `false` to cancel; the run then
+    /// stops with [`Error::Cancelled`] after a consistent iteration and can be
+    /// saved or resumed).
+    ///
+    /// # Errors
+    /// As [`Run::step`], plus [`Error::Cancelled`] and output I/O errors.
+    pub fn train(
+        &mut self,
+        max_steps: Option<u64>,
+        observer: &mut dyn FnMut(&Progress<'_>) -> bool,
+    ) -> Result<()> {
+        let total = self.config.train.steps;
+        let target = match max_steps {
+            Some(n) => (self.trainer.iteration + n).min(total),
+            None => total,
+        };
+        let out = self.config.output.clone();
+        std::fs::create_dir_all(&out.dir).map_err(|e| Error::io(&out.dir, e))?;
+        if self.metrics.is_none() {
+            self.metrics = Some(MetricsLog::open(
+                &out.dir.join("metrics.jsonl"),
+                self.trainer.iteration,
+            )?);
+        }
+        if self.trainer.iteration == 0 {
+            self.write_start_pictures()?;
+        }
+        let mut progress = ProgressLine::new(out.progress, self.trainer.iteration, total);
+        let t0 = Instant::now();
+        let mut window = 0.0f64;
+        let mut window_n = 0u64;
+        while self.trainer.iteration < target {
+            let stats = self.step()?;
+            let it = self.trainer.iteration;
+            window += stats.seconds;
+            window_n += 1;
+            progress.update(it, &stats);
+            if it % out.log_every == 0 || it == target {
+                let sec = window / window_n.max(1) as f64;
+                if let Some(m) = self.metrics.as_mut() {
+                    m.write(
+                        &stats,
+                        it,
+                        sec,
+                        self.trainer.ebm_opt.lr_scale,
+                        self.rollbacks,
+                    )?;
+                }
+                window = 0.0;
+                window_n = 0;
+            }
+            if out.checkpoint_every > 0 && it % out.checkpoint_every == 0 {
+                self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
+            }
+            if out.sample_every > 0 && it % out.sample_every == 0 && it < total {
+                self.write_samples(&format!("samples_{it:06}"))?;
+            }
+            let p = Progress {
+                iteration: it,
+                total,
+                stats: &stats,
+                rollbacks: self.rollbacks,
+            };
+            if !observer(&p) {
+                progress.finish();
+                return Err(Error::Cancelled);
+            }
+        }
+        progress.finish();
+        // Every call ends with a checkpoint, so a partial run can be resumed.
+        self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
+        if self.trainer.iteration >= total {
+            self.write_samples("samples_final")?;
+            if out.plot {
+                outputs::plot_curves(&out.dir)?;
+            }
+            if self.config.eval.num_samples > 0 && self.heldout.is_some() {
+                let report = self.evaluate()?;
+                let text = serde_json::to_string_pretty(&report)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                crate::fsutil::write_atomic(&out.dir.join("eval.json"), text.as_bytes())?;
+                log::info!(
+                    "evaluation ({}): {}",
+                    report.feature_space,
+                    report
+                        .frechet
+                        .iter()
+                        .map(|(k, v)| format!("FD[{k}] = {v:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        log::info!(
+            "trained to iteration {} in {:.1} s; outputs in {}",
+            self.trainer.iteration,
+            t0.elapsed().as_secs_f64(),
+            out.dir.display()
+        );
+        Ok(())
+    }
+
+    /// Draws samples with the run's sampler (see [`Trainer::sample`]); returns
+    /// host data and its shape `[n, ...sample]`.
+    ///
+    /// # Errors
+    /// Model and backend errors.
+    pub fn sample(&mut self, opts: &SampleOptions) -> Result<(Vec<f32>, Vec<usize>)> {
+        let (t, _) = self.trainer.sample(opts, &mut SeededNoise)?;
+        let shape = self.trainer.be.shape(&t);
+        Ok((self.trainer.be.to_host(&t)?, shape))
+    }
+
+    /// The image shape `[C, H, W]` of the data, if it is image data.
+    pub fn image_dims(&self) -> Option<[usize; 3]> {
+        self.train_data.image_dims()
+    }
+
+    fn write_start_pictures(&mut self) -> Result<()> {
+        let dir = self.config.output.dir.clone();
+        let n = self.config.output.grid_samples.min(self.train_data.len());
+        let data: Vec<f32> = self.train_data.data()[..n * self.train_data.sample_len()].to_vec();
+        outputs::save_picture(&dir.join("data.png"), &data, n, self.image_dims(), None)?;
+        if self.trainer.generator.is_some() {
+            let opts = SampleOptions {
+                n: self.config.output.grid_samples,
+                steps: Some(0),
+                ..self.config.sample.clone()
+            };
+            let (g, _) = self.sample(&opts)?;
+            outputs::save_picture(
+                &dir.join("generator_init.png"),
+                &g,
+                opts.n,
+                self.image_dims(),
+                Some(&data),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes `<name>.png` (grid or scatter) with the configured sampler.
+    ///
+    /// # Errors
+    /// Model, backend and I/O errors.
+    pub fn write_samples(&mut self, name: &str) -> Result<PathBuf> {
+        let dir = self.config.output.dir.clone();
+        let opts = SampleOptions {
+            n: self.config.output.grid_samples,
+            ..self.config.sample.clone()
+        };
+        let (s, _) = self.sample(&opts)?;
+        let n_ref = self.config.output.grid_samples.min(self.train_data.len());
+        let reference: Vec<f32> =
+            self.train_data.data()[..n_ref * self.train_data.sample_len()].to_vec();
+        let path = dir.join(format!("{name}.png"));
+        outputs::save_picture(&path, &s, opts.n, self.image_dims(), Some(&reference))?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The C-ABI checks: builds the Rust library, then builds and runs the C/C++ test
+# programs of examples_c/tests (listed in tests.txt) in several stages, and
+# exits non-zero if anything failed.
+#
+#   scripts/c-tests.sh                 # every stage
+#   scripts/c-tests.sh plain asan      # only these stages
+#
+# Stages:
+#   headers   hatebm.h alone as C99/C11/C++17, hatebm.hpp alone as C++17 (-Werror -pedantic)
+#   plain     the test programs, linked to libhatebm.so
+#   asan      the same built with -fsanitize=address,undefined (checks the binaries
+#             really link ASan; ASAN_OPTIONS=detect_leaks=1)
+#   valgrind  the plain programs under valgrind --leak-check=full (definite+indirect leaks fail)
+#   package   scripts/install.sh into a scratch prefix, then: SONAME, pkg-config
+#             (shared and static link), CMake find_package (shared, static, C++),
+#             pkg_check_modules, and the whole suite under CTest via find_package
+#
+# Missing tools (cmake, pkg-config, valgrind) are installed by scripts/ensure-tools.sh.
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+all_stages=(headers plain asan valgrind package)
+if (($#)); then stages=("$@"); else stages=("${all_stages[@]}"); fi
+for s in "${stages[@]}"; do
+    [[ " ${all_stages[*]} " == *" $s "* ]] || { echo "c-tests: unknown stage '$s' (${all_stages[*]})" >&2; exit 2; }
+done
+want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
+
+scripts/ensure-tools.sh c || exit 1
+
+# The panic tests panic on purpose: keep Rust's hook to one line per panic.
+export RUST_BACKTRACE=0
+
+target_dir="$(cargo metadata --format-version 1 --no-deps | sed -e 's/.*"target_directory":"\([^"]*\)".*/\1/')"
+work="$target_dir/c-tests"
+logs="$work/logs"
+mkdir -p "$logs"
+
+echo "c-tests: cargo build -p hatebm-ffi --features test-hooks" >&2
+cargo build -p hatebm-ffi --lib --features test-hooks || { echo "c-tests: cargo build failed" >&2; exit 1; }
+libdir="$target_dir/debug"
+make_tests() { make -s --no-print-directory -C examples_c/tests HATEBM_LIBDIR="$libdir" "$@"; }
+read -r -a tests <<<"$(make_tests list-tests)"
+
+passed=0 failed=0 failures=()
+# check NAME COMMAND...: runs COMMAND with output to a log; prints the program's
+# closing line on success and the whole log on failure.
+check() {
+    local name="$1"; shift
+    local log="$logs/${name//\//_}.log"
+    if "$@" >"$log" 2>&1; then
+        passed=$((passed + 1))
+        printf 'ok    %-28s %s\n' "$name" "$(grep -E 'passed, [0-9]+ failed|OK$' "$log" | tail -n 1)"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        printf 'FAIL  %s\n' "$name"
+        sed -e 's/^/      | /' "$log" | tail -n 60
+    fi
+}
+links_asan() { nm "$1" | grep -q __asan_init; }
+not_needed() { ! readelf -d "$1" | grep -q "NEEDED.*libhatebm"; }
+soname_is() { readelf -d "$1" | grep -q "SONAME.*\[$2\]"; }
+
+if want headers; then
+    check headers make_tests header-check
+fi
+
+if want plain || want valgrind; then
+    check build/plain make_tests MODE=plain build
+    plain_dir="$(make_tests MODE=plain print-build-dir)"
+fi
+if want plain; then
+    for t in "${tests[@]}"; do check "plain/$t" "$plain_dir/$t"; done
+fi
+
+if want asan; then
+    check build/asan make_tests MODE=asan build
+    asan_dir="$(make_tests MODE=asan print-build-dir)"
+    for t in "${tests[@]}"; do
+        check "asan/$t:links-asan" links_asan "$asan_dir/$t"
+        check "asan/$t" env ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/$t"
+    done
+fi
+
+if want valgrind; then
+    for t in "${tests[@]}"; do
+        check "valgrind/$t" valgrind -q --error-exitcode=1 --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect "$plain_dir/$t"
+    done
+fi
+
+if want package; then
+    prefix="$work/prefix"
+    rm -rf "$prefix" "$work/pkg"
+    mkdir -p "$work/pkg"
+    # The dev profile reuses the build above; test-hooks so CTest can run the suite.
+    check package/install scripts/install.sh --prefix "$prefix" --profile dev --features test-hooks
+    pc="$prefix/lib/pkgconfig"
+    export PKG_CONFIG_PATH="$pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    check package/soname soname_is "$prefix/lib/libhatebm.so.$(pkg-config --modversion hatebm)" \
+        "libhatebm.so.$(pkg-config --modversion hatebm)"
+    src=examples_c/tests/packaging/consumer.c
+    # shellcheck disable=SC2046
+    check package/pkg-config-shared-build \
+        cc -std=c11 -Wall -Wextra -Werror -pedantic "$src" -o "$work/pkg/pc_shared" \
+        $(pkg-config --cflags --libs hatebm) -Wl,-rpath,"$prefix/lib"
+    check package/pkg-config-shared "$work/pkg/pc_shared"
+    # shellcheck disable=SC2046
+    check package/pkg-config-static-build \
+        cc -std=c11 -Wall -Wextra -Werror -pedantic "$src" -o "$work/pkg/pc_static" \
+        $(pkg-config --cflags hatebm) "$(pkg-config --variable=libdir hatebm)/libhatebm.a" \
+        $(pkg-config --variable=native_static_libs hatebm)
+    check package/pkg-config-static "$work/pkg/pc_static"
+    check package/pkg-config-static-no-so not_needed "$work/pkg/pc_static"
+
+    check package/cmake-consumer-configure cmake -S examples_c/tests/packaging -B "$work/pkg/cmake" \
+        -DCMAKE_PREFIX_PATH="$prefix"
+    check package/cmake-consumer-build cmake --build "$work/pkg/cmake"
+    for b in consumer_shared consumer_static consumer_cpp consumer_pkgcfg; do
+        check "package/cmake-$b" "$work/pkg/cmake/$b"
+    done
+    check package/cmake-static-no-so not_needed "$work/pkg/cmake/consumer_static"
+
+    check package/ctest-configure cmake -S examples_c/tests -B "$work/pkg/ctest" \
+        -DCMAKE_PREFIX_PATH="$prefix"
+    check package/ctest-build cmake --build "$work/pkg/ctest"
+    check package/ctest ctest --test-dir "$work/pkg/ctest" --output-on-failure
+fi
+
+echo
+if ((failed)); then
+    echo "c-tests: failed: ${failures[*]}"
+fi
+echo "c-tests: $passed passed, $failed failed"
+((failed == 0))

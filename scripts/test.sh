@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs (pinned
+# cbindgen, cmake/pkg-config/valgrind, the project-local torch venv for the tch
+# backend), then runs, in order:
+#   1. static checks   cargo fmt --check, clippy -D warnings, rustdoc -D warnings
+#   2. Rust tests      every crate, CPU backend (goldens, properties, modes, config, ...)
+#   3. C ABI           header drift check; C/C++ programs plain, ASan+UBSan, Valgrind, packaging
+#   4. tch backend     builds against PyPI's torch 2.13.0 and runs the same suite on tch:cpu
+#                      (GPU-only tests skip themselves without CUDA)
+#
+#   scripts/test.sh              everything
+#   scripts/test.sh --no-tch     skip stage 4 (no 5 GB torch download)
+#   scripts/test.sh --quick      Rust tests only
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+tch=1
+quick=0
+for a in "$@"; do
+    case "$a" in
+        --no-tch) tch=0 ;;
+        --quick) quick=1 ;;
+        *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
+    esac
+done
+
+step() { printf '\n==== %s ====\n' "$*"; }
+t_start=$(date +%s)
+
+if [[ $quick == 0 ]]; then
+    step "static checks"
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+fi
+
+step "Rust tests (CPU backend)"
+cargo test --workspace
+
+if [[ $quick == 1 ]]; then
+    exit 0
+fi
+
+step "C ABI: header drift, C/C++ programs (plain, ASan+UBSan, Valgrind), packaging"
+scripts/regen-header.sh --check
+scripts/c-tests.sh
+
+if [[ $tch == 1 && ! -f gpu/src/backend.rs ]]; then
+    echo "test.sh: the tch backend is not in this tree yet; skipping stage 4"
+    tch=0
+fi
+if [[ $tch == 1 ]]; then
+    step "tch backend (libtorch CPU)"
+    eval "$(scripts/setup-torch.sh --print-env)"
+    cargo test -p hatebm-tests --features tch
+    cargo test -p hatebm-tch --features tch
+    cargo test -p hatebm-ffi --features tch --test '*'
+fi
+
+step "all tests passed in $(( $(date +%s) - t_start )) s"
