@@ -147,6 +147,7 @@ fn settings(mode: Mode) -> TrainerSettings {
             ..AdamConfig::default()
         },
         seed: SEED,
+        init_bank: true,
     }
 }
 
