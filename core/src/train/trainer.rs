@@ -203,7 +203,14 @@ impl<B: Backend> Trainer<B> {
             gen_optim.validate("gen_optim")?;
             let g = generator.as_mut().expect("checked above");
             if mode == Mode::Cooperative && train.coop_bn_training {
-                g.set_bn_training(true)?;
+                // A generator without batch norm cannot honour the setting: a
+                // configuration error, like every other mismatch of settings and models.
+                g.set_bn_training(true).map_err(|e| match e {
+                    Error::InvalidArgument(m) => {
+                        Error::Config(format!("train.coop_bn_training needs batch norm: {m}"))
+                    }
+                    other => other,
+                })?;
             }
             gen_opt = Some(Adam::new(&be, gen_optim, g.params())?);
             gen_grads = Some(Grads::zeros_like(&be, g.params())?);
