@@ -909,6 +909,16 @@ fn bad_configurations_are_config_errors<B: BuildNets>(be: &B) {
     let mut s = settings(Mode::ShortRun);
     s.langevin.prior_sigma_res = Some(-1.0);
     config_error(be, s, mlp_energy(be), None, "prior_sigma_res");
+    // Batch-norm training mode needs a generator with batch norm.
+    let mut s = settings(Mode::Cooperative);
+    s.train.coop_bn_training = true;
+    config_error(
+        be,
+        s,
+        mlp_energy(be),
+        Some(mlp_generator(be, 1)),
+        "coop_bn_training",
+    );
 }
 
 /// Everything a failed step must leave alone.
