@@ -207,15 +207,40 @@ fn check_losses(st: &StepStats, trains_generator: bool) {
     }
 }
 
-/// The EBM moved: most tensors change; for an MLP the output bias cannot,
-/// because the contrastive loss's gradient w.r.t. it is (1/T)(1 − 1) = 0.
-fn check_ebm_moved(before: &HostParams, after: &HostParams) {
+/// Whether `be` is the CPU reference backend, whose contracts are bitwise
+/// (row results independent of the batch, fixed reduction orders).
+fn is_cpu<B: Backend>(be: &B) -> bool {
+    be.name() == "cpu"
+}
+
+/// Bit-identical on the CPU backend; within float32 rounding (1e-5 normwise)
+/// on backends whose kernels may depend on the batch size (libtorch).
+fn same_rows<B: Backend>(be: &B, a: &[f32], b: &[f32]) -> bool {
+    if is_cpu(be) {
+        return bit_identical(a, b);
+    }
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * scale.max(1.0))
+}
+
+/// The EBM moved: most tensors change. For an MLP on the CPU backend the
+/// output bias cannot: the contrastive loss's gradient w.r.t. it is
+/// `Σ_b w_b = (1/T)(1 − 1)`, which the CPU's fixed-order reduction of the
+/// ±1/(BT) weights makes exactly 0, and Keras Adam does not move a parameter
+/// whose gradient is exactly 0.
+fn check_ebm_moved<B: Backend>(be: &B, before: &HostParams, after: &HostParams) {
     let ch = changed(before, after);
     assert!(
         2 * ch.len() >= before.len(),
         "only {ch:?} of {} EBM tensors moved",
         before.len()
     );
+    if !is_cpu(be) {
+        return;
+    }
     if let Some((name, _, _)) = before.iter().find(|(n, _, _)| n == "fc3.bias") {
         assert!(!ch.contains(name), "the output bias moved: {ch:?}");
     }
@@ -315,7 +340,7 @@ fn synthesis_historical_fits_the_generator_to_bank_pairs_then_overwrites_them<B:
         // Both networks moved — the generator iff its loss was not zero: the
         // bank starts as (z, G(z)), so the first update (and any update that
         // draws only never-overwritten slots) has an exactly zero gradient.
-        check_ebm_moved(&ebm0, &params_host(be, t.energy.params()));
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
         let gen1 = params_host(be, t.generator.as_ref().unwrap().params());
         if it == 0 {
             assert_eq!(want_loss, 0.0);
@@ -380,7 +405,7 @@ fn synthesis_current_ablation_fits_this_iterations_samples<B: BuildNets>(be: &B)
             (got - want).abs() <= 1e-4 * want.max(1e-3),
             "{got} vs {want}"
         );
-        check_ebm_moved(&ebm0, &params_host(be, t.energy.params()));
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
         assert!(!all_equal(
             &gen0,
             &params_host(be, t.generator.as_ref().unwrap().params())
@@ -410,7 +435,7 @@ fn check_frozen_generator<B: BuildNets>(
         let st = t.step(&data(it), &mut SeededNoise).unwrap();
         check_losses(&st, false);
         assert!(st.langevin.drift_norm_latent > 0.0);
-        check_ebm_moved(&ebm0, &params_host(be, t.energy.params()));
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
         let last = t.last.as_ref().unwrap();
         let z = host(be, last.z.as_ref().unwrap());
         for b in 0..BATCH {
@@ -530,7 +555,7 @@ fn short_run_starts_from_noise_and_trains_only_the_ebm<B: BuildNets>(be: &B) {
         assert!(y0.iter().all(|v| (-1.0..1.0).contains(v)));
         let st = t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         check_losses(&st, false);
-        check_ebm_moved(&ebm0, &params_host(be, t.energy.params()));
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
         let last = t.last.as_ref().unwrap();
         assert!(last.z.is_none());
         let y = host(be, &last.y);
@@ -564,7 +589,7 @@ fn persistent_overwrites_exactly_the_drawn_slots<B: BuildNets>(be: &B) {
         let x0 = host(be, &t.bank.as_ref().unwrap().x);
         let st = t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         check_losses(&st, false);
-        check_ebm_moved(&ebm0, &params_host(be, t.energy.params()));
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
         let last = t.last.as_ref().unwrap();
         let slots = last.slots.clone();
         assert_eq!(slots.len(), BATCH);
@@ -649,7 +674,7 @@ fn run_cooperative<B: BuildNets>(
         let z_init = fresh_latents(be, t, t.iteration, BATCH);
         let st = t.step(&data(it), &mut SeededNoise).unwrap();
         check_losses(&st, true);
-        check_ebm_moved(&ebm0, &params_host(be, t.energy.params()));
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
         let gen1 = params_host(be, t.generator.as_ref().unwrap().params());
         let ch = changed(&gen0, &gen1);
         // Every trainable generator tensor moves; buffers (BN running
@@ -758,7 +783,7 @@ fn sample_has_the_right_shape_and_does_not_depend_on_batch_size<B: BuildNets>(be
         for bs in [1, 3, 4, 64] {
             let (y, _) = t.sample(&opts(bs, true), &mut SeededNoise).unwrap();
             assert!(
-                bit_identical(&host(be, &y), &x),
+                same_rows(be, &host(be, &y), &x),
                 "{mode:?}: batch size {bs} changes the samples"
             );
         }
@@ -776,7 +801,8 @@ fn sample_has_the_right_shape_and_does_not_depend_on_batch_size<B: BuildNets>(be
             &host(be, &t.sample(&o, &mut SeededNoise).unwrap().0),
             &x
         ));
-        // K = 0 with a generator: exactly G(z) for z ~ N(0, I) from the seed.
+        // K = 0 with a generator: G(z) for z ~ N(0, I) from the seed (exactly,
+        // on the CPU backend, although sampled in batches of 2).
         if with_gen {
             let mut o = opts(2, true);
             o.n = 5;
@@ -787,7 +813,7 @@ fn sample_has_the_right_shape_and_does_not_depend_on_batch_size<B: BuildNets>(be
                 .unwrap();
             let gz = t.generator.as_ref().unwrap().forward(&z).unwrap();
             let (a, b) = (host(be, &g0), host(be, &gz));
-            assert!(bit_identical(&a, &b), "{mode:?}: {a:?} vs {b:?}");
+            assert!(same_rows(be, &a, &b), "{mode:?}: {a:?} vs {b:?}");
         }
         let mut bad = opts(11, true);
         bad.n = 0;
