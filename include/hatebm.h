@@ -543,7 +543,8 @@ typedef struct hatebm_step_stats {
      */
     uint32_t struct_size;
     /**
-     * The iteration just completed (1-based count of iterations done).
+     * The index of the iteration just completed, 0-based (the session's
+     * first step reports 0; `hatebm_session_iteration` then returns 1).
      */
     uint64_t iteration;
     /**
@@ -763,6 +764,17 @@ enum hatebm_status hatebm_config_from_toml(const char *toml, struct hatebm_confi
  * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
  */
 enum hatebm_status hatebm_config_from_file(const char *path, struct hatebm_config **out);
+
+/**
+ * Reads the configuration stored in a checkpoint (written by
+ * `hatebm_session_save_checkpoint`), e.g. to change its backend or output
+ * folder before `hatebm_session_resume(path, cfg, ...)`. `HATEBM_IO` /
+ * `HATEBM_FORMAT` for a missing, corrupt or foreign file.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_config_from_checkpoint(const char *path, struct hatebm_config **out);
 
 /**
  * Copies a configuration into a new handle (free both).

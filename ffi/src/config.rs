@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use hatebm_core::Error;
 use hatebm_core::config::{Config, ConfigBuilder};
+use hatebm_core::run::Checkpoint;
 
 use crate::handle::{
     box_castable, free_box, into_raw_box, try_copy_out, try_mut, try_out, try_ref, try_str,
@@ -121,6 +122,34 @@ pub unsafe extern "C" fn hatebm_config_from_file(
         // SAFETY: forwarded from this function's contract.
         let path = unsafe { try_str(path, "path") }?;
         out.write(into_raw_box(ConfigHandle::from_file(Path::new(path))?));
+        Ok(())
+    }
+}
+
+/// Reads the configuration stored in a checkpoint (written by
+/// `hatebm_session_save_checkpoint`), e.g. to change its backend or output
+/// folder before `hatebm_session_resume(path, cfg, ...)`. `HATEBM_IO` /
+/// `HATEBM_FORMAT` for a missing, corrupt or foreign file.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_config_from_checkpoint(
+    path: *const c_char,
+    out: *mut *mut hatebm_config,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { try_out(out, "out") }?;
+        // SAFETY: forwarded from this function's contract.
+        let path = unsafe { try_str(path, "path") }?;
+        let ck = Checkpoint::read(Path::new(path))?;
+        let text = ck
+            .meta_str("config")
+            .ok_or_else(|| Error::format(&ck.context, "metadata `config` missing"))?;
+        let handle = ConfigHandle::from_toml(text, None)
+            .map_err(|e| Error::format(&ck.context, format!("stored config: {e}")))?;
+        out.write(into_raw_box(handle));
         Ok(())
     }
 }

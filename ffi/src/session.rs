@@ -64,7 +64,8 @@ fn model_from_int(which: c_int) -> FfiResult<Model> {
 pub struct hatebm_step_stats {
     /// `sizeof(hatebm_step_stats)`, written by the library.
     pub struct_size: u32,
-    /// The iteration just completed (1-based count of iterations done).
+    /// The index of the iteration just completed, 0-based (the session's
+    /// first step reports 0; `hatebm_session_iteration` then returns 1).
     pub iteration: u64,
     /// The EBM loss (mean U(x+) - mean U(x-)) / T.
     pub loss_ebm: f64,
