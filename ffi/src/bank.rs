@@ -133,6 +133,7 @@ pub unsafe extern "C" fn hatebm_bank_init_from_generator(
         }
         let be = be();
         let cap = b.bank.capacity();
+        g.reset_calls();
         let fresh = Bank::init_from_generator(&be, g, cap, batch, seed, b.bank.shard, &mut SeededNoise)?;
         let z = fresh.z.map(|z| be.reshape(&z, &[cap, b.latent_len])).transpose()?;
         let x = be.reshape(&fresh.x, &[cap, b.sample_len])?;

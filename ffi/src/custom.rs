@@ -7,7 +7,8 @@
 //! library owns them and they are valid only during the call; return 0 on
 //! success and non-zero on failure (the library call then fails with
 //! `HATEBM_CALLBACK`, naming the callback and the code, plus the text given to
-//! `hatebm_callback_set_error` if the callback called it). Outputs are
+//! `hatebm_callback_set_error` if the callback called it, and which call of the
+//! model within that library call it was). Outputs are
 //! pre-filled with NaN and checked: a callback that returns 0 but leaves an
 //! output unwritten or non-finite fails the call with `HATEBM_NUMERIC`.
 //! Callbacks run on the thread that called the library, one at a time.
@@ -251,7 +252,7 @@ impl CallbackCommon {
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
         Err(Error::Callback(format!(
-            "{what} callback of `{}` returned {code} (call {k}){detail}",
+            "{what} callback of `{}` returned {code} (call {k} of this hatebm call){detail}",
             self.name
         )))
     }
@@ -412,11 +413,21 @@ impl CallbackGenerator {
     pub(crate) fn sample_len(&self) -> usize {
         self.sample_len
     }
+
+    /// Restarts the call numbering (at the start of every library call).
+    pub(crate) fn reset_calls(&self) {
+        self.common.calls.set(0);
+    }
 }
 
 impl CallbackEnergy {
     pub(crate) fn sample_len(&self) -> usize {
         self.sample_len
+    }
+
+    /// Restarts the call numbering (at the start of every library call).
+    pub(crate) fn reset_calls(&self) {
+        self.common.calls.set(0);
     }
 }
 

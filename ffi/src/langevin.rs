@@ -311,6 +311,10 @@ pub unsafe extern "C" fn hatebm_langevin_run_custom(
                 .into());
             }
         }
+        energy.reset_calls();
+        if let Some(g) = generator {
+            g.reset_calls();
+        }
         let (z_new, y_new, stats) = host::langevin(
             &CpuBackend::new(),
             energy,
