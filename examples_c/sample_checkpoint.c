@@ -97,6 +97,7 @@ int main(int argc, char **argv) {
         TRY(hatebm_save_image_grid(path, x, n * sample_len, n, img[0], img[1], img[2]));
         printf("sample_checkpoint: wrote %s\n", path);
     }
+    printf("sample_checkpoint: OK\n");
     rc = 0;
 
 done:

@@ -130,6 +130,7 @@ int main(int argc, char **argv) {
                                    img[2]));
         printf("train_digits: wrote %s\n", path);
     }
+    printf("train_digits: OK\n");
     rc = 0;
 
 done:
