@@ -28,8 +28,11 @@
  *    handle argument means the call does not mutate it. The log callback is the
  *    only global state.
  *  - Callbacks receive a void *user_data. Control callbacks return bool:
- *    true = continue, false = cancel (HATEBM_CANCELLED). Callbacks must not
- *    throw C++ exceptions or longjmp across the library.
+ *    true = continue, false = cancel (HATEBM_CANCELLED). Compute callbacks (user
+ *    energies/generators) return int: 0 = success, else HATEBM_CALLBACK.
+ *    Callbacks must not throw C++ exceptions or longjmp across the library.
+ *  - Parameter structs and vtables start with uint32_t struct_size: fill them
+ *    with their hatebm_*_default_*() function, then change fields.
  *  - Panics. No Rust panic crosses this boundary: a library bug is reported as
  *    HATEBM_PANIC (infallible getters return their documented default).
  *  - Versions. No ABI stability before 1.0: the SONAME is
