@@ -662,6 +662,32 @@ mod tests {
     }
 
     #[test]
+    fn lengths_and_overlaps() {
+        assert!(expect_len("y", 12, 4, 3, "sample_len").is_ok());
+        let e = expect_len("y", 10, 4, 3, "sample_len").unwrap_err();
+        assert_eq!(e.status(), HATEBM_SHAPE_MISMATCH);
+        assert_eq!(
+            e.message(),
+            "buffer `y` has 10 elements; expected n * sample_len = 4 * 3 = 12"
+        );
+        assert_eq!(
+            expect_len("y", 0, usize::MAX, 2, "x").unwrap_err().status(),
+            HATEBM_INVALID_ARGUMENT
+        );
+        let v = [0f32; 8];
+        let p = v.as_ptr();
+        // Disjoint halves, empty and NULL buffers are fine; overlaps are not.
+        assert!(expect_disjoint((p, 4, "a"), (p.wrapping_add(4), 4, "b")).is_ok());
+        assert!(expect_disjoint((p, 0, "a"), (p, 4, "b")).is_ok());
+        assert!(expect_disjoint((null::<f32>(), 0, "a"), (p, 4, "b")).is_ok());
+        let e = expect_disjoint((p, 5, "a"), (p.wrapping_add(4), 4, "b")).unwrap_err();
+        assert_eq!(e.status(), HATEBM_INVALID_ARGUMENT);
+        assert_eq!(e.message(), "buffers `a` and `b` overlap");
+        let bytes = p.cast::<u8>();
+        assert!(expect_disjoint((bytes.wrapping_add(3), 1, "a"), (p, 1, "b")).is_err());
+    }
+
+    #[test]
     fn callbacks() {
         let cb: Option<extern "C" fn()> = None;
         assert_eq!(

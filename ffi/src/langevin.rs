@@ -336,3 +336,65 @@ pub unsafe extern "C" fn hatebm_langevin_run_custom(
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::*;
+
+    #[test]
+    fn params_round_trip_and_checks() {
+        let p = hatebm_langevin_default_params();
+        assert_eq!(
+            p.struct_size as usize,
+            std::mem::size_of::<hatebm_langevin_params>()
+        );
+        let (c, key) = p.to_core().unwrap();
+        assert_eq!(c, LangevinConfig::default());
+        assert_eq!(hatebm_langevin_params::from_core(&c, key, false), p);
+
+        let mut q = p;
+        q.clip_res = -1.0;
+        q.prior_sigma_res = 0.0;
+        q.clip_latent = 3.0;
+        let (c, _) = q.to_core().unwrap();
+        assert_eq!(
+            (c.clip_res, c.prior_sigma_res, c.clip_latent),
+            (None, None, Some(3.0))
+        );
+
+        q.clip_latent = f32::NAN;
+        let e = q.to_core().unwrap_err();
+        assert_eq!(e.status(), HATEBM_INVALID_ARGUMENT);
+        assert!(
+            e.message().contains("params->clip_latent"),
+            "{}",
+            e.message()
+        );
+        q = p;
+        q.temperature = 0.0;
+        let e = q.to_core().unwrap_err();
+        assert_eq!(e.status(), HATEBM_INVALID_ARGUMENT);
+        assert!(
+            e.message().contains("params->temperature"),
+            "{}",
+            e.message()
+        );
+    }
+
+    #[test]
+    fn versioned_structs_check_their_size() {
+        let p = hatebm_langevin_default_params();
+        // SAFETY: a valid, aligned struct.
+        assert_eq!(unsafe { try_versioned(&p, "params") }.unwrap(), p);
+        let mut bad = p;
+        bad.struct_size = 7;
+        // SAFETY: a valid, aligned struct (only its size field is wrong).
+        let e = unsafe { try_versioned(&bad, "params") }.unwrap_err();
+        assert_eq!(e.status(), HATEBM_INVALID_ARGUMENT);
+        assert!(e.message().contains("hatebm_langevin_default_params()"));
+        // SAFETY: NULL is the case under test.
+        let e = unsafe { try_versioned::<hatebm_langevin_params>(std::ptr::null(), "params") };
+        assert_eq!(e.unwrap_err().status(), HATEBM_NULL_PARAMETER);
+    }
+}

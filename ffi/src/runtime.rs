@@ -10,7 +10,7 @@
 //!   [`Error::BackendUnavailable`]. A CUDA device that is not there is
 //!   [`Error::DeviceUnavailable`].
 //! * `auto` — CUDA through libtorch when compiled in and present, else `cpu`;
-//!   the choice is logged and reported by [`Session::backend_name`].
+//!   the choice is logged and reported by [`AnyRun::backend_name`].
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -105,10 +105,8 @@ fn training_sampling_and_resume_match_the_rust_api() {
     for _ in 0..3 {
         let mut cs = std::mem::MaybeUninit::<hatebm_step_stats>::zeroed();
         // SAFETY: live session; writable stats.
-        assert_eq!(
-            unsafe { hatebm_session_step(c.0, cs.as_mut_ptr()) },
-            HATEBM_OK
-        );
+        let st = unsafe { hatebm_session_step(c.0, cs.as_mut_ptr()) };
+        assert_eq!(st, HATEBM_OK);
         // SAFETY: written on HATEBM_OK.
         let cs = unsafe { cs.assume_init() };
         let rs = r.step().unwrap();
@@ -140,10 +138,8 @@ fn training_sampling_and_resume_match_the_rust_api() {
     // The session's Langevin sampler vs the core sampler on the run's networks.
     let mut lp = std::mem::MaybeUninit::<hatebm_langevin_params>::zeroed();
     // SAFETY: live session; writable params.
-    assert_eq!(
-        unsafe { hatebm_session_langevin_params(c.0, lp.as_mut_ptr()) },
-        HATEBM_OK
-    );
+    let st = unsafe { hatebm_session_langevin_params(c.0, lp.as_mut_ptr()) };
+    assert_eq!(st, HATEBM_OK);
     // SAFETY: written on HATEBM_OK.
     let mut lp = unsafe { lp.assume_init() };
     lp.steps = 5;
@@ -203,26 +199,20 @@ fn training_sampling_and_resume_match_the_rust_api() {
     let ck = dc.join("ck.safetensors");
     let ckc = CString::new(ck.to_str().unwrap()).unwrap();
     // SAFETY: live session, NUL-terminated path.
-    assert_eq!(
-        unsafe { hatebm_session_save_checkpoint(c.0, ckc.as_ptr()) },
-        HATEBM_OK
-    );
+    let st = unsafe { hatebm_session_save_checkpoint(c.0, ckc.as_ptr()) };
+    assert_eq!(st, HATEBM_OK);
     let mut resumed = AnyRun::resume(&ck, None).unwrap();
     let mut rc = null_mut();
     // SAFETY: NUL-terminated path, NULL config, writable out.
-    assert_eq!(
-        unsafe { hatebm_session_resume(ckc.as_ptr(), null(), &mut rc) },
-        HATEBM_OK
-    );
+    let st = unsafe { hatebm_session_resume(ckc.as_ptr(), null(), &mut rc) };
+    assert_eq!(st, HATEBM_OK);
     let rc = CSession(rc);
     let a = resumed.step().unwrap();
     let b = r.step().unwrap();
     let mut cs = std::mem::MaybeUninit::<hatebm_step_stats>::zeroed();
     // SAFETY: live session; writable stats.
-    assert_eq!(
-        unsafe { hatebm_session_step(rc.0, cs.as_mut_ptr()) },
-        HATEBM_OK
-    );
+    let st = unsafe { hatebm_session_step(rc.0, cs.as_mut_ptr()) };
+    assert_eq!(st, HATEBM_OK);
     // SAFETY: written on HATEBM_OK.
     let cs = unsafe { cs.assume_init() };
     same_stats(&cs, &a);
