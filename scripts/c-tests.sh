@@ -70,7 +70,9 @@ check() {
         sed -e 's/^/      | /' "$log" | tail -n 60
     fi
 }
-links_asan() { nm "$1" | grep -q __asan_init; }
+# (grep without -q reads all of its input: with pipefail, `grep -q` exiting early
+# would make nm/readelf die of SIGPIPE and the check fail at random.)
+links_asan() { nm "$1" | grep __asan_init >/dev/null; }
 vg() {
     valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
         --show-leak-kinds=definite,indirect "$@"
@@ -93,8 +95,8 @@ run_examples() {
         "$out/checkpoint.safetensors" 16 "$out/samples" 5
     check "$stage/example:gaussian_mixture" "$@" "$dir/gaussian_mixture" "${gm[@]}"
 }
-not_needed() { ! readelf -d "$1" | grep -q "NEEDED.*libhatebm"; }
-soname_is() { readelf -d "$1" | grep -q "SONAME.*\[$2\]"; }
+not_needed() { ! readelf -d "$1" | grep "NEEDED.*libhatebm" >/dev/null; }
+soname_is() { readelf -d "$1" | grep "SONAME.*\[$2\]" >/dev/null; }
 
 if want headers; then
     check headers make_tests header-check
