@@ -28,8 +28,11 @@
  *    handle argument means the call does not mutate it. The log callback is the
  *    only global state.
  *  - Callbacks receive a void *user_data. Control callbacks return bool:
- *    true = continue, false = cancel (HATEBM_CANCELLED). Callbacks must not
- *    throw C++ exceptions or longjmp across the library.
+ *    true = continue, false = cancel (HATEBM_CANCELLED). Compute callbacks (user
+ *    energies/generators) return int: 0 = success, else HATEBM_CALLBACK.
+ *    Callbacks must not throw C++ exceptions or longjmp across the library.
+ *  - Parameter structs and vtables start with uint32_t struct_size: fill them
+ *    with their hatebm_*_default_*() function, then change fields.
  *  - Panics. No Rust panic crosses this boundary: a library bug is reported as
  *    HATEBM_PANIC (infallible getters return their documented default).
  *  - Versions. No ABI stability before 1.0: the SONAME is
@@ -183,6 +186,73 @@ typedef enum hatebm_log_level {
     HATEBM_LOG_LEVEL_TRACE = 5,
 } hatebm_log_level;
 
+/**
+ * Which network a weights call addresses (pass as `int`).
+ */
+typedef enum hatebm_model {
+    /**
+     * The energy network (its current weights).
+     */
+    HATEBM_MODEL_ENERGY = 0,
+    /**
+     * The generator.
+     */
+    HATEBM_MODEL_GENERATOR = 1,
+    /**
+     * The exponential moving average of the energy's weights (kept when
+     * `ebm_optim.ema_decay` is set; what sampling uses by default).
+     */
+    HATEBM_MODEL_ENERGY_EMA = 2,
+} hatebm_model;
+
+/**
+ * A fixed-capacity bank of latents `z` (`latent_len` floats each; none when
+ * `latent_len` is 0) and samples `x` (`sample_len` floats each), with
+ * reproducible draws of distinct slots.
+ *
+ * Thread-safety: one thread at a time.
+ */
+typedef struct hatebm_bank hatebm_bank;
+
+/**
+ * A run configuration (backend, seed, networks, sampler, training, data,
+ * outputs), edited key by key.
+ *
+ * Thread-safety: mutating calls (`hatebm_config_set`, `_unset`) need exclusive
+ * use; calls taking a `const hatebm_config *` may run concurrently from several
+ * threads while nobody mutates it. A session copies the resolved configuration
+ * when it is built, so the config may be changed or freed afterwards without
+ * affecting the session.
+ */
+typedef struct hatebm_config hatebm_config;
+
+/**
+ * An energy whose computations are C callbacks (see `hatebm_energy_new`).
+ *
+ * Thread-safety: one thread at a time; its callbacks run on the thread that
+ * called the library, never concurrently.
+ */
+typedef struct hatebm_energy hatebm_energy;
+
+/**
+ * A generator whose computations are C callbacks (see `hatebm_generator_new`).
+ *
+ * Thread-safety: one thread at a time; its callbacks run on the thread that
+ * called the library, never concurrently.
+ */
+typedef struct hatebm_generator hatebm_generator;
+
+/**
+ * A training session: one run of the configured mode on the configured
+ * backend, with its data, networks, optimisers, bank and counters.
+ *
+ * Thread-safety: NOT thread-safe. Use a session from one thread at a time
+ * (several sessions may run on different threads). Callbacks passed to a
+ * session call run on the calling thread and must not call functions on the
+ * same session.
+ */
+typedef struct hatebm_session hatebm_session;
+
 #if defined(HATEBM_TEST_HOOKS)
 /**
  * A test handle holding a label and a list of floats.
@@ -192,12 +262,353 @@ typedef struct hatebm_test_handle hatebm_test_handle;
 #endif
 
 /**
+ * Computes the energy of `n` samples: reads `x[n * sample_len]`, writes
+ * `out_energy[n]`. Returns 0 on success, non-zero on failure.
+ */
+typedef int (*hatebm_energy_fn)(const float *x,
+                                size_t n,
+                                size_t sample_len,
+                                float *out_energy,
+                                void *user_data);
+
+/**
+ * Computes the energy of `n` samples and its gradient with respect to each
+ * sample: reads `x[n * sample_len]`, writes `out_energy[n]` and
+ * `out_grad[n * sample_len]` (row b = dU(x_b)/dx_b). Returns 0 on success.
+ */
+typedef int (*hatebm_energy_grad_fn)(const float *x,
+                                     size_t n,
+                                     size_t sample_len,
+                                     float *out_energy,
+                                     float *out_grad,
+                                     void *user_data);
+
+/**
+ * Releases `user_data` when the library drops the object that owns it.
+ */
+typedef void (*hatebm_free_fn)(void *user_data);
+
+/**
+ * A user-supplied energy function U(x) (lower = more likely), as callbacks.
+ *
+ * Initialise with `hatebm_energy_default_vtable()` (sets `struct_size` and
+ * NULLs), then fill in the members.
+ */
+typedef struct hatebm_energy_vtable {
+    /**
+     * `sizeof(hatebm_energy_vtable)`; set by `hatebm_energy_default_vtable()`.
+     */
+    uint32_t struct_size;
+    /**
+     * Required: U(x) per sample.
+     */
+    hatebm_energy_fn energy;
+    /**
+     * Required: U(x) per sample and dU/dx.
+     */
+    hatebm_energy_grad_fn grad_x;
+    /**
+     * Optional (may be NULL): a short name used in messages; copied.
+     */
+    const char *name;
+    /**
+     * Optional (may be NULL): called once with `user_data` when the
+     * `hatebm_energy` is freed (not if `hatebm_energy_new` fails).
+     */
+    hatebm_free_fn free;
+} hatebm_energy_vtable;
+
+/**
+ * Runs the generator: reads latents `z[n * latent_len]`, writes samples
+ * `out_x[n * sample_len]`. Returns 0 on success.
+ */
+typedef int (*hatebm_generator_forward_fn)(const float *z,
+                                           size_t n,
+                                           size_t latent_len,
+                                           float *out_x,
+                                           size_t sample_len,
+                                           void *user_data);
+
+/**
+ * The vector-Jacobian product with respect to the latent: given latents
+ * `z[n * latent_len]` and a cotangent `cot[n * sample_len]` (same shape as
+ * G(z)), writes `out_grad_z[n * latent_len]` = d(sum <G(z), cot>)/dz.
+ * Returns 0 on success.
+ */
+typedef int (*hatebm_generator_vjp_fn)(const float *z,
+                                       const float *cot,
+                                       size_t n,
+                                       size_t latent_len,
+                                       size_t sample_len,
+                                       float *out_grad_z,
+                                       void *user_data);
+
+/**
+ * A user-supplied generator x = G(z), as callbacks.
+ *
+ * Initialise with `hatebm_generator_default_vtable()`, then fill in the members.
+ */
+typedef struct hatebm_generator_vtable {
+    /**
+     * `sizeof(hatebm_generator_vtable)`; set by `hatebm_generator_default_vtable()`.
+     */
+    uint32_t struct_size;
+    /**
+     * Required: G(z).
+     */
+    hatebm_generator_forward_fn forward;
+    /**
+     * Required when latents move in Langevin sampling (`update_latents`);
+     * may be NULL otherwise (a call that needs it then fails with
+     * `HATEBM_INVALID_ARGUMENT`).
+     */
+    hatebm_generator_vjp_fn vjp_latent;
+    /**
+     * Optional (may be NULL): a short name used in messages; copied.
+     */
+    const char *name;
+    /**
+     * Optional (may be NULL): called once with `user_data` when the
+     * `hatebm_generator` is freed (not if `hatebm_generator_new` fails).
+     */
+    hatebm_free_fn free;
+} hatebm_generator_vtable;
+
+/**
+ * Every knob of the Langevin sampler, plus where its noise comes from.
+ *
+ * Get one from `hatebm_langevin_default_params()` (library defaults) or
+ * `hatebm_session_langevin_params()` (a session's training chains), then change
+ * fields. One step moves the latent block z (if `update_latents`) then the
+ * residual / image block y (if `update_res`):
+ * `s <- s - (eps^2/2) * clip(dU/ds) + eps * noise`, with
+ * `U(y, z) = sum_b H(G(z_b) + y_b) / temperature [+ |y|^2 / (2 prior_sigma_res^2)]
+ * [+ |z|^2 / 2]`.
+ */
+typedef struct hatebm_langevin_params {
+    /**
+     * `sizeof(hatebm_langevin_params)`; set by the functions that fill it.
+     */
+    uint32_t struct_size;
+    /**
+     * Number of steps K (0 leaves the chains unchanged).
+     */
+    size_t steps;
+    /**
+     * Temperature T > 0 (the energy is divided by it).
+     */
+    float temperature;
+    /**
+     * Step size of the residual / image block (> 0 when `update_res`).
+     */
+    float eps_res;
+    /**
+     * Step size of the latent block (> 0 when `update_latents`).
+     */
+    float eps_latent;
+    /**
+     * Maximum per-sample drift norm of the residual block; <= 0 = no clipping.
+     */
+    float clip_res;
+    /**
+     * Maximum per-sample drift norm of the latent block; <= 0 = no clipping.
+     */
+    float clip_latent;
+    /**
+     * sigma of a Gaussian prior N(0, sigma^2) on the residual; <= 0 = no prior.
+     */
+    float prior_sigma_res;
+    /**
+     * Whether the residual / image block y moves.
+     */
+    bool update_res;
+    /**
+     * Whether the latent block z moves (needs a generator with a VJP, and z).
+     */
+    bool update_latents;
+    /**
+     * Whether to add the noise term (false = gradient descent).
+     */
+    bool noise;
+    /**
+     * Adds an N(0, I) prior |z|^2/2 on the latent (not temperature-scaled).
+     */
+    bool latent_prior;
+    /**
+     * Sessions only: use the energy's EMA weights (if it keeps them).
+     * Ignored by `hatebm_langevin_run_custom`.
+     */
+    bool use_ema;
+    /**
+     * Noise seed.
+     */
+    uint64_t seed;
+    /**
+     * Noise counter: chain i's noise at step k depends only on
+     * (seed, iteration, row_offset + i, k).
+     */
+    uint64_t iteration;
+    /**
+     * Global index of the first chain of this batch (so a batch split into
+     * parts gets the same noise as the whole).
+     */
+    uint64_t row_offset;
+} hatebm_langevin_params;
+
+/**
+ * Diagnostics of one Langevin call (means over steps and samples).
+ */
+typedef struct hatebm_langevin_stats {
+    /**
+     * `sizeof(hatebm_langevin_stats)`, written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * Steps taken.
+     */
+    size_t steps;
+    /**
+     * Mean energy H(x) (not divided by T) over steps and samples.
+     */
+    double mean_energy;
+    /**
+     * Mean energy seen by the last step.
+     */
+    double last_energy;
+    /**
+     * Mean (eps_res^2/2) * |clipped gradient| per step and sample (residual block).
+     */
+    double drift_norm_res;
+    /**
+     * The same for the latent block.
+     */
+    double drift_norm_latent;
+    /**
+     * Fraction of (step, sample) pairs whose residual drift was clipped.
+     */
+    double clip_frac_res;
+    /**
+     * Fraction of (step, sample) pairs whose latent drift was clipped.
+     */
+    double clip_frac_latent;
+    /**
+     * Mean per-sample |z| after the last step (0 without latents).
+     */
+    double mean_latent_norm;
+} hatebm_langevin_stats;
+
+/**
  * A log callback: `level` is a `hatebm_log_level` value, `target` the emitting
  * module (e.g. `"hatebm::ffi"`), `message` the text. Both strings are valid only
  * during the call. It may be called from several threads at once; it must not
  * throw (C++) or `longjmp` out.
  */
 typedef void (*hatebm_log_cb)(int level, const char *target, const char *message, void *user_data);
+
+/**
+ * How `hatebm_session_sample` draws samples.
+ */
+typedef struct hatebm_sample_params {
+    /**
+     * `sizeof(hatebm_sample_params)`; set by `hatebm_sample_default_params()`.
+     */
+    uint32_t struct_size;
+    /**
+     * Number of samples N (>= 1); the output buffer holds N * sample_len floats.
+     */
+    size_t n;
+    /**
+     * Chains per batch; 0 = the configuration's `sample.batch_size`. Results
+     * do not depend on it.
+     */
+    size_t batch_size;
+    /**
+     * Langevin steps: < 0 = the training chains' K; 0 = the generator's
+     * samples G(z) without MCMC (generator modes); > 0 = that many.
+     */
+    int64_t steps;
+    /**
+     * Use the energy's EMA weights when it keeps them.
+     */
+    bool use_ema;
+    /**
+     * Seed of the sampling noise (independent of the training streams).
+     */
+    uint64_t seed;
+} hatebm_sample_params;
+
+/**
+ * What one training iteration reports.
+ */
+typedef struct hatebm_step_stats {
+    /**
+     * `sizeof(hatebm_step_stats)`, written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * The index of the iteration just completed, 0-based (the session's
+     * first step reports 0; `hatebm_session_iteration` then returns 1).
+     */
+    uint64_t iteration;
+    /**
+     * The EBM loss (mean U(x+) - mean U(x-)) / T.
+     */
+    double loss_ebm;
+    /**
+     * Mean energy of the (jittered) data batch.
+     */
+    double energy_pos;
+    /**
+     * Mean energy of the negative samples.
+     */
+    double energy_neg;
+    /**
+     * Generator loss, or NaN for modes that do not train the generator.
+     */
+    double loss_gen;
+    /**
+     * Sampler diagnostics of this iteration's chains.
+     */
+    struct hatebm_langevin_stats langevin;
+    /**
+     * Wall-clock seconds of the iteration.
+     */
+    double seconds;
+} hatebm_step_stats;
+
+/**
+ * What a progress callback sees after every iteration of `hatebm_session_train`.
+ */
+typedef struct hatebm_progress {
+    /**
+     * `sizeof(hatebm_progress)`, written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * Iterations completed so far (including resumed ones).
+     */
+    uint64_t iteration;
+    /**
+     * The configured total, `train.steps`.
+     */
+    uint64_t total;
+    /**
+     * Divergence-guard rollbacks so far.
+     */
+    uint32_t rollbacks;
+    /**
+     * The iteration's statistics.
+     */
+    struct hatebm_step_stats stats;
+} hatebm_progress;
+
+/**
+ * A progress callback: called after every iteration with the progress (valid
+ * only during the call). Return `true` to continue, `false` to cancel: the
+ * train call then returns `HATEBM_CANCELLED`, after a complete iteration, so
+ * the session is consistent and can be saved, stepped or trained further.
+ */
+typedef bool (*hatebm_progress_cb)(const struct hatebm_progress *progress, void *user_data);
 
 #if defined(HATEBM_TEST_HOOKS)
 /**
@@ -210,6 +621,104 @@ typedef bool (*hatebm_test_step_cb)(size_t step, void *user_data);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates a bank of `capacity` slots, all zeros. `latent_len = 0` makes an
+ * images-only bank (no latents). `shard` enters the slot-draw key, so banks
+ * with different shard ids draw independent slots (data-parallel use).
+ * `HATEBM_INVALID_ARGUMENT` for a zero capacity or sample length.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_bank_new(size_t capacity,
+                                   size_t latent_len,
+                                   size_t sample_len,
+                                   uint64_t shard,
+                                   struct hatebm_bank **out);
+
+/**
+ * Frees a bank. NULL is a no-op.
+ *
+ * # Safety
+ * `bank` is NULL or a live handle from `hatebm_bank_new`, not used afterwards.
+ */
+void hatebm_bank_free(struct hatebm_bank *bank);
+
+/**
+ * Refills every slot as Algorithm 1 initialises the bank: `z ~ N(0, I)` from
+ * `seed` (and the bank's shard), `x = G(z)` through the user generator in
+ * batches of `batch`. The generator's latent and output sizes must equal the
+ * bank's `latent_len` and `sample_len`. On failure (e.g. a generator callback
+ * error) the bank is unchanged.
+ *
+ * # Safety
+ * `bank` is NULL or live; `generator` is NULL or live; neither is used by
+ * another thread during the call.
+ */
+enum hatebm_status hatebm_bank_init_from_generator(struct hatebm_bank *bank,
+                                                   const struct hatebm_generator *generator,
+                                                   size_t batch,
+                                                   uint64_t seed);
+
+/**
+ * The bank's capacity.
+ *
+ * # Safety
+ * `bank` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_bank_capacity(const struct hatebm_bank *bank, size_t *out);
+
+/**
+ * Draws `count` distinct slots for `(seed, iteration)` (and the bank's shard)
+ * into `out_slots[count]`: the first `count` entries of a random permutation
+ * of `0 .. capacity`, reproducible for the same arguments.
+ * `HATEBM_INVALID_ARGUMENT` if `count` exceeds the capacity or is 0.
+ *
+ * # Safety
+ * `bank` is NULL or live; `out_slots` has `count` writable `size_t`.
+ */
+enum hatebm_status hatebm_bank_draw_slots(const struct hatebm_bank *bank,
+                                          uint64_t seed,
+                                          uint64_t iteration,
+                                          size_t *out_slots,
+                                          size_t count);
+
+/**
+ * Copies the pairs in `slots[count]` into `out_z[count * latent_len]` (may be
+ * NULL with `z_len == 0` to skip the latents; must be for an images-only bank)
+ * and `out_x[count * sample_len]`, in slot order.
+ *
+ * # Safety
+ * `bank` is NULL or live; `slots` has `count` readable `size_t`; the outputs
+ * are NULL (with length 0) or have their lengths of writable floats; no overlap.
+ */
+enum hatebm_status hatebm_bank_gather(const struct hatebm_bank *bank,
+                                      const size_t *slots,
+                                      size_t count,
+                                      float *out_z,
+                                      size_t z_len,
+                                      float *out_x,
+                                      size_t x_len);
+
+/**
+ * Overwrites the pairs in `slots[count]` (distinct) with `z[count * latent_len]`
+ * (required iff the bank stores latents; else NULL with `z_len == 0`) and
+ * `x[count * sample_len]`. Everything is checked before anything is written:
+ * on failure the bank is unchanged.
+ *
+ * # Safety
+ * `bank` is NULL or live and not used elsewhere during the call; `slots` has
+ * `count` readable `size_t`; `z` and `x` are NULL (with length 0) or have their
+ * lengths of readable floats.
+ */
+enum hatebm_status hatebm_bank_overwrite(struct hatebm_bank *bank,
+                                         const size_t *slots,
+                                         size_t count,
+                                         const float *z,
+                                         size_t z_len,
+                                         const float *x,
+                                         size_t x_len);
 
 /**
  * Checks that the `n` floats at `data` are all finite (no NaN, no +/-Inf).
@@ -227,6 +736,192 @@ extern "C" {
  * `out_first_bad` is NULL or points to a writable `size_t`.
  */
 enum hatebm_status hatebm_check_finite(const float *data, size_t n, size_t *out_first_bad);
+
+/**
+ * Creates an empty configuration (the library defaults; set `preset` first to
+ * start from a built-in preset, e.g. `hatebm_config_set(cfg, "preset", "digits")`).
+ * Free it with `hatebm_config_free`.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_config_new(struct hatebm_config **out);
+
+/**
+ * Parses a TOML document (UTF-8, NUL-terminated), e.g.
+ * `"preset = \"toy2d\"\n[train]\nsteps = 10\n"`. Unknown keys, wrong types and
+ * out-of-range values are `HATEBM_CONFIG` with a message naming the key (and the
+ * closest valid key). Relative paths stay relative to the working directory.
+ *
+ * # Safety
+ * `toml` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_config_from_toml(const char *toml, struct hatebm_config **out);
+
+/**
+ * Reads a TOML configuration file. Relative data and weight paths in it are
+ * resolved against the file's folder. `HATEBM_IO` if it cannot be read,
+ * `HATEBM_CONFIG` (message naming the file and key) if it is invalid.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_config_from_file(const char *path, struct hatebm_config **out);
+
+/**
+ * Reads the configuration stored in a checkpoint (written by
+ * `hatebm_session_save_checkpoint`), e.g. to change its backend or output
+ * folder before `hatebm_session_resume(path, cfg, ...)`. `HATEBM_IO` /
+ * `HATEBM_FORMAT` for a missing, corrupt or foreign file.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_config_from_checkpoint(const char *path, struct hatebm_config **out);
+
+/**
+ * Copies a configuration into a new handle (free both).
+ *
+ * # Safety
+ * `cfg` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_config_clone(const struct hatebm_config *cfg, struct hatebm_config **out);
+
+/**
+ * Frees a configuration. NULL is a no-op. Sessions built from it are unaffected.
+ *
+ * # Safety
+ * `cfg` is NULL or a live handle from a `hatebm_config_*` constructor, not
+ * used afterwards.
+ */
+void hatebm_config_free(struct hatebm_config *cfg);
+
+/**
+ * Sets one dotted key, e.g. `("backend", "tch:cuda:0")`, `("seed", "7")`,
+ * `("langevin.steps", "50")`, `("preset", "digits")`,
+ * `("model.energy.dims", "[2, 64, 1]")`. `value` is parsed as a TOML value
+ * (number, boolean, array, inline table, quoted string); anything else is taken
+ * as a bare string, so `"cpu"` and `"\"cpu\""` are the same.
+ *
+ * `HATEBM_CONFIG` for an unknown key (the message names it and suggests the
+ * closest valid key), a wrong type or an out-of-range value; the configuration
+ * is unchanged then. Cross-field constraints (e.g. a mode that needs a
+ * generator) are checked when a session is built.
+ *
+ * # Safety
+ * `cfg` is NULL or live and not used by another thread during the call; `key`
+ * and `value` are NULL or NUL-terminated strings.
+ */
+enum hatebm_status hatebm_config_set(struct hatebm_config *cfg, const char *key, const char *value);
+
+/**
+ * Removes a dotted key so that its default (or the preset's value) applies.
+ * `HATEBM_CONFIG` if the key is not set; the configuration is unchanged then.
+ *
+ * # Safety
+ * `cfg` is NULL or live and not used by another thread during the call; `key`
+ * is NULL or a NUL-terminated string.
+ */
+enum hatebm_status hatebm_config_unset(struct hatebm_config *cfg, const char *key);
+
+/**
+ * Copies the fully resolved configuration (preset expanded, every key with its
+ * value) as TOML text, NUL-terminated, into `buf` (copy-out convention:
+ * `*out_n` = bytes needed including the NUL, also on
+ * `HATEBM_INSUFFICIENT_SIZE`). Resolving runs every check, so an inconsistent
+ * configuration is `HATEBM_CONFIG` here.
+ *
+ * # Safety
+ * `cfg` is NULL or live; `buf` is NULL (with `len == 0`) or has `len` writable
+ * bytes; `out_n` is NULL or writable.
+ */
+enum hatebm_status hatebm_config_to_toml(const struct hatebm_config *cfg,
+                                         char *buf,
+                                         size_t len,
+                                         size_t *out_n);
+
+/**
+ * Lets a failing callback explain itself: stores `message` (copied; NULL
+ * clears it) for the calling thread. When the callback then returns non-zero,
+ * the library's error message includes this text. Intended to be called from
+ * inside a callback, right before it returns its failure code; the text is
+ * discarded when the next callback starts. Never fails; invalid UTF-8 is
+ * replaced.
+ *
+ * # Safety
+ * `message` is NULL or a NUL-terminated string.
+ */
+void hatebm_callback_set_error(const char *message);
+
+/**
+ * A vtable with `struct_size` set and every member NULL; fill in the callbacks.
+ */
+struct hatebm_energy_vtable hatebm_energy_default_vtable(void);
+
+/**
+ * A vtable with `struct_size` set and every member NULL; fill in the callbacks.
+ */
+struct hatebm_generator_vtable hatebm_generator_default_vtable(void);
+
+/**
+ * Wraps user callbacks as an energy function on samples of shape
+ * `sample_shape[0..ndim]` (e.g. `{2}` for 2-D points, `{1, 28, 28}` for images;
+ * callbacks see `sample_len` = the product). The vtable is copied (and its
+ * `name`); `user_data` is passed to every callback. On success the energy owns
+ * `user_data` in the sense that `vtable->free` (if set) is called once by
+ * `hatebm_energy_free`; on failure nothing is called and `user_data` stays yours.
+ *
+ * `HATEBM_NULL_PARAMETER` if `energy` or `grad_x` is NULL;
+ * `HATEBM_INVALID_ARGUMENT` for a wrong `struct_size` or an empty/zero shape.
+ *
+ * # Safety
+ * `vtable` is NULL or a readable `hatebm_energy_vtable` whose callbacks are
+ * safe to call with `user_data` on any thread that uses the energy, until it
+ * is freed; `sample_shape` has `ndim` readable `size_t`; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_energy_new(const struct hatebm_energy_vtable *vtable,
+                                     void *user_data,
+                                     const size_t *sample_shape,
+                                     size_t ndim,
+                                     struct hatebm_energy **out);
+
+/**
+ * Frees a callback energy (calling its vtable's `free(user_data)` if set).
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `energy` is NULL or a live handle from `hatebm_energy_new`, not used afterwards.
+ */
+void hatebm_energy_free(struct hatebm_energy *energy);
+
+/**
+ * Wraps user callbacks as a generator from latents of shape
+ * `latent_shape[0..latent_ndim]` to samples of shape
+ * `output_shape[0..output_ndim]`. Ownership of `user_data` and failures as
+ * for `hatebm_energy_new`. `HATEBM_NULL_PARAMETER` if `forward` is NULL.
+ *
+ * # Safety
+ * `vtable` is NULL or a readable `hatebm_generator_vtable` whose callbacks are
+ * safe to call with `user_data` until the generator is freed; the shapes have
+ * their `ndim` readable `size_t`; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_generator_new(const struct hatebm_generator_vtable *vtable,
+                                        void *user_data,
+                                        const size_t *latent_shape,
+                                        size_t latent_ndim,
+                                        const size_t *output_shape,
+                                        size_t output_ndim,
+                                        struct hatebm_generator **out);
+
+/**
+ * Frees a callback generator (calling its vtable's `free(user_data)` if set).
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `generator` is NULL or a live handle from `hatebm_generator_new`, not used
+ * afterwards.
+ */
+void hatebm_generator_free(struct hatebm_generator *generator);
 
 /**
  * Returns the message of the last failed `hatebm_*` call on this thread, or ""
@@ -263,6 +958,81 @@ enum hatebm_status hatebm_last_error_copy(char *buf, size_t len, size_t *out_n);
 void hatebm_last_error_clear(void);
 
 /**
+ * Writes `n` images `data[n * c * h * w]` (NCHW, values nominally in [-1, 1],
+ * clamped) as one PNG grid, 8 images per row, small images upscaled to at
+ * least 32 pixels (the same pictures `hatebm_session_train` writes). `c` is 1
+ * (gray) or 3 (RGB). Thread-safe.
+ *
+ * `HATEBM_SHAPE_MISMATCH` if `data_len != n * c * h * w`;
+ * `HATEBM_INVALID_ARGUMENT` for other shapes; `HATEBM_IO` if the file cannot
+ * be written.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `data` has `data_len` readable floats.
+ */
+enum hatebm_status hatebm_save_image_grid(const char *path,
+                                          const float *data,
+                                          size_t data_len,
+                                          size_t n,
+                                          size_t c,
+                                          size_t h,
+                                          size_t w);
+
+/**
+ * Writes `data[data_len]` as a little-endian float32 `.npy` file of shape
+ * `shape[0..ndim]` (whose product must be `data_len`), readable with
+ * `numpy.load`. Thread-safe.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `data` has `data_len` readable
+ * floats; `shape` has `ndim` readable `size_t`.
+ */
+enum hatebm_status hatebm_save_npy(const char *path,
+                                   const float *data,
+                                   size_t data_len,
+                                   const size_t *shape,
+                                   size_t ndim);
+
+/**
+ * The library's default sampler settings (the paper's CIFAR-10 values: 50
+ * steps, T = 1e-3, eps_res = 5e-4, clip_res = 2.5, residual moves, noise on),
+ * seed/iteration/row_offset 0, `struct_size` set. Never fails.
+ */
+struct hatebm_langevin_params hatebm_langevin_default_params(void);
+
+/**
+ * Runs the Langevin sampler on user callback models: `n` chains with residuals
+ * / images `y[n * sample_len]` and, with a generator, latents
+ * `z[n * latent_len]` (images are `G(z) + y`; without a generator, pass
+ * `generator = NULL, z = NULL, z_len = 0` and `y` are the images). The chains
+ * are updated in place **only on success**; on any failure (including a
+ * callback failing in the middle of the run) `z` and `y` are unchanged.
+ * `out_stats` (may be NULL) receives the diagnostics. `params->use_ema` is
+ * ignored. The callbacks run on this thread.
+ *
+ * `HATEBM_SHAPE_MISMATCH` for wrong lengths; `HATEBM_INVALID_ARGUMENT` for bad
+ * params (wrong `struct_size`, non-positive temperature, ...), `n == 0`,
+ * `update_latents` without generator/z/VJP, or overlapping buffers;
+ * `HATEBM_CALLBACK` when a callback returns non-zero; `HATEBM_NUMERIC` when a
+ * callback leaves an output unwritten or non-finite.
+ *
+ * # Safety
+ * `energy` is NULL or live; `generator` is NULL or live; `params` is NULL or
+ * readable; `z` is NULL (with `z_len == 0`) or has `z_len` writable floats;
+ * `y` likewise; `out_stats` is NULL or writable. No other thread uses the
+ * handles during the call.
+ */
+enum hatebm_status hatebm_langevin_run_custom(const struct hatebm_energy *energy,
+                                              const struct hatebm_generator *generator,
+                                              const struct hatebm_langevin_params *params,
+                                              float *z,
+                                              size_t z_len,
+                                              float *y,
+                                              size_t y_len,
+                                              size_t n,
+                                              struct hatebm_langevin_stats *out_stats);
+
+/**
  * Sets (or, with `callback = NULL`, removes) the process-wide log callback.
  * `user_data` is passed back to every call.
  *
@@ -286,6 +1056,375 @@ enum hatebm_status hatebm_log_set(hatebm_log_cb callback, void *user_data);
  * thread. `HATEBM_INVALID_ARGUMENT` for a value outside 0..=5.
  */
 enum hatebm_status hatebm_log_set_level(int level);
+
+/**
+ * Default sampling settings: n = 64, batch_size = 0 (the configuration's),
+ * steps = -1 (the training chains' K), use_ema = true, seed = 0,
+ * `struct_size` set. Never fails.
+ */
+struct hatebm_sample_params hatebm_sample_default_params(void);
+
+/**
+ * Builds a session from a configuration: loads the data, builds and
+ * initialises the networks on the configured backend (`backend` key), the
+ * optimisers and the bank. Nothing is written to disk. The resolved
+ * configuration is copied; `cfg` may be changed or freed afterwards.
+ *
+ * `HATEBM_CONFIG` for an invalid or inconsistent configuration;
+ * `HATEBM_BACKEND_UNAVAILABLE` for a backend not compiled in (e.g. `tch:*`
+ * without the tch feature); `HATEBM_DEVICE_UNAVAILABLE` for a missing CUDA
+ * device; data, weights and I/O errors.
+ *
+ * # Safety
+ * `cfg` is NULL or live (not mutated during the call); `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_new(const struct hatebm_config *cfg, struct hatebm_session **out);
+
+/**
+ * Resumes a session from a checkpoint written by
+ * `hatebm_session_save_checkpoint` (or by `hatebm_session_train`). With
+ * `cfg = NULL` the configuration stored in the checkpoint is used (including
+ * its backend); otherwise `cfg` (which must describe the same networks, e.g. to
+ * change the backend, the output folder or `train.steps`). Continuing is exact:
+ * on the CPU backend, N steps + save + resume + M steps equals N + M steps bit
+ * for bit.
+ *
+ * `HATEBM_IO` / `HATEBM_FORMAT` for a missing, corrupt or foreign file;
+ * otherwise as `hatebm_session_new`.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `cfg` is NULL or live; `out` is
+ * NULL or writable.
+ */
+enum hatebm_status hatebm_session_resume(const char *path,
+                                         const struct hatebm_config *cfg,
+                                         struct hatebm_session **out);
+
+/**
+ * Frees a session. NULL is a no-op.
+ *
+ * # Safety
+ * `session` is NULL or a live handle from `hatebm_session_new` /
+ * `hatebm_session_resume`, not used afterwards.
+ */
+void hatebm_session_free(struct hatebm_session *session);
+
+/**
+ * Writes a checkpoint (networks, optimisers, EMA, bank, counters, data order,
+ * configuration) atomically: a crash while saving leaves the previous file
+ * intact. Resume it with `hatebm_session_resume`.
+ *
+ * # Safety
+ * `session` is NULL or live; `path` is NULL or a NUL-terminated string.
+ */
+enum hatebm_status hatebm_session_save_checkpoint(const struct hatebm_session *session,
+                                                  const char *path);
+
+/**
+ * Loads one network's weights from a safetensors file with PyTorch
+ * `state_dict` names (e.g. saved by `safetensors.torch.save_file(model.state_dict())`),
+ * or from a file with `ebm.` / `gen.` prefixes such as a checkpoint. `which` is
+ * a `hatebm_model`. Loading the energy also resets its EMA copy to the loaded
+ * weights; `HATEBM_MODEL_ENERGY_EMA` loads the EMA copy only. Optimiser moments
+ * are kept. Strict: a missing, unexpected or mis-shaped tensor is
+ * `HATEBM_PARAM` naming it; the session is unchanged on any error.
+ *
+ * # Safety
+ * `session` is NULL or live and not used elsewhere during the call; `path` is
+ * NULL or a NUL-terminated string.
+ */
+enum hatebm_status hatebm_session_load_weights(struct hatebm_session *session,
+                                               int which,
+                                               const char *path);
+
+/**
+ * Saves one network's weights (`which`, a `hatebm_model`) as safetensors with
+ * PyTorch `state_dict` names and no prefix, loadable with
+ * `model.load_state_dict(safetensors.torch.load_file(path))`. Atomic.
+ * `HATEBM_INVALID_ARGUMENT` for a generator the mode lacks or EMA weights the
+ * optimiser does not keep.
+ *
+ * # Safety
+ * `session` is NULL or live; `path` is NULL or a NUL-terminated string.
+ */
+enum hatebm_status hatebm_session_save_weights(const struct hatebm_session *session,
+                                               int which,
+                                               const char *path);
+
+/**
+ * Copies the name of the backend the session runs on (e.g. `"cpu"`,
+ * `"tch:cuda:0"`; `auto` is resolved), NUL-terminated (copy-out convention).
+ *
+ * # Safety
+ * `session` is NULL or live; `buf` is NULL (with `len == 0`) or has `len`
+ * writable bytes; `out_n` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_backend_name(const struct hatebm_session *session,
+                                               char *buf,
+                                               size_t len,
+                                               size_t *out_n);
+
+/**
+ * Copies the session's resolved configuration as TOML, NUL-terminated
+ * (copy-out convention).
+ *
+ * # Safety
+ * As `hatebm_session_backend_name`.
+ */
+enum hatebm_status hatebm_session_config_toml(const struct hatebm_session *session,
+                                              char *buf,
+                                              size_t len,
+                                              size_t *out_n);
+
+/**
+ * The number of training iterations completed (including resumed ones).
+ *
+ * # Safety
+ * `session` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_iteration(const struct hatebm_session *session, uint64_t *out);
+
+/**
+ * Copies the shape of one sample (the energy's input), e.g. `{64}` for the
+ * flattened 8x8 digits or `{3, 32, 32}`, into `dims` (copy-out convention, in
+ * elements: `*out_n` = number of dimensions). `sample_len` below is its product.
+ *
+ * # Safety
+ * `session` is NULL or live; `dims` is NULL (with `len == 0`) or has `len`
+ * writable `size_t`; `out_n` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_sample_shape(const struct hatebm_session *session,
+                                               size_t *dims,
+                                               size_t len,
+                                               size_t *out_n);
+
+/**
+ * Copies the shape of one latent (copy-out convention). A session without a
+ * generator has no latent: `*out_n = 0` and `HATEBM_OK`.
+ *
+ * # Safety
+ * As `hatebm_session_sample_shape`.
+ */
+enum hatebm_status hatebm_session_latent_shape(const struct hatebm_session *session,
+                                               size_t *dims,
+                                               size_t len,
+                                               size_t *out_n);
+
+/**
+ * Copies the image shape `{C, H, W}` of the training data (copy-out
+ * convention), e.g. `{1, 8, 8}` for the digits even though the MLP energy sees
+ * flat samples of 64 values. Data that are not images (e.g. 2-D points):
+ * `*out_n = 0` and `HATEBM_OK`. Use it to write sample grids with
+ * `hatebm_save_image_grid`.
+ *
+ * # Safety
+ * As `hatebm_session_sample_shape`.
+ */
+enum hatebm_status hatebm_session_image_shape(const struct hatebm_session *session,
+                                              size_t *dims,
+                                              size_t len,
+                                              size_t *out_n);
+
+/**
+ * The number of floats per sample (`sample_len`, the product of the sample
+ * shape) and per latent (`latent_len`; 0 without a generator). Either
+ * out-param may be NULL.
+ *
+ * # Safety
+ * `session` is NULL or live; the out-params are NULL or writable.
+ */
+enum hatebm_status hatebm_session_sizes(const struct hatebm_session *session,
+                                        size_t *out_sample_len,
+                                        size_t *out_latent_len);
+
+/**
+ * Energies U(x) of `n` samples `x[n * sample_len]` with the session's energy
+ * network (its current weights), written to `out_energy[n]`
+ * (`out_len` must be `n`). `HATEBM_SHAPE_MISMATCH` for wrong lengths.
+ *
+ * # Safety
+ * `session` is NULL or live and not used elsewhere during the call; `x` has
+ * `x_len` readable floats; `out_energy` has `out_len` writable floats; the
+ * buffers do not overlap.
+ */
+enum hatebm_status hatebm_session_energy(const struct hatebm_session *session,
+                                         const float *x,
+                                         size_t x_len,
+                                         size_t n,
+                                         float *out_energy,
+                                         size_t out_len);
+
+/**
+ * Energies and their input gradients dU(x_b)/dx_b for `n` samples:
+ * `x[n * sample_len]` in, `out_energy[n]` and `out_grad[n * sample_len]` out.
+ *
+ * # Safety
+ * As `hatebm_session_energy`, plus `out_grad` has `grad_len` writable floats.
+ */
+enum hatebm_status hatebm_session_energy_grad(const struct hatebm_session *session,
+                                              const float *x,
+                                              size_t x_len,
+                                              size_t n,
+                                              float *out_energy,
+                                              size_t energy_len,
+                                              float *out_grad,
+                                              size_t grad_len);
+
+/**
+ * Runs the session's generator: latents `z[n * latent_len]` in, samples
+ * `out_x[n * sample_len]` out. `HATEBM_INVALID_ARGUMENT` without a generator.
+ *
+ * # Safety
+ * `session` is NULL or live and not used elsewhere during the call; `z` has
+ * `z_len` readable floats; `out_x` has `x_len` writable floats; no overlap.
+ */
+enum hatebm_status hatebm_session_generate(const struct hatebm_session *session,
+                                           const float *z,
+                                           size_t z_len,
+                                           size_t n,
+                                           float *out_x,
+                                           size_t x_len);
+
+/**
+ * The generator's vector-Jacobian product with respect to the latent:
+ * `out_grad_z[n * latent_len]` = d(sum <G(z), cot>)/dz for latents
+ * `z[n * latent_len]` and a cotangent `cot[n * sample_len]`.
+ *
+ * # Safety
+ * As `hatebm_session_generate`, plus `cot` has `cot_len` readable floats.
+ */
+enum hatebm_status hatebm_session_generator_vjp(const struct hatebm_session *session,
+                                                const float *z,
+                                                size_t z_len,
+                                                const float *cot,
+                                                size_t cot_len,
+                                                size_t n,
+                                                float *out_grad_z,
+                                                size_t grad_len);
+
+/**
+ * Fills `*out` with the sampler settings of the session's training chains
+ * (the configuration's `[langevin]` section after the mode's adjustments),
+ * `seed` = the run seed, `iteration` = the iterations done, `row_offset` = 0,
+ * `use_ema` = false.
+ *
+ * # Safety
+ * `session` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_langevin_params(const struct hatebm_session *session,
+                                                  struct hatebm_langevin_params *out);
+
+/**
+ * Runs the Langevin sampler with the session's networks on caller chains:
+ * `y[n * sample_len]` (residuals, or images when `z` is NULL) and, optionally,
+ * latents `z[n * latent_len]` mapped through the session's generator (images
+ * are `G(z) + y`). Pass `z = NULL, z_len = 0` to sample directly in sample
+ * space (always the case without a generator). The chains are updated in place
+ * only on success; `out_stats` (may be NULL) receives the diagnostics.
+ * `params->use_ema` selects the energy's EMA weights. The session's training
+ * state is not changed.
+ *
+ * # Safety
+ * `session` is NULL or live and not used elsewhere during the call; `params`
+ * is NULL or readable; `z` is NULL (with `z_len == 0`) or has `z_len` writable
+ * floats; `y` has `y_len` writable floats; `out_stats` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_langevin(struct hatebm_session *session,
+                                           const struct hatebm_langevin_params *params,
+                                           float *z,
+                                           size_t z_len,
+                                           float *y,
+                                           size_t y_len,
+                                           size_t n,
+                                           struct hatebm_langevin_stats *out_stats);
+
+/**
+ * One training iteration of the configured mode (data batch, negative
+ * chains, EBM update, generator update, bank update), guarded against
+ * divergence as configured. Writes no files. `out_stats` (may be NULL)
+ * receives the iteration's statistics.
+ *
+ * `HATEBM_DIVERGED` when the guard stops the run (the session keeps the last
+ * good state only with `guard.policy = "rollback"`).
+ *
+ * # Safety
+ * `session` is NULL or live and not used elsewhere during the call;
+ * `out_stats` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_step(struct hatebm_session *session,
+                                       struct hatebm_step_stats *out_stats);
+
+/**
+ * Trains `n_steps` more iterations (0 = until `train.steps` iterations are
+ * done; never beyond `train.steps`), writing the configured outputs to
+ * `output.dir` (metrics.jsonl, sample grids, checkpoint.safetensors every
+ * `output.checkpoint_every` and at the end of training). After every iteration
+ * `progress` (may be NULL) is called; returning `false` cancels: the call
+ * returns `HATEBM_CANCELLED` after a complete iteration, and the session stays
+ * consistent (save it, or call step/train again to continue exactly).
+ *
+ * # Safety
+ * `session` is NULL or live and not used elsewhere during the call (the
+ * callback must not use it either); `progress`, if not NULL, is safe to call
+ * with `user_data` on this thread.
+ */
+enum hatebm_status hatebm_session_train(struct hatebm_session *session,
+                                        uint64_t n_steps,
+                                        hatebm_progress_cb progress,
+                                        void *user_data);
+
+/**
+ * The statistics of the last completed iteration. `HATEBM_INVALID_ARGUMENT`
+ * before the first iteration of this session.
+ *
+ * # Safety
+ * `session` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_last_stats(const struct hatebm_session *session,
+                                             struct hatebm_step_stats *out);
+
+/**
+ * The capacity of the session's persistent bank (historical synthesis:
+ * `train.bank_size` pairs (z, x); persistent baseline: images only), or 0 for
+ * modes without a bank.
+ *
+ * # Safety
+ * `session` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_bank_size(const struct hatebm_session *session, size_t *out);
+
+/**
+ * Reads bank slot `slot` into `z[latent_len]` (may be NULL with `z_len == 0`
+ * to skip the latent; must be NULL for an images-only bank) and
+ * `x[sample_len]`. `HATEBM_INVALID_ARGUMENT` without a bank or for a slot out
+ * of range.
+ *
+ * # Safety
+ * `session` is NULL or live; `z` is NULL (with `z_len == 0`) or has `z_len`
+ * writable floats; `x` has `x_len` writable floats; no overlap.
+ */
+enum hatebm_status hatebm_session_bank_read(const struct hatebm_session *session,
+                                            size_t slot,
+                                            float *z,
+                                            size_t z_len,
+                                            float *x,
+                                            size_t x_len);
+
+/**
+ * Draws `params->n` samples from the trained model into `out[out_len]`
+ * (`out_len` must be `n * sample_len`): fresh chains initialised as in
+ * training, `params->steps` Langevin steps with the energy (EMA weights if
+ * `params->use_ema`), images `G(z) + y` for generator modes. Deterministic for
+ * a seed; independent of `batch_size`. The training state is unchanged.
+ *
+ * # Safety
+ * `session` is NULL or live and not used elsewhere during the call; `params`
+ * is NULL or readable; `out` has `out_len` writable floats.
+ */
+enum hatebm_status hatebm_session_sample(struct hatebm_session *session,
+                                         const struct hatebm_sample_params *params,
+                                         float *out,
+                                         size_t out_len);
 
 /**
  * Returns the name of a status code as a static, NUL-terminated string, e.g.

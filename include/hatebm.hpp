@@ -8,7 +8,10 @@
  *   - hatebm::Handle<T, Free>, unique ownership of an opaque handle;
  *   - hatebm::copy_string / copy_vector for the (buf, len, out_n) copy-out calls;
  *   - hatebm::Callback<R(Args...)>, which passes a C++ callable as a C callback
- *     and keeps C++ exceptions from crossing the C ABI.
+ *     and keeps C++ exceptions from crossing the C ABI;
+ *   - RAII classes over the API: Config, Session, CustomEnergy and
+ *     CustomGenerator (user models from lambdas/functors), Bank, and free
+ *     functions langevin(), save_image_grid(), save_npy().
  *
  * Pattern for a new handle type (see TestObject at the end for a full example):
  *
@@ -246,6 +249,508 @@ class Callback<R(Args...)> {
     Stored on_exception_{};
     std::exception_ptr error_;
 };
+
+// ---------------------------------------------------------------------------
+// The training and sampling API
+// ---------------------------------------------------------------------------
+
+/// Library default sampler settings (hatebm_langevin_default_params()).
+inline hatebm_langevin_params langevin_default_params() { return hatebm_langevin_default_params(); }
+
+/// Default sampling settings (hatebm_sample_default_params()).
+inline hatebm_sample_params sample_default_params() { return hatebm_sample_default_params(); }
+
+/// Product of a shape's dimensions.
+inline std::size_t numel(const std::vector<std::size_t> &shape) {
+    std::size_t n = 1;
+    for (std::size_t d : shape) {
+        n *= d;
+    }
+    return n;
+}
+
+/// A run configuration (hatebm_config): a preset plus key = value overrides.
+/// Copyable (copies the configuration); safe to share read-only across threads.
+class Config {
+  public:
+    /// An empty configuration (library defaults).
+    Config() { check(hatebm_config_new(handle_.out())); }
+
+    /// A configuration starting from a built-in preset, e.g. Config::preset("digits").
+    static Config preset(const std::string &name) {
+        Config c;
+        c.set("preset", name);
+        return c;
+    }
+
+    /// Parses a TOML document.
+    static Config from_toml(const std::string &toml) {
+        Config c(nullptr);
+        check(hatebm_config_from_toml(toml.c_str(), c.handle_.out()));
+        return c;
+    }
+
+    /// Reads a TOML file (relative paths resolve against its folder).
+    static Config from_file(const std::string &path) {
+        Config c(nullptr);
+        check(hatebm_config_from_file(path.c_str(), c.handle_.out()));
+        return c;
+    }
+
+    Config(const Config &other) : Config(nullptr) {
+        check(hatebm_config_clone(other.get(), handle_.out()));
+    }
+    Config &operator=(const Config &other) {
+        if (this != &other) {
+            Config copy(other);
+            handle_ = std::move(copy.handle_);
+        }
+        return *this;
+    }
+    Config(Config &&) noexcept = default;
+    Config &operator=(Config &&) noexcept = default;
+
+    /// Sets one dotted key ("backend", "langevin.steps", ...); throws on an
+    /// unknown key (the message suggests the closest) or a bad value.
+    Config &set(const std::string &key, const std::string &value) {
+        check(hatebm_config_set(handle_.get(), key.c_str(), value.c_str()));
+        return *this;
+    }
+
+    /// Removes a key so that its default applies.
+    Config &unset(const std::string &key) {
+        check(hatebm_config_unset(handle_.get(), key.c_str()));
+        return *this;
+    }
+
+    /// The fully resolved configuration as TOML.
+    std::string to_toml() const {
+        return copy_string([this](char *buf, std::size_t len, std::size_t *out_n) {
+            return hatebm_config_to_toml(handle_.get(), buf, len, out_n);
+        });
+    }
+
+    const hatebm_config *get() const noexcept { return handle_.get(); }
+
+  private:
+    explicit Config(std::nullptr_t) noexcept {}
+    Handle<hatebm_config, hatebm_config_free> handle_;
+};
+
+/// Owns a heap-allocated callable passed to the library as user_data: the
+/// library frees it through the vtable's `free` member when it drops the object.
+/// Exceptions thrown by the callable are caught in the trampolines, reported to
+/// the library (the call fails with HATEBM_CALLBACK and the exception's
+/// message) and kept here to be rethrown by the C++ call that triggered them.
+namespace detail {
+struct CallbackState {
+    std::exception_ptr error;
+
+    template <typename F>
+    int guard(F &&f) noexcept {
+        try {
+            f();
+            return 0;
+        } catch (const std::exception &e) {
+            if (!error) {
+                error = std::current_exception();
+            }
+            hatebm_callback_set_error(e.what());
+        } catch (...) {
+            if (!error) {
+                error = std::current_exception();
+            }
+            hatebm_callback_set_error("unknown C++ exception");
+        }
+        return 1;
+    }
+
+    void rethrow_if_failed() {
+        if (error) {
+            std::rethrow_exception(std::exchange(error, nullptr));
+        }
+    }
+};
+}  // namespace detail
+
+/// A user energy U(x) (hatebm_energy) from one callable
+/// `void f(const float *x, std::size_t n, std::size_t sample_len, float *out_energy, float *out_grad)`:
+/// it writes the `n` energies, and, when `out_grad` is not null, the gradients
+/// dU/dx (`n * sample_len` floats). It may throw; the library call then fails and
+/// the exception is rethrown by the wrapper that made the call.
+class CustomEnergy {
+  public:
+    template <typename F>
+    CustomEnergy(std::vector<std::size_t> sample_shape, F fn, const std::string &name = "custom energy")
+        : shape_(std::move(sample_shape)) {
+        auto holder = std::make_unique<Holder<F>>(std::move(fn));
+        hatebm_energy_vtable vt = hatebm_energy_default_vtable();
+        vt.energy = &Holder<F>::energy;
+        vt.grad_x = &Holder<F>::grad_x;
+        vt.name = name.c_str();
+        vt.free = &Holder<F>::destroy;
+        check(hatebm_energy_new(&vt, holder.get(), shape_.data(), shape_.size(), handle_.out()));
+        state_ = holder.release();  // owned by the library from here on
+    }
+
+    CustomEnergy(const CustomEnergy &) = delete;
+    CustomEnergy &operator=(const CustomEnergy &) = delete;
+    CustomEnergy(CustomEnergy &&other) noexcept
+        : shape_(std::move(other.shape_)),
+          state_(std::exchange(other.state_, nullptr)),
+          handle_(std::move(other.handle_)) {}
+    CustomEnergy &operator=(CustomEnergy &&other) noexcept {
+        if (this != &other) {
+            handle_ = std::move(other.handle_);
+            state_ = std::exchange(other.state_, nullptr);
+            shape_ = std::move(other.shape_);
+        }
+        return *this;
+    }
+
+    const hatebm_energy *get() const noexcept { return handle_.get(); }
+    const std::vector<std::size_t> &sample_shape() const noexcept { return shape_; }
+    std::size_t sample_len() const { return numel(shape_); }
+
+    /// Rethrows an exception the callable threw during the last library call.
+    void rethrow_if_failed() {
+        if (state_ != nullptr) {
+            state_->rethrow_if_failed();
+        }
+    }
+
+  private:
+    template <typename F>
+    struct Holder : detail::CallbackState {
+        explicit Holder(F f) : fn(std::move(f)) {}
+        F fn;
+
+        static int energy(const float *x, std::size_t n, std::size_t len, float *out_e,
+                          void *ud) noexcept {
+            auto *self = static_cast<Holder *>(ud);
+            return self->guard([&] { self->fn(x, n, len, out_e, static_cast<float *>(nullptr)); });
+        }
+        static int grad_x(const float *x, std::size_t n, std::size_t len, float *out_e,
+                          float *out_g, void *ud) noexcept {
+            auto *self = static_cast<Holder *>(ud);
+            return self->guard([&] { self->fn(x, n, len, out_e, out_g); });
+        }
+        static void destroy(void *ud) noexcept { delete static_cast<Holder *>(ud); }
+    };
+
+    std::vector<std::size_t> shape_;
+    detail::CallbackState *state_ = nullptr;
+    Handle<hatebm_energy, hatebm_energy_free> handle_;
+};
+
+/// A user generator x = G(z) (hatebm_generator) from two callables:
+/// `void forward(const float *z, std::size_t n, std::size_t latent_len, float *out_x, std::size_t sample_len)`
+/// and `void vjp(const float *z, const float *cot, std::size_t n, std::size_t latent_len,
+///               std::size_t sample_len, float *out_grad_z)` (d sum<G(z), cot> / dz).
+class CustomGenerator {
+  public:
+    template <typename Fwd, typename Vjp>
+    CustomGenerator(std::vector<std::size_t> latent_shape, std::vector<std::size_t> output_shape,
+                    Fwd forward, Vjp vjp, const std::string &name = "custom generator")
+        : latent_shape_(std::move(latent_shape)), output_shape_(std::move(output_shape)) {
+        auto holder = std::make_unique<Holder<Fwd, Vjp>>(std::move(forward), std::move(vjp));
+        hatebm_generator_vtable vt = hatebm_generator_default_vtable();
+        vt.forward = &Holder<Fwd, Vjp>::forward;
+        vt.vjp_latent = &Holder<Fwd, Vjp>::vjp_latent;
+        vt.name = name.c_str();
+        vt.free = &Holder<Fwd, Vjp>::destroy;
+        check(hatebm_generator_new(&vt, holder.get(), latent_shape_.data(), latent_shape_.size(),
+                                   output_shape_.data(), output_shape_.size(), handle_.out()));
+        state_ = holder.release();
+    }
+
+    CustomGenerator(const CustomGenerator &) = delete;
+    CustomGenerator &operator=(const CustomGenerator &) = delete;
+    CustomGenerator(CustomGenerator &&other) noexcept
+        : latent_shape_(std::move(other.latent_shape_)),
+          output_shape_(std::move(other.output_shape_)),
+          state_(std::exchange(other.state_, nullptr)),
+          handle_(std::move(other.handle_)) {}
+    CustomGenerator &operator=(CustomGenerator &&other) noexcept {
+        if (this != &other) {
+            handle_ = std::move(other.handle_);
+            state_ = std::exchange(other.state_, nullptr);
+            latent_shape_ = std::move(other.latent_shape_);
+            output_shape_ = std::move(other.output_shape_);
+        }
+        return *this;
+    }
+
+    const hatebm_generator *get() const noexcept { return handle_.get(); }
+    std::size_t latent_len() const { return numel(latent_shape_); }
+    std::size_t sample_len() const { return numel(output_shape_); }
+
+    void rethrow_if_failed() {
+        if (state_ != nullptr) {
+            state_->rethrow_if_failed();
+        }
+    }
+
+  private:
+    template <typename Fwd, typename Vjp>
+    struct Holder : detail::CallbackState {
+        Holder(Fwd f, Vjp v) : fwd(std::move(f)), vjp(std::move(v)) {}
+        Fwd fwd;
+        Vjp vjp;
+
+        static int forward(const float *z, std::size_t n, std::size_t latent_len, float *out_x,
+                           std::size_t sample_len, void *ud) noexcept {
+            auto *self = static_cast<Holder *>(ud);
+            return self->guard([&] { self->fwd(z, n, latent_len, out_x, sample_len); });
+        }
+        static int vjp_latent(const float *z, const float *cot, std::size_t n,
+                              std::size_t latent_len, std::size_t sample_len, float *out_gz,
+                              void *ud) noexcept {
+            auto *self = static_cast<Holder *>(ud);
+            return self->guard([&] { self->vjp(z, cot, n, latent_len, sample_len, out_gz); });
+        }
+        static void destroy(void *ud) noexcept { delete static_cast<Holder *>(ud); }
+    };
+
+    std::vector<std::size_t> latent_shape_;
+    std::vector<std::size_t> output_shape_;
+    detail::CallbackState *state_ = nullptr;
+    Handle<hatebm_generator, hatebm_generator_free> handle_;
+};
+
+/// Runs the Langevin sampler on user models: `y` holds n * sample_len floats
+/// (residuals, or images without a generator), `z` (with a generator) n *
+/// latent_len latents. Updated in place on success; unchanged when it throws.
+inline hatebm_langevin_stats langevin(CustomEnergy &energy, CustomGenerator *generator,
+                                      const hatebm_langevin_params &params,
+                                      std::vector<float> *z, std::vector<float> &y,
+                                      std::size_t n) {
+    hatebm_langevin_stats stats{};
+    hatebm_status st = hatebm_langevin_run_custom(
+        energy.get(), generator != nullptr ? generator->get() : nullptr, &params,
+        z != nullptr ? z->data() : nullptr, z != nullptr ? z->size() : 0, y.data(), y.size(), n,
+        &stats);
+    energy.rethrow_if_failed();
+    if (generator != nullptr) {
+        generator->rethrow_if_failed();
+    }
+    check(st);
+    return stats;
+}
+
+/// A host bank of (z, x) pairs (hatebm_bank).
+class Bank {
+  public:
+    Bank(std::size_t capacity, std::size_t latent_len, std::size_t sample_len, std::uint64_t shard = 0)
+        : latent_len_(latent_len), sample_len_(sample_len) {
+        check(hatebm_bank_new(capacity, latent_len, sample_len, shard, handle_.out()));
+    }
+
+    void init_from_generator(CustomGenerator &g, std::size_t batch, std::uint64_t seed) {
+        hatebm_status st = hatebm_bank_init_from_generator(handle_.get(), g.get(), batch, seed);
+        g.rethrow_if_failed();
+        check(st);
+    }
+
+    std::size_t capacity() const {
+        std::size_t c = 0;
+        check(hatebm_bank_capacity(handle_.get(), &c));
+        return c;
+    }
+
+    std::vector<std::size_t> draw_slots(std::uint64_t seed, std::uint64_t iteration,
+                                        std::size_t count) const {
+        std::vector<std::size_t> slots(count);
+        check(hatebm_bank_draw_slots(handle_.get(), seed, iteration, slots.data(), count));
+        return slots;
+    }
+
+    /// (z, x) of `slots`; z is empty for an images-only bank.
+    std::pair<std::vector<float>, std::vector<float>> gather(const std::vector<std::size_t> &slots) const {
+        std::vector<float> z(slots.size() * latent_len_), x(slots.size() * sample_len_);
+        check(hatebm_bank_gather(handle_.get(), slots.data(), slots.size(),
+                                 z.empty() ? nullptr : z.data(), z.size(), x.data(), x.size()));
+        return {std::move(z), std::move(x)};
+    }
+
+    void overwrite(const std::vector<std::size_t> &slots, const std::vector<float> &z,
+                   const std::vector<float> &x) {
+        check(hatebm_bank_overwrite(handle_.get(), slots.data(), slots.size(),
+                                    z.empty() ? nullptr : z.data(), z.size(), x.data(), x.size()));
+    }
+
+    hatebm_bank *get() const noexcept { return handle_.get(); }
+
+  private:
+    std::size_t latent_len_;
+    std::size_t sample_len_;
+    Handle<hatebm_bank, hatebm_bank_free> handle_;
+};
+
+/// A training session (hatebm_session). Movable, not copyable; one thread at a time.
+class Session {
+  public:
+    explicit Session(const Config &cfg) { check(hatebm_session_new(cfg.get(), handle_.out())); }
+
+    /// Resumes from a checkpoint (with the stored configuration, or `cfg`).
+    static Session resume(const std::string &path, const Config *cfg = nullptr) {
+        Session s;
+        check(hatebm_session_resume(path.c_str(), cfg != nullptr ? cfg->get() : nullptr,
+                                    s.handle_.out()));
+        return s;
+    }
+
+    void save_checkpoint(const std::string &path) const {
+        check(hatebm_session_save_checkpoint(handle_.get(), path.c_str()));
+    }
+    void load_weights(hatebm_model which, const std::string &path) {
+        check(hatebm_session_load_weights(handle_.get(), static_cast<int>(which), path.c_str()));
+    }
+    void save_weights(hatebm_model which, const std::string &path) const {
+        check(hatebm_session_save_weights(handle_.get(), static_cast<int>(which), path.c_str()));
+    }
+
+    std::string backend_name() const {
+        return copy_string([this](char *b, std::size_t n, std::size_t *out_n) {
+            return hatebm_session_backend_name(handle_.get(), b, n, out_n);
+        });
+    }
+    std::string config_toml() const {
+        return copy_string([this](char *b, std::size_t n, std::size_t *out_n) {
+            return hatebm_session_config_toml(handle_.get(), b, n, out_n);
+        });
+    }
+    std::uint64_t iteration() const {
+        std::uint64_t it = 0;
+        check(hatebm_session_iteration(handle_.get(), &it));
+        return it;
+    }
+    std::vector<std::size_t> sample_shape() const {
+        return copy_vector<std::size_t>([this](std::size_t *b, std::size_t n, std::size_t *out_n) {
+            return hatebm_session_sample_shape(handle_.get(), b, n, out_n);
+        });
+    }
+    /// Empty without a generator.
+    std::vector<std::size_t> latent_shape() const {
+        return copy_vector<std::size_t>([this](std::size_t *b, std::size_t n, std::size_t *out_n) {
+            return hatebm_session_latent_shape(handle_.get(), b, n, out_n);
+        });
+    }
+    /// {C, H, W}, or empty when the data are not images.
+    std::vector<std::size_t> image_shape() const {
+        return copy_vector<std::size_t>([this](std::size_t *b, std::size_t n, std::size_t *out_n) {
+            return hatebm_session_image_shape(handle_.get(), b, n, out_n);
+        });
+    }
+    std::size_t sample_len() const {
+        std::size_t s = 0;
+        check(hatebm_session_sizes(handle_.get(), &s, nullptr));
+        return s;
+    }
+    /// 0 without a generator.
+    std::size_t latent_len() const {
+        std::size_t l = 0;
+        check(hatebm_session_sizes(handle_.get(), nullptr, &l));
+        return l;
+    }
+
+    std::vector<float> energy(const std::vector<float> &x, std::size_t n) const {
+        std::vector<float> e(n);
+        check(hatebm_session_energy(handle_.get(), x.data(), x.size(), n, e.data(), e.size()));
+        return e;
+    }
+    /// (energies, gradients).
+    std::pair<std::vector<float>, std::vector<float>> energy_grad(const std::vector<float> &x,
+                                                                  std::size_t n) const {
+        std::vector<float> e(n), g(x.size());
+        check(hatebm_session_energy_grad(handle_.get(), x.data(), x.size(), n, e.data(), e.size(),
+                                         g.data(), g.size()));
+        return {std::move(e), std::move(g)};
+    }
+    std::vector<float> generate(const std::vector<float> &z, std::size_t n) const {
+        std::vector<float> x(n * sample_len());
+        check(hatebm_session_generate(handle_.get(), z.data(), z.size(), n, x.data(), x.size()));
+        return x;
+    }
+    std::vector<float> generator_vjp(const std::vector<float> &z, const std::vector<float> &cot,
+                                     std::size_t n) const {
+        std::vector<float> g(z.size());
+        check(hatebm_session_generator_vjp(handle_.get(), z.data(), z.size(), cot.data(),
+                                           cot.size(), n, g.data(), g.size()));
+        return g;
+    }
+
+    hatebm_langevin_params langevin_params() const {
+        hatebm_langevin_params p = hatebm_langevin_default_params();
+        check(hatebm_session_langevin_params(handle_.get(), &p));
+        return p;
+    }
+    /// Langevin with the session's networks; `z` may be null (sample space).
+    hatebm_langevin_stats langevin(const hatebm_langevin_params &params, std::vector<float> *z,
+                                   std::vector<float> &y, std::size_t n) {
+        hatebm_langevin_stats stats{};
+        check(hatebm_session_langevin(handle_.get(), &params, z != nullptr ? z->data() : nullptr,
+                                      z != nullptr ? z->size() : 0, y.data(), y.size(), n, &stats));
+        return stats;
+    }
+
+    hatebm_step_stats step() {
+        hatebm_step_stats stats{};
+        check(hatebm_session_step(handle_.get(), &stats));
+        return stats;
+    }
+
+    /// Trains n_steps more (0 = to train.steps). `on_progress(const hatebm_progress &)`
+    /// returns false to cancel (then hatebm::Error with HATEBM_CANCELLED is
+    /// thrown); an exception it throws cancels the run and is rethrown.
+    template <typename F>
+    void train(std::uint64_t n_steps, F &&on_progress) {
+        auto call = [&](const hatebm_progress *p) -> bool { return on_progress(*p); };
+        Callback<bool(const hatebm_progress *)> cb(call, false);
+        hatebm_status st = hatebm_session_train(handle_.get(), n_steps, cb.function(), cb.user_data());
+        cb.rethrow_if_failed();
+        check(st);
+    }
+    void train(std::uint64_t n_steps) {
+        check(hatebm_session_train(handle_.get(), n_steps, nullptr, nullptr));
+    }
+
+    hatebm_step_stats last_stats() const {
+        hatebm_step_stats stats{};
+        check(hatebm_session_last_stats(handle_.get(), &stats));
+        return stats;
+    }
+
+    std::size_t bank_size() const {
+        std::size_t n = 0;
+        check(hatebm_session_bank_size(handle_.get(), &n));
+        return n;
+    }
+
+    std::vector<float> sample(const hatebm_sample_params &params) {
+        std::vector<float> out(params.n * sample_len());
+        check(hatebm_session_sample(handle_.get(), &params, out.data(), out.size()));
+        return out;
+    }
+
+    hatebm_session *get() const noexcept { return handle_.get(); }
+
+  private:
+    Session() = default;
+    Handle<hatebm_session, hatebm_session_free> handle_;
+};
+
+/// Writes n images (NCHW floats in [-1, 1]) as a PNG grid.
+inline void save_image_grid(const std::string &path, const std::vector<float> &data, std::size_t n,
+                            std::size_t c, std::size_t h, std::size_t w) {
+    check(hatebm_save_image_grid(path.c_str(), data.data(), data.size(), n, c, h, w));
+}
+
+/// Writes a float32 .npy file.
+inline void save_npy(const std::string &path, const std::vector<float> &data,
+                     const std::vector<std::size_t> &shape) {
+    check(hatebm_save_npy(path.c_str(), data.data(), data.size(), shape.data(), shape.size()));
+}
 
 #if defined(HATEBM_TEST_HOOKS)
 /// Owning handle for the test-only hatebm_test_handle.

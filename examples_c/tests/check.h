@@ -3,6 +3,7 @@
 #define HATEBM_TEST_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hatebm.h"
@@ -62,6 +63,17 @@ static inline void check_report_(int ok, const char *file, int line, const char 
                     check_a_ ? check_a_ : "(null)", check_b_ ? check_b_ : "(null)");      \
         }                                                                                 \
     } while (0)
+
+/* A scratch file path: "$HATEBM_TEST_TMPDIR/<test>-<name>" (default directory
+ * /tmp). Programs use distinct <test> prefixes, so they may run in parallel. */
+static inline const char *test_path(char *buf, size_t cap, const char *test, const char *name) {
+    const char *dir = getenv("HATEBM_TEST_TMPDIR");
+    snprintf(buf, cap, "%s/hatebm-%s-%s", (dir != NULL && *dir != '\0') ? dir : "/tmp", test, name);
+    return buf;
+}
+
+/* Checks that two float arrays are equal bit for bit. */
+#define CHECK_SAME_FLOATS(a, b, n) CHECK(memcmp((a), (b), (n) * sizeof(float)) == 0)
 
 /* Prints the closing line and returns the exit code. */
 static inline int check_summary(const char *name) {

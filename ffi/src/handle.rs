@@ -282,6 +282,100 @@ pub(crate) unsafe fn try_slice_mut<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
+/// A `#[repr(C)]` struct passed by pointer (parameters, vtables) whose first
+/// field is `uint32_t struct_size`, so it can grow. Callers fill it with the
+/// library's `*_default_params()` function (or set `struct_size = sizeof`).
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs whose first field is a `u32` holding
+/// the struct's size, and whose every bit pattern a C caller can produce through
+/// their declared field types is valid.
+pub(crate) unsafe trait Versioned: Copy {
+    /// What to call to initialise it (for the error message).
+    const INIT: &'static str;
+}
+
+/// Reads a [`Versioned`] struct: `HATEBM_NULL_PARAMETER` when NULL,
+/// `HATEBM_INVALID_ARGUMENT` when misaligned or when `struct_size` is not the
+/// size this library was built with (an uninitialised struct, or a header and
+/// library that do not match). Only the `struct_size` field is read before the
+/// size is checked.
+///
+/// # Safety
+/// `ptr` is NULL or points to at least 4 readable bytes, and to a whole `T` when
+/// those bytes hold `size_of::<T>()`.
+pub(crate) unsafe fn try_versioned<T: Versioned>(
+    ptr: *const T,
+    name: &'static str,
+) -> FfiResult<T> {
+    if ptr.is_null() {
+        return Err(Failure::null_parameter(name));
+    }
+    if !ptr.is_aligned() {
+        return Err(Failure::invalid(format!("argument `{name}` is misaligned")));
+    }
+    // SAFETY: non-null and aligned (checked; T's alignment is at least u32's as
+    // its first field is a u32); 4 readable bytes per this function's contract.
+    let size = unsafe { ptr.cast::<u32>().read() };
+    let want = std::mem::size_of::<T>();
+    if usize::try_from(size).ok() != Some(want) {
+        return Err(Failure::invalid(format!(
+            "`{name}->struct_size` is {size} but this library expects {want}: initialise it \
+             with {} (or a header matching the library)",
+            T::INIT
+        )));
+    }
+    // SAFETY: the caller's struct is a whole T (its struct_size says so, and the
+    // contract makes that promise); T is Copy and valid for C-produced patterns.
+    Ok(unsafe { ptr.read() })
+}
+
+/// Checks that a caller buffer holds `n` rows of `per` elements:
+/// `HATEBM_SHAPE_MISMATCH` otherwise, with a message such as
+/// ``buffer `y` has 10 elements; expected n * sample_len = 4 * 3 = 12``.
+pub(crate) fn expect_len(
+    name: &str,
+    got: usize,
+    n: usize,
+    per: usize,
+    per_name: &str,
+) -> FfiResult<()> {
+    match n.checked_mul(per) {
+        Some(want) if want == got => Ok(()),
+        Some(want) => Err(Failure::new(
+            HATEBM_SHAPE_MISMATCH,
+            format!(
+                "buffer `{name}` has {got} elements; expected n * {per_name} = {n} * {per} = {want}"
+            ),
+        )),
+        None => Err(Failure::invalid(format!(
+            "n * {per_name} = {n} * {per} overflows"
+        ))),
+    }
+}
+
+/// `HATEBM_INVALID_ARGUMENT` if two caller buffers (`len` elements each)
+/// overlap in memory. Call it on the raw pointers *before* borrowing them as
+/// slices: Rust requires a written buffer to be disjoint from every other one.
+pub(crate) fn expect_disjoint<T, U>(
+    a: (*const T, usize, &str),
+    b: (*const U, usize, &str),
+) -> FfiResult<()> {
+    let span =
+        |p: usize, bytes: Option<usize>| bytes.and_then(|n| p.checked_add(n)).map(|e| (p, e));
+    let ra = span(a.0 as usize, a.1.checked_mul(std::mem::size_of::<T>()));
+    let rb = span(b.0 as usize, b.1.checked_mul(std::mem::size_of::<U>()));
+    if let (Some((a0, a1)), Some((b0, b1))) = (ra, rb) {
+        if a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1 {
+            return Err(Failure::invalid(format!(
+                "buffers `{}` and `{}` overlap",
+                a.2, b.2
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Unwraps a nullable C function pointer, or `HATEBM_NULL_PARAMETER`.
 pub(crate) fn try_callback<F>(cb: Option<F>, name: &'static str) -> FfiResult<F> {
     cb.ok_or_else(|| Failure::null_parameter(name))
@@ -565,6 +659,32 @@ mod tests {
                 HATEBM_NULL_PARAMETER
             );
         }
+    }
+
+    #[test]
+    fn lengths_and_overlaps() {
+        assert!(expect_len("y", 12, 4, 3, "sample_len").is_ok());
+        let e = expect_len("y", 10, 4, 3, "sample_len").unwrap_err();
+        assert_eq!(e.status(), HATEBM_SHAPE_MISMATCH);
+        assert_eq!(
+            e.message(),
+            "buffer `y` has 10 elements; expected n * sample_len = 4 * 3 = 12"
+        );
+        assert_eq!(
+            expect_len("y", 0, usize::MAX, 2, "x").unwrap_err().status(),
+            HATEBM_INVALID_ARGUMENT
+        );
+        let v = [0f32; 8];
+        let p = v.as_ptr();
+        // Disjoint halves, empty and NULL buffers are fine; overlaps are not.
+        assert!(expect_disjoint((p, 4, "a"), (p.wrapping_add(4), 4, "b")).is_ok());
+        assert!(expect_disjoint((p, 0, "a"), (p, 4, "b")).is_ok());
+        assert!(expect_disjoint((null::<f32>(), 0, "a"), (p, 4, "b")).is_ok());
+        let e = expect_disjoint((p, 5, "a"), (p.wrapping_add(4), 4, "b")).unwrap_err();
+        assert_eq!(e.status(), HATEBM_INVALID_ARGUMENT);
+        assert_eq!(e.message(), "buffers `a` and `b` overlap");
+        let bytes = p.cast::<u8>();
+        assert!(expect_disjoint((bytes.wrapping_add(3), 1, "a"), (p, 1, "b")).is_err());
     }
 
     #[test]

@@ -43,12 +43,18 @@
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
+pub mod bank;
 pub mod check;
+pub mod config;
+pub mod custom;
 pub mod error;
 pub(crate) mod handle;
+pub mod io;
+pub mod langevin;
 pub mod log;
 pub(crate) mod panic;
 pub mod runtime;
+pub mod session;
 pub mod status;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

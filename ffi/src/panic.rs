@@ -52,9 +52,11 @@ impl FfiReturn for hatebm_status {
     }
 }
 
+/// `plain_return! { Type => panic_default, ... }`: lets an entry point return
+/// `Type` by value (its body evaluates to a `Type`; a panic returns the default).
 macro_rules! plain_return {
     ($($t:ty => $default:expr),* $(,)?) => {$(
-        impl FfiReturn for $t {
+        impl $crate::panic::FfiReturn for $t {
             type Body = $t;
             fn finish(body: $t, _: &'static str) -> $t {
                 body
@@ -65,6 +67,8 @@ macro_rules! plain_return {
         }
     )*};
 }
+
+pub(crate) use plain_return;
 
 plain_return! {
     () => (),

@@ -12,11 +12,15 @@
 //! * `auto` — CUDA through libtorch when compiled in and present, else `cpu`;
 //!   the choice is logged and reported by [`AnyRun::backend_name`].
 
+use std::collections::HashMap;
 use std::path::Path;
 
+use hatebm_core::Backend;
 use hatebm_core::config::Config;
 use hatebm_core::cpu::CpuBackend;
+use hatebm_core::nets::BuildNets;
 use hatebm_core::run::{Progress, Run};
+use hatebm_core::sampler::{ChainKey, LangevinConfig, LangevinStats};
 use hatebm_core::spec::BackendSpec;
 use hatebm_core::train::{SampleOptions, StepStats};
 use hatebm_core::{Error, Result};
@@ -245,6 +249,377 @@ impl AnyRun {
     /// The last iteration's statistics.
     pub fn last_stats(&self) -> Option<&StepStats> {
         dispatch!(self, r => r.last_stats.as_ref())
+    }
+
+    /// The shape of one sample (the energy's input), e.g. `[64]` or `[3, 32, 32]`.
+    pub fn sample_shape(&self) -> Vec<usize> {
+        dispatch!(self, r => r.trainer.energy.sample_shape().to_vec())
+    }
+
+    /// The shape of one latent, if the run has a generator.
+    pub fn latent_shape(&self) -> Option<Vec<usize>> {
+        dispatch!(self, r => r.trainer.generator.as_ref().map(|g| g.latent_shape().to_vec()))
+    }
+
+    /// U(x) for `n` samples given as host data (current, not EMA, weights).
+    ///
+    /// # Errors
+    /// Shape, model and backend errors.
+    pub fn energy(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        dispatch!(self, r => host::energy(&r.trainer.be, r.trainer.energy.as_ref(), x, n))
+    }
+
+    /// U(x) and dU/dx for `n` samples given as host data.
+    ///
+    /// # Errors
+    /// Shape, model and backend errors.
+    pub fn energy_grad(&self, x: &[f32], n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        dispatch!(self, r => host::energy_grad(&r.trainer.be, r.trainer.energy.as_ref(), x, n))
+    }
+
+    /// G(z) for `n` latents given as host data.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a generator; shape, model and backend errors.
+    pub fn generate(&self, z: &[f32], n: usize) -> Result<Vec<f32>> {
+        dispatch!(self, r => host::generate(&r.trainer.be, generator_of(&r.trainer)?, z, n))
+    }
+
+    /// The generator's VJP with respect to the latent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a generator; shape, model and backend errors.
+    pub fn generator_vjp(&self, z: &[f32], cot: &[f32], n: usize) -> Result<Vec<f32>> {
+        dispatch!(self, r => host::generator_vjp(&r.trainer.be, generator_of(&r.trainer)?, z, cot, n))
+    }
+
+    /// The training chains' sampler settings (after the mode's adjustments) and
+    /// the run seed.
+    pub fn langevin_config(&self) -> (LangevinConfig, u64) {
+        dispatch!(self, r => (r.trainer.sampler.config.clone(), r.trainer.seed))
+    }
+
+    /// Runs the Langevin sampler with the run's networks on host chains: `y`
+    /// (`n` samples) and, when given, latents `z` through the generator. With
+    /// `use_ema`, the energy's EMA weights are used (if the optimiser keeps them).
+    ///
+    /// # Errors
+    /// As [`hatebm_core::sampler::LangevinSampler::run`].
+    pub fn langevin(
+        &mut self,
+        config: LangevinConfig,
+        key: ChainKey,
+        z: Option<&[f32]>,
+        y: &[f32],
+        n: usize,
+        use_ema: bool,
+    ) -> Result<ChainsOut> {
+        dispatch!(self, r => {
+            let t = &mut r.trainer;
+            if z.is_some() && t.generator.is_none() {
+                return Err(Error::InvalidArgument(
+                    "latents given, but this run has no generator".into(),
+                ));
+            }
+            let swap = use_ema && t.ebm_opt.ema.is_some();
+            if swap {
+                t.ebm_opt.swap_ema(t.energy.params_mut());
+            }
+            let result = host::langevin(
+                &t.be,
+                t.energy.as_ref(),
+                z.and(t.generator.as_deref()),
+                config,
+                key,
+                z,
+                y,
+                n,
+            );
+            if swap {
+                t.ebm_opt.swap_ema(t.energy.params_mut());
+            }
+            result
+        })
+    }
+
+    /// The bank's capacity and whether it stores latents (`None`: no bank).
+    pub fn bank_layout(&self) -> Option<(usize, bool)> {
+        dispatch!(self, r => r.trainer.bank.as_ref().map(|b| (b.capacity(), b.z.is_some())))
+    }
+
+    /// Slot `slot` of the bank: `(z, x)` as host data.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a bank or for a slot out of range.
+    pub fn bank_read(&self, slot: usize) -> Result<(Option<Vec<f32>>, Vec<f32>)> {
+        dispatch!(self, r => {
+            let t = &r.trainer;
+            let bank = t.bank.as_ref().ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "mode `{}` keeps no bank",
+                    t.config.mode.name()
+                ))
+            })?;
+            if slot >= bank.capacity() {
+                return Err(Error::InvalidArgument(format!(
+                    "bank slot {slot} is out of range (capacity {})",
+                    bank.capacity()
+                )));
+            }
+            let (z, x) = bank.gather(&t.be, &[slot])?;
+            Ok((z.map(|z| t.be.to_host(&z)).transpose()?, t.be.to_host(&x)?))
+        })
+    }
+
+    /// Loads weights (safetensors, PyTorch state-dict names; a plain state dict
+    /// or a file with `ebm.` / `gen.` prefixes such as a checkpoint) into one
+    /// model. Loading the energy resets its EMA copy to the loaded weights;
+    /// [`Model::EnergyEma`] loads into the EMA copy only. Optimiser moments are kept.
+    ///
+    /// # Errors
+    /// I/O, format and [`Error::Param`] errors; nothing changes on error.
+    pub fn load_weights(&mut self, which: Model, path: &Path) -> Result<()> {
+        dispatch!(self, r => load_weights(r, which, path))
+    }
+
+    /// Saves one model's weights (safetensors, PyTorch state-dict names, no prefix).
+    ///
+    /// # Errors
+    /// Backend and I/O errors; [`Error::InvalidArgument`] for a model the run lacks.
+    pub fn save_weights(&self, which: Model, path: &Path) -> Result<()> {
+        dispatch!(self, r => save_weights(r, which, path))
+    }
+}
+
+/// Which network's weights a weights call addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// The energy network (current weights).
+    Energy,
+    /// The generator.
+    Generator,
+    /// The exponential moving average of the energy's weights (`ebm_optim.ema_decay`).
+    EnergyEma,
+}
+
+impl Model {
+    fn name(self) -> &'static str {
+        match self {
+            Model::Energy => "energy",
+            Model::Generator => "generator",
+            Model::EnergyEma => "energy_ema",
+        }
+    }
+}
+
+/// Chains after a sampler call: latents (if any), residuals / images, diagnostics.
+pub type ChainsOut = (Option<Vec<f32>>, Vec<f32>, LangevinStats);
+
+fn generator_of<B: Backend>(
+    t: &hatebm_core::train::Trainer<B>,
+) -> Result<&dyn hatebm_core::Generator<B>> {
+    t.generator.as_deref().ok_or_else(|| {
+        Error::InvalidArgument(format!("mode `{}` has no generator", t.config.mode.name()))
+    })
+}
+
+fn reset_ema<B: Backend>(
+    ema: Option<&mut Vec<Option<B::Tensor>>>,
+    params: &hatebm_core::params::ParamSet<B>,
+) {
+    if let Some(ema) = ema {
+        for (e, p) in ema.iter_mut().zip(params.iter()) {
+            if let Some(e) = e {
+                *e = p.value.clone();
+            }
+        }
+    }
+}
+
+fn load_weights<B: BuildNets>(r: &mut Run<B>, which: Model, path: &Path) -> Result<()> {
+    let file = hatebm_core::weights::TensorFile::read(path)?;
+    let t = &mut r.trainer;
+    let be = t.be.clone();
+    let stem = if which == Model::Generator {
+        "gen."
+    } else {
+        "ebm."
+    };
+    let prefix = if file.tensors.keys().any(|k| k.starts_with(stem)) {
+        stem
+    } else {
+        ""
+    };
+    let tensors = file.with_prefix(prefix);
+    let named = |e: Error| match e {
+        Error::Param(m) => Error::Param(format!("{}: {m}", path.display())),
+        other => other,
+    };
+    match which {
+        Model::Energy => {
+            t.energy
+                .params_mut()
+                .load_host(&be, &tensors)
+                .map_err(named)?;
+            reset_ema(t.ebm_opt.ema.as_mut(), t.energy.params());
+        }
+        Model::EnergyEma => {
+            if t.ebm_opt.ema.is_none() {
+                return Err(Error::InvalidArgument(
+                    "the energy keeps no EMA weights (set ebm_optim.ema_decay)".into(),
+                ));
+            }
+            t.ebm_opt.swap_ema(t.energy.params_mut());
+            let result = t
+                .energy
+                .params_mut()
+                .load_host(&be, &tensors)
+                .map_err(named);
+            t.ebm_opt.swap_ema(t.energy.params_mut());
+            result?;
+        }
+        Model::Generator => {
+            let mode = t.config.mode.name();
+            let g = t
+                .generator
+                .as_mut()
+                .ok_or_else(|| Error::InvalidArgument(format!("mode `{mode}` has no generator")))?;
+            g.params_mut().load_host(&be, &tensors).map_err(named)?;
+            if let Some(opt) = t.gen_opt.as_mut() {
+                reset_ema(opt.ema.as_mut(), g.params());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn save_weights<B: BuildNets>(r: &Run<B>, which: Model, path: &Path) -> Result<()> {
+    let t = &r.trainer;
+    let be = &t.be;
+    let (mut tensors, describe) = match which {
+        Model::Energy | Model::EnergyEma => (t.energy.params().to_host(be)?, t.energy.describe()),
+        Model::Generator => {
+            let g = generator_of(t)?;
+            (g.params().to_host(be)?, g.describe())
+        }
+    };
+    if which == Model::EnergyEma {
+        let ema = t.ebm_opt.ema.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(
+                "the energy keeps no EMA weights (set ebm_optim.ema_decay)".into(),
+            )
+        })?;
+        for ((_, _, data), e) in tensors.iter_mut().zip(ema) {
+            if let Some(e) = e {
+                *data = be.to_host(e)?;
+            }
+        }
+    }
+    let mut meta = HashMap::new();
+    meta.insert("hatebm.model".to_string(), which.name().to_string());
+    meta.insert("hatebm.network".to_string(), describe);
+    meta.insert("hatebm.iteration".to_string(), t.iteration.to_string());
+    hatebm_core::weights::write(path, &tensors, &meta)
+}
+
+/// Model evaluation and sampling on host buffers, for any backend: upload,
+/// compute, download. Used by sessions (their networks) and by the callback
+/// models (on the CPU backend).
+pub mod host {
+    use hatebm_core::backend::shape::batched;
+    use hatebm_core::noise::SeededNoise;
+    use hatebm_core::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
+    use hatebm_core::{Backend, Energy, Generator, Result};
+
+    use super::ChainsOut;
+
+    /// U(x) per sample.
+    ///
+    /// # Errors
+    /// Shape, model and backend errors.
+    pub fn energy<B: Backend>(be: &B, e: &dyn Energy<B>, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let x = be.from_host(x, &batched(n, e.sample_shape()))?;
+        be.to_host(&e.energy(&x)?)
+    }
+
+    /// U(x) per sample and dU/dx.
+    ///
+    /// # Errors
+    /// Shape, model and backend errors.
+    pub fn energy_grad<B: Backend>(
+        be: &B,
+        e: &dyn Energy<B>,
+        x: &[f32],
+        n: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let x = be.from_host(x, &batched(n, e.sample_shape()))?;
+        let (en, g) = e.energy_grad_x(&x)?;
+        Ok((be.to_host(&en)?, be.to_host(&g)?))
+    }
+
+    /// G(z).
+    ///
+    /// # Errors
+    /// Shape, model and backend errors.
+    pub fn generate<B: Backend>(
+        be: &B,
+        g: &dyn Generator<B>,
+        z: &[f32],
+        n: usize,
+    ) -> Result<Vec<f32>> {
+        let z = be.from_host(z, &batched(n, g.latent_shape()))?;
+        be.to_host(&g.forward(&z)?)
+    }
+
+    /// d(sum <G(z), cot>)/dz.
+    ///
+    /// # Errors
+    /// Shape, model and backend errors.
+    pub fn generator_vjp<B: Backend>(
+        be: &B,
+        g: &dyn Generator<B>,
+        z: &[f32],
+        cot: &[f32],
+        n: usize,
+    ) -> Result<Vec<f32>> {
+        let z = be.from_host(z, &batched(n, g.latent_shape()))?;
+        let cot = be.from_host(cot, &batched(n, g.output_shape()))?;
+        be.to_host(&g.vjp_latent(&z, &cot)?)
+    }
+
+    /// Runs the Langevin sampler on host chains (`z` only with a generator).
+    ///
+    /// # Errors
+    /// As [`LangevinSampler::run`]; [`hatebm_core::Error::Config`] for bad knobs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn langevin<B: Backend>(
+        be: &B,
+        energy: &dyn Energy<B>,
+        generator: Option<&dyn Generator<B>>,
+        config: LangevinConfig,
+        key: ChainKey,
+        z: Option<&[f32]>,
+        y: &[f32],
+        n: usize,
+    ) -> Result<ChainsOut> {
+        let sampler = LangevinSampler::new(config)?;
+        let z = match (generator, z) {
+            (Some(g), Some(z)) => Some(be.from_host(z, &batched(n, g.latent_shape()))?),
+            _ => None,
+        };
+        let y = be.from_host(y, &batched(n, energy.sample_shape()))?;
+        let mut chains = Chains { z, y };
+        let stats = sampler.run(
+            be,
+            energy,
+            generator,
+            &mut chains,
+            &mut SeededNoise,
+            key,
+            None,
+        )?;
+        let z = chains.z.as_ref().map(|z| be.to_host(z)).transpose()?;
+        Ok((z, be.to_host(&chains.y)?, stats))
     }
 }
 

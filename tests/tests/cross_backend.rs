@@ -388,6 +388,7 @@ fn settings(batch: usize, bank: usize, langevin: LangevinConfig, lr: f32) -> Tra
         langevin,
         ebm_optim: adam.clone(),
         gen_optim: adam,
+        init_bank: true,
         seed: 5,
     }
 }

@@ -162,6 +162,9 @@ pub struct EvalConfig {
     pub holdout_fraction: f32,
     /// Samples drawn for the final Fréchet distance (0 = skip evaluation).
     pub num_samples: usize,
+    /// Also evaluate every this many iterations, appending to `eval.jsonl`
+    /// (0 = only at the end).
+    pub every: u64,
 }
 
 impl Default for EvalConfig {
@@ -169,6 +172,7 @@ impl Default for EvalConfig {
         EvalConfig {
             holdout_fraction: 0.1,
             num_samples: 500,
+            every: 0,
         }
     }
 }

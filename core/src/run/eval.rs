@@ -134,7 +134,11 @@ impl<B: BuildNets> Run<B> {
         };
         let train = &self.train_data;
         let k = d.min(32);
-        let pca = Pca::fit(train.data(), train.len(), d, k, self.config.seed)?;
+        // The feature space is fitted once per run and reused (periodic evaluation).
+        if self.eval_pca.as_ref().is_none_or(|p| p.dim() != d) {
+            self.eval_pca = Some(Pca::fit(train.data(), train.len(), d, k, self.config.seed)?);
+        }
+        let pca = self.eval_pca.clone().expect("fitted above");
         let kept: f64 = pca.explained_variance_ratio().iter().sum();
         report.feature_space = format!(
             "pca{k} (fitted on {} training samples, {:.1} % of the variance)",

@@ -54,6 +54,7 @@ pub struct Run<B: BuildNets> {
     rollbacks: u32,
     snapshot: Option<Snapshot<B>>,
     metrics: Option<MetricsLog>,
+    eval_pca: Option<crate::metrics::Pca>,
     /// The last iteration's statistics.
     pub last_stats: Option<StepStats>,
 }
@@ -168,6 +169,7 @@ impl<B: BuildNets> Run<B> {
             rollbacks: 0,
             snapshot: None,
             metrics: None,
+            eval_pca: None,
             last_stats: None,
         })
     }
@@ -390,6 +392,16 @@ impl<B: BuildNets> Run<B> {
             }
             if out.checkpoint_every > 0 && it % out.checkpoint_every == 0 {
                 self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
+            }
+            let every = self.config.eval.every;
+            if every > 0
+                && it % every == 0
+                && it < total
+                && self.config.eval.num_samples > 0
+                && self.heldout.is_some()
+            {
+                let report = self.evaluate()?;
+                outputs::append_eval_line(&out.dir.join("eval.jsonl"), &report)?;
             }
             if out.sample_every > 0 && it % out.sample_every == 0 && it < total {
                 self.write_samples(&format!("samples_{it:06}"))?;

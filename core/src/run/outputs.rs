@@ -204,3 +204,22 @@ pub fn plot_curves(dir: &Path) -> Result<()> {
     ];
     crate::report::plot_metrics(dir.join("metrics.jsonl"), &keys, dir.join("curves.svg"))
 }
+
+/// Appends one evaluation as a JSON line (`step` plus the report's fields) to
+/// `eval.jsonl`, the curve of the metrics over training.
+///
+/// # Errors
+/// I/O errors.
+pub fn append_eval_line(path: &Path, report: &super::EvalReport) -> Result<()> {
+    let mut v = serde_json::to_value(report).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    v["step"] = serde_json::json!(report.iteration);
+    for (k, fd) in &report.frechet {
+        v[format!("fd_{k}")] = serde_json::json!(fd);
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    writeln!(f, "{v}").map_err(|e| Error::io(path, e))
+}

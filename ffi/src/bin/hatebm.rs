@@ -22,6 +22,7 @@ const USAGE: &str = "usage:
   hatebm sample --checkpoint FILE [--n N] [--steps K] [--no-ema] [--seed S] [--out DIR]
   hatebm config [--preset NAME | --config FILE] [--set KEY=VALUE]...
   hatebm pretrain-ae [--preset NAME | --config FILE] [--set KEY=VALUE]...
+  hatebm compare --out FIG.svg [--file metrics.jsonl|eval.jsonl] [--keys K1,K2,...] [--log KEY,...] NAME=RUN_DIR...
   hatebm presets
 
   --preset NAME     start from a built-in preset (see `hatebm presets`); default: digits
@@ -314,6 +315,72 @@ fn cmd_pretrain_ae(mut args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Overlays the curves of several runs: one panel per key, one series per run.
+fn cmd_compare(mut args: Args) -> Result<()> {
+    use hatebm_core::report::{Panel, PlotOptions, metrics_series, read_metrics_jsonl, save_svg};
+    let out = args
+        .value("--out")?
+        .ok_or_else(|| Error::InvalidArgument(format!("compare needs --out FIG.svg\n{USAGE}")))?;
+    let file = args
+        .value("--file")?
+        .unwrap_or_else(|| "metrics.jsonl".into());
+    let keys: Vec<String> = args
+        .value("--keys")?
+        .unwrap_or_else(|| "loss_ebm,loss_gen".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let log: Vec<String> = args
+        .value("--log")?
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let title = args.value("--title")?;
+    let runs: Vec<(String, PathBuf)> = std::mem::take(&mut args.rest)
+        .into_iter()
+        .map(|r| {
+            r.split_once('=')
+                .map(|(n, d)| (n.to_string(), PathBuf::from(d)))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("compare: `{r}` is not NAME=RUN_DIR"))
+                })
+        })
+        .collect::<Result<_>>()?;
+    if runs.is_empty() {
+        return Err(Error::InvalidArgument(
+            "compare: give at least one NAME=RUN_DIR".into(),
+        ));
+    }
+    let records: Vec<(String, Vec<serde_json::Value>)> = runs
+        .iter()
+        .map(|(n, d)| Ok((n.clone(), read_metrics_jsonl(d.join(&file))?)))
+        .collect::<Result<_>>()?;
+    let panels: Vec<Panel> = keys
+        .iter()
+        .map(|k| Panel {
+            title: k.clone(),
+            x_label: "iteration".into(),
+            y_label: k.clone(),
+            series: records
+                .iter()
+                .map(|(n, r)| {
+                    let mut s = metrics_series(r, k, "step");
+                    s.name = n.clone();
+                    s
+                })
+                .collect(),
+            log_y: log.contains(k),
+        })
+        .collect();
+    let opts = PlotOptions {
+        columns: panels.len().min(2),
+        title,
+        ..PlotOptions::default()
+    };
+    save_svg(&out, &panels, &opts)?;
+    eprintln!("hatebm: wrote {out}");
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() || argv[0] == "-h" || argv[0] == "--help" {
@@ -326,6 +393,7 @@ fn run() -> Result<()> {
         "train" => cmd_train(args),
         "sample" => cmd_sample(args),
         "pretrain-ae" => cmd_pretrain_ae(args),
+        "compare" => cmd_compare(args),
         "config" => {
             let mut args = args;
             let cfg = build_config(&mut args)?;

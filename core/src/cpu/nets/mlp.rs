@@ -193,12 +193,21 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
 
     fn energy_grad_x(&self, x: &CpuTensor) -> Result<(CpuTensor, CpuTensor)> {
         let batch = check_input("energy input", x, &self.sample_shape)?;
-        let (e, tape) = self.stack.forward(x.as_slice(), batch);
-        let ones = vec![1.0f32; batch];
-        let dx = self
-            .stack
-            .backward(batch, tape, &ones, true, None)?
-            .unwrap_or_default();
+        let st = &self.stack;
+        let layers: Vec<super::mlp_rows::Layer<'_>> = st
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, &(w, b))| super::mlp_rows::Layer {
+                w: pv(&st.params, w),
+                b: pv(&st.params, b),
+                din: st.dims[i],
+                dout: st.dims[i + 1],
+            })
+            .collect();
+        let mut e = vec![0.0f32; batch];
+        let mut dx = vec![0.0f32; x.len()];
+        super::mlp_rows::energy_grad_x(&layers, LEAKY_SLOPE, x.as_slice(), &mut e, &mut dx);
         Ok((
             CpuTensor::from_vec(e, &[batch])?,
             CpuTensor::from_vec(dx, x.shape())?,

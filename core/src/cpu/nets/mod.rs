@@ -6,6 +6,7 @@ mod ebm_blocks;
 mod encoder;
 mod generator;
 mod mlp;
+mod mlp_rows;
 
 pub use ebm::CpuSnganEnergy;
 pub use encoder::CpuEncoder;
