@@ -367,6 +367,26 @@ impl Config {
         if self.sample.batch_size == 0 {
             return Err(Error::Config("sample.batch_size must be >= 1".into()));
         }
+        // TOML integers are signed 64-bit: a larger u64 would be written into a
+        // checkpoint's config and then fail to load back.
+        for (key, v) in [
+            ("seed", self.seed),
+            ("train.steps", self.train.steps),
+            ("sample.seed", self.sample.seed),
+            ("output.log_every", self.output.log_every),
+            ("output.checkpoint_every", self.output.checkpoint_every),
+            ("output.sample_every", self.output.sample_every),
+            ("guard.snapshot_every", self.guard.snapshot_every),
+            ("eval.every", self.eval.every),
+            ("autoencoder.steps", self.autoencoder.steps),
+        ] {
+            if v > i64::MAX as u64 {
+                return Err(Error::Config(format!(
+                    "{key} must be at most {} (TOML integers are signed 64-bit), got {v}",
+                    i64::MAX
+                )));
+            }
+        }
         Ok(())
     }
 }
