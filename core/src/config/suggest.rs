@@ -20,7 +20,7 @@ const OFFICIAL_KEYS: &[(&str, &str)] = &[
     ("max_langevin_norm_res", "langevin.clip_res"),
     (
         "clip_langevin_grad_res",
-        "langevin.clip_res (a number, or absent for no clipping)",
+        "langevin.clip_res (a number, or false for no clipping)",
     ),
     (
         "tau_res",

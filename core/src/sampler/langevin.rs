@@ -50,6 +50,9 @@ pub struct LangevinConfig {
     /// Whether to add the noise term (off = gradient descent).
     pub noise: bool,
     /// Maximum per-sample drift norm of the residual block (`None` = no clipping).
+    /// Its default is on (2.5), so TOML — which has no null — writes "no
+    /// clipping" as `clip_res = false`; an absent key keeps the default.
+    #[serde(with = "number_or_false")]
     pub clip_res: Option<f32>,
     /// Maximum per-sample drift norm of the latent block (`None` = no clipping).
     pub clip_latent: Option<f32>,
@@ -59,6 +62,65 @@ pub struct LangevinConfig {
     /// Adds an N(0, I) prior `½‖z‖²` on the latent (off by default; the paper's
     /// code has none).
     pub latent_prior: bool,
+}
+
+/// Serde form of an optional number whose default is `Some`: `None` is written
+/// `false` (TOML cannot omit it: an absent key means the default), a number
+/// is `Some`; `null` (JSON) also reads as `None`.
+mod number_or_false {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::ser::Serializer;
+
+    #[allow(clippy::ref_option)] // serde's `with` passes `&Option<f32>`
+    pub fn serialize<S: Serializer>(v: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) => s.serialize_f32(*x),
+            None => s.serialize_bool(false),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+        d.deserialize_any(NumberOrFalse)
+    }
+
+    struct NumberOrFalse;
+
+    impl<'de> Visitor<'de> for NumberOrFalse {
+        type Value = Option<f32>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number, or false for none")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<f32>, E> {
+            if v {
+                Err(E::custom(
+                    "expected a number, or false for none (true is not a value)",
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<f32>, E> {
+            Ok(Some(v as f32))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<f32>, E> {
+            Ok(Some(v as f32))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<f32>, E> {
+            Ok(Some(v as f32))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<f32>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<f32>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Option<f32>, D2::Error> {
+            d.deserialize_any(NumberOrFalse)
+        }
+    }
 }
 
 impl Default for LangevinConfig {
