@@ -17,7 +17,8 @@ mod common;
 use common::strategies::{
     BankCase, ClipCase, GaussianCase, IdentityCase, QuadraticCase, SamplerClipCase, backend_spec,
     backend_string, bank_case, clip_case, energy_and_prior_case, expected_spec,
-    gaussian_energy_case, identity_case, prior_only_case, quadratic_case, sampler_clip_case,
+    gaussian_energy_case, identity_case, prior_only_case, quadratic_case, run_config,
+    sampler_clip_case,
 };
 use common::{bit_identical, host, mean, mean_square, row_norms, with_threads};
 use hatebm_core::BackendSpec;
@@ -30,15 +31,23 @@ use hatebm_core::noise::{NoiseKey, SeededNoise, Stream};
 use hatebm_core::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
 use hatebm_tests::energies::DiagQuadratic;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, FileFailurePersistence};
 
-/// `PROPTEST_CASES` if set, else `default` (cheap enough for CI).
+/// `PROPTEST_CASES` if set, else `default` (cheap enough for CI). Failing
+/// cases are persisted in `tests/proptest-regressions/properties.txt`
+/// (committed) and replayed first on every run.
 fn cases(default: u32) -> Config {
     let n = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default);
-    Config::with_cases(n)
+    Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/properties.txt"
+        )))),
+        ..Config::with_cases(n)
+    }
 }
 
 fn key(seed: u64) -> ChainKey {
@@ -897,6 +906,32 @@ proptest! {
                 );
             }
             (got, want) => prop_assert!(false, "{s:?}: parsed {got:?}, grammar says {want:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 9. A run configuration survives TOML save and load (what checkpoints store),
+//    or is rejected by validation when TOML cannot hold one of its integers.
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(cases(128))]
+
+    #[test]
+    fn config_survives_toml_save_and_load(cfg in run_config()) {
+        let too_big = [cfg.seed, cfg.train.steps, cfg.sample.seed]
+            .iter()
+            .any(|&v| v > i64::MAX as u64);
+        match cfg.validate() {
+            Err(e) => prop_assert!(too_big, "a valid configuration was rejected: {e}"),
+            Ok(()) => {
+                prop_assert!(!too_big, "validation accepts a u64 beyond i64::MAX");
+                let text = cfg.to_toml_string().unwrap();
+                let back = hatebm_core::config::Config::from_toml_str(&text)
+                    .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+                prop_assert_eq!(back, cfg);
+            }
         }
     }
 }

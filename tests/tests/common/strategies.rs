@@ -5,6 +5,10 @@
 //! hit a target stability ratio, ...) as methods.
 
 use hatebm_core::BackendSpec;
+use hatebm_core::config::Config;
+use hatebm_core::optim::AdamConfig;
+use hatebm_core::sampler::LangevinConfig;
+use hatebm_core::train::{GenUpdate, Mode, NoiseInit, TrainConfig};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -412,4 +416,161 @@ pub fn expected_spec(s: &str) -> Option<BackendSpec> {
             Some(BackendSpec::TchCuda(v))
         }
     }
+}
+
+/// A `u64` that is usually moderate and sometimes beyond `i64::MAX` (which
+/// TOML cannot represent).
+fn counter() -> impl Strategy<Value = u64> {
+    prop_oneof![4 => 0u64..1_000_000, 1 => any::<u64>()]
+}
+
+fn train_config() -> impl Strategy<Value = TrainConfig> {
+    (
+        (
+            prop_oneof![Just(Mode::Synthesis), Just(Mode::Cooperative)],
+            counter(),
+            1usize..512,
+            0usize..20_000,
+            0usize..20_000,
+        ),
+        (
+            proptest::option::of(log_uniform_f32(1e-6, 1.0)),
+            log_uniform_f32(1e-3, 10.0),
+            proptest::option::of(log_uniform_f32(1e-3, 10.0)),
+            log_uniform_f32(1e-3, 1e4),
+        ),
+        (
+            prop_oneof![Just(GenUpdate::Historical), Just(GenUpdate::Current)],
+            prop_oneof![Just(NoiseInit::Uniform), Just(NoiseInit::Normal)],
+            0.0f32..=1.0,
+        ),
+        (
+            0usize..100,
+            log_uniform_f32(1e-4, 1.0),
+            log_uniform_f32(1e-3, 10.0),
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (mode, steps, batch_size, extra_bank, extra_pbank),
+                (data_eps, init_z, init_y, gen_factor),
+                (gen_update, noise_init, rejuvenation),
+                (coop_steps, coop_eps, coop_sigma, coop_bn),
+            )| TrainConfig {
+                mode,
+                steps,
+                batch_size,
+                data_epsilon: data_eps.unwrap_or(0.0),
+                init_scale_latent: init_z,
+                init_scale_res: init_y.unwrap_or(0.0),
+                gen_loss_factor: gen_factor,
+                bank_size: batch_size + extra_bank,
+                gen_update,
+                noise_init,
+                rejuvenation,
+                persistent_bank_size: batch_size + extra_pbank,
+                coop_latent_steps: coop_steps,
+                coop_latent_eps: coop_eps,
+                coop_sigma,
+                coop_bn_training: coop_bn,
+            },
+        )
+}
+
+fn langevin_config() -> impl Strategy<Value = LangevinConfig> {
+    (
+        (
+            0usize..500,
+            log_uniform_f32(1e-9, 10.0),
+            log_uniform_f32(1e-6, 1.0),
+            log_uniform_f32(1e-6, 1.0),
+        ),
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            proptest::option::of(log_uniform_f32(1e-4, 100.0)),
+            proptest::option::of(log_uniform_f32(1e-4, 100.0)),
+            proptest::option::of(log_uniform_f32(1e-3, 10.0)),
+        ),
+    )
+        .prop_map(
+            |(
+                (steps, temperature, eps_res, eps_latent),
+                (update_res, update_latents, noise, latent_prior),
+                (clip_res, clip_latent, prior_sigma_res),
+            )| LangevinConfig {
+                steps,
+                temperature,
+                eps_res,
+                eps_latent,
+                update_res,
+                update_latents,
+                noise,
+                clip_res,
+                clip_latent,
+                prior_sigma_res,
+                latent_prior,
+            },
+        )
+}
+
+fn adam_config() -> impl Strategy<Value = AdamConfig> {
+    (
+        log_uniform_f32(1e-7, 1e-1),
+        0.0f32..0.99,
+        0.9f32..0.9999,
+        log_uniform_f32(1e-10, 1e-3),
+        proptest::option::of(log_uniform_f32(1e-2, 100.0)),
+        proptest::option::of(0.0f32..0.9999),
+        vec((1u64..1000, log_uniform_f32(1e-8, 1e-2)), 0..4),
+    )
+        .prop_map(|(lr, beta1, beta2, eps, clip, ema, gaps)| {
+            // Strictly increasing schedule steps.
+            let mut at = 0u64;
+            let lr_schedule = gaps
+                .into_iter()
+                .map(|(gap, l)| {
+                    at += gap;
+                    (at, l)
+                })
+                .collect();
+            AdamConfig {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                clip_grad_norm: clip,
+                ema_decay: ema,
+                lr_schedule,
+            }
+        })
+}
+
+/// Run configurations with random training, sampler and optimiser knobs (all
+/// in range) and random seeds, some beyond `i64::MAX`.
+pub fn run_config() -> impl Strategy<Value = Config> {
+    (
+        train_config(),
+        langevin_config(),
+        adam_config(),
+        adam_config(),
+        any::<u64>(),
+        counter(),
+        backend_spec(),
+    )
+        .prop_map(
+            |(train, langevin, ebm_optim, gen_optim, seed, sample_seed, backend)| {
+                let mut c = Config {
+                    backend,
+                    seed,
+                    train,
+                    langevin,
+                    ebm_optim,
+                    gen_optim,
+                    ..Config::default()
+                };
+                c.sample.seed = sample_seed;
+                c
+            },
+        )
 }
