@@ -306,3 +306,11 @@ pub fn mse_cotangent(pool: &BufPool, y: &[f32], x: &[f32], factor: f32) -> (f64,
     }
     (f64::from(factor) * ss / n, cot)
 }
+
+/// Makes `t` a tensor of `shape` (reusing its buffer when the shape already
+/// matches, the steady state of a sampler loop).
+pub fn ensure_shape(t: &mut CpuTensor, shape: &[usize]) {
+    if t.shape() != shape {
+        *t = CpuTensor::zeros(shape);
+    }
+}
