@@ -11,7 +11,8 @@
 //!   batch 64, bank 1000, Adam, generator loss on bank samples, bank overwrite.
 //!
 //! T1–T3 time one *Langevin-equivalent step*: the energy's forward pass plus
-//! the gradient w.r.t. the input (`Energy::energy_grad_x`). FLOPs are counted
+//! the gradient w.r.t. the input (`Energy::energy_grad_x_into`, as the sampler
+//! calls it, writing into reused buffers). FLOPs are counted
 //! as `2 · 2 · forward MACs` per sample (forward + input backward; convolutions
 //! and linear layers only), exactly as `bench/pytorch/bench.py` does. T4's
 //! GFLOP/s counts only its Langevin part, as the PyTorch script does. Our T4
@@ -113,7 +114,11 @@ fn bench_energy<B: BuildNets>(be: &B, c: &EnergyCase, repeats: usize) -> Result<
     let sample = c.arch.sample_shape();
     let mut x = be.zeros(&shape::batched(c.batch, &sample))?;
     be.fill_normal(&mut x, NoiseKey::new(1, Stream::User, [0, 0]))?;
-    let sec = time_units(be, repeats, 1.0, || energy.energy_grad_x(&x).map(|_| ()))?;
+    // The sampler's hot path: results written into reused buffers.
+    let (mut e, mut g) = (be.zeros(&[c.batch])?, be.zeros(&be.shape(&x))?);
+    let sec = time_units(be, repeats, 1.0, || {
+        energy.energy_grad_x_into(&x, &mut e, &mut g)
+    })?;
     let macs = c.arch.forward_macs_per_sample()?;
     let flops = 4.0 * macs as f64 * c.batch as f64;
     Ok(json!({

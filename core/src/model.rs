@@ -42,6 +42,25 @@ pub trait Energy<B: Backend>: Send + Sync {
     /// As [`Energy::energy`].
     fn energy_grad_x(&self, x: &B::Tensor) -> Result<(B::Tensor, B::Tensor)>;
 
+    /// [`Energy::energy_grad_x`] into caller-owned tensors (`e` of shape `[B]`,
+    /// `g` shaped like `x`), so a sampler's hot loop need not allocate. The
+    /// default calls [`Energy::energy_grad_x`] and moves the results in;
+    /// networks override it to write into the given buffers.
+    ///
+    /// # Errors
+    /// As [`Energy::energy_grad_x`].
+    fn energy_grad_x_into(
+        &self,
+        x: &B::Tensor,
+        e: &mut B::Tensor,
+        g: &mut B::Tensor,
+    ) -> Result<()> {
+        let (a, b) = self.energy_grad_x(x)?;
+        *e = a;
+        *g = b;
+        Ok(())
+    }
+
     /// Accumulates `Σ_b w_b · ∂U(x_b)/∂θ` into `grads` (aligned with
     /// [`Energy::params`]) and returns U(x) per sample. `weights` has one entry
     /// per sample (e.g. `+1/(B·T)` for data and `−1/(B·T)` for samples).

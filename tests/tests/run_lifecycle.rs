@@ -270,3 +270,31 @@ fn cancellation_leaves_a_resumable_run() {
     assert_eq!(r.trainer.iteration, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Same seed and config on the CPU backend: bit-identical checkpoints for any
+/// number of threads (conv nets with a bank, EMA and a generator).
+#[test]
+fn runs_are_identical_across_thread_counts() {
+    let dir = scratch("threads");
+    let mut files = Vec::new();
+    for threads in [1usize, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let path = dir.join(format!("t{threads}.safetensors"));
+        let cfg = config("conv", &dir.join(format!("out{threads}")));
+        pool.install(|| {
+            let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
+            run.train(Some(3), &mut |_| true).unwrap();
+            run.save_checkpoint(&path).unwrap();
+        });
+        files.push(tensors(&path));
+    }
+    assert_eq!(files[0].len(), files[1].len());
+    for ((na, da), (nb, db)) in files[0].iter().zip(&files[1]) {
+        assert_eq!(na, nb);
+        assert!(da == db, "tensor {na} depends on the thread count");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

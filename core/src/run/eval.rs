@@ -132,13 +132,9 @@ impl<B: BuildNets> Run<B> {
         } else {
             None
         };
-        let train = &self.train_data;
         let k = d.min(32);
-        // The feature space is fitted once per run and reused (periodic evaluation).
-        if self.eval_pca.as_ref().is_none_or(|p| p.dim() != d) {
-            self.eval_pca = Some(Pca::fit(train.data(), train.len(), d, k, self.config.seed)?);
-        }
-        let pca = self.eval_pca.clone().expect("fitted above");
+        let pca = self.fitted_pca(d)?;
+        let train = &self.train_data;
         let kept: f64 = pca.explained_variance_ratio().iter().sum();
         report.feature_space = format!(
             "pca{k} (fitted on {} training samples, {:.1} % of the variance)",
@@ -151,6 +147,9 @@ impl<B: BuildNets> Run<B> {
         report.frechet.push(("samples".into(), fd(samples, n)?));
         if let Some(g) = &gen_samples {
             report.frechet.push(("generator_no_mcmc".into(), fd(g, n)?));
+        }
+        if let Some(v) = self.fd_at_start {
+            report.frechet.push(("generator_at_start".into(), v));
         }
         // Noise baselines (host RNG from the Eval stream).
         let mut rng = NoiseKey::new(self.config.seed, Stream::Eval, [1, 0]).host_rng();
@@ -195,6 +194,44 @@ impl<B: BuildNets> Run<B> {
         report.memorization_ratio_p5 = Some(mem.ratio_p5);
         report.memorization_suspected = Some(mem.suspected);
         Ok(())
+    }
+
+    /// FD of `n` samples `G(z)` of the current generator (no MCMC) to the
+    /// held-out split, in the run's PCA space.
+    pub(super) fn generator_fd(&mut self, n: usize) -> Result<f64> {
+        let held = self
+            .heldout
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("no held-out data".into()))?
+            .clone();
+        let d = held.sample_len();
+        if d == 2 {
+            return Err(Error::InvalidArgument("FD is for image data".into()));
+        }
+        let opts = SampleOptions {
+            n,
+            steps: Some(0),
+            seed: self.config.sample.seed ^ 0xe7a1,
+            ..self.config.sample.clone()
+        };
+        let (g, _) = self.sample(&opts)?;
+        let space = FeatureSpace::Pca(self.fitted_pca(d)?);
+        metrics::fd_in_space(&space, held.data(), &g, held.len(), n, d)
+    }
+
+    /// The run's PCA feature space (fitted once on the training split).
+    fn fitted_pca(&mut self, d: usize) -> Result<Pca> {
+        if self.eval_pca.as_ref().is_none_or(|p| p.dim() != d) {
+            let train = &self.train_data;
+            self.eval_pca = Some(Pca::fit(
+                train.data(),
+                train.len(),
+                d,
+                d.min(32),
+                self.config.seed,
+            )?);
+        }
+        Ok(self.eval_pca.clone().expect("fitted above"))
     }
 
     fn eval_toy(

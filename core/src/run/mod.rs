@@ -55,6 +55,8 @@ pub struct Run<B: BuildNets> {
     snapshot: Option<Snapshot<B>>,
     metrics: Option<MetricsLog>,
     eval_pca: Option<crate::metrics::Pca>,
+    /// FD of the generator's samples before training (see [`EvalReport`]).
+    fd_at_start: Option<f64>,
     /// The last iteration's statistics.
     pub last_stats: Option<StepStats>,
 }
@@ -170,6 +172,7 @@ impl<B: BuildNets> Run<B> {
             snapshot: None,
             metrics: None,
             eval_pca: None,
+            fd_at_start: None,
             last_stats: None,
         })
     }
@@ -208,6 +211,9 @@ impl<B: BuildNets> Run<B> {
             state,
         )?;
         run.rollbacks = ck.meta("guard_rollbacks")?;
+        run.fd_at_start = ck
+            .meta_str("eval_fd_generator_at_start")
+            .and_then(|v| v.parse().ok());
         Ok(run)
     }
 
@@ -225,6 +231,9 @@ impl<B: BuildNets> Run<B> {
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?,
         );
         extra.insert("guard_rollbacks".into(), self.rollbacks.to_string());
+        if let Some(v) = self.fd_at_start {
+            extra.insert("eval_fd_generator_at_start".into(), v.to_string());
+        }
         checkpoint::save(path, &self.trainer, &extra)
     }
 
@@ -486,6 +495,10 @@ impl<B: BuildNets> Run<B> {
                 self.image_dims(),
                 Some(&data),
             )?;
+            // The untrained generator's FD, reported next to the final numbers.
+            if self.config.eval.num_samples > 0 && self.heldout.is_some() {
+                self.fd_at_start = Some(self.generator_fd(self.config.eval.num_samples)?);
+            }
         }
         Ok(())
     }

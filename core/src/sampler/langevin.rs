@@ -338,6 +338,9 @@ impl LangevinSampler {
         };
         let mut norms_y = be.zeros(&[batch])?;
         let mut norms_z = be.zeros(&[batch])?;
+        // Energies and input gradients, written in place every step.
+        let mut e = be.zeros(&[batch])?;
+        let mut g = be.zeros(&y_shape)?;
         let mut hist_e = be.zeros(&[k_steps.max(1), batch])?;
         let mut hist_ny = be.zeros(&[k_steps.max(1), batch])?;
         let mut hist_nz = be.zeros(&[k_steps.max(1), batch])?;
@@ -358,13 +361,13 @@ impl LangevinSampler {
 
         for k in 0..k_steps {
             if latents_move {
-                let (g, z) = (
+                let (gnet, z) = (
                     generator.expect("checked"),
                     chains.z.as_mut().expect("checked"),
                 );
                 form_x(&mut x, &gz, &chains.y)?;
-                let (e, gx) = energy.energy_grad_x(&x)?;
-                let mut gzrad = g.vjp_latent(z, &gx)?;
+                energy.energy_grad_x_into(&x, &mut e, &mut g)?;
+                let mut gzrad = gnet.vjp_latent(z, &g)?;
                 be.scale(&mut gzrad, inv_t)?;
                 if c.latent_prior {
                     be.axpy(&mut gzrad, 1.0, z)?;
@@ -377,11 +380,11 @@ impl LangevinSampler {
                 if !c.update_res {
                     be.copy_into_row(&mut hist_e, k, &e)?;
                 }
-                gz = Some(g.forward(z)?);
+                gz = Some(gnet.forward(z)?);
             }
             if c.update_res {
                 form_x(&mut x, &gz, &chains.y)?;
-                let (e, mut g) = energy.energy_grad_x(&x)?;
+                energy.energy_grad_x_into(&x, &mut e, &mut g)?;
                 be.scale(&mut g, inv_t)?;
                 if tau != 0.0 {
                     be.axpy(&mut g, 2.0 * tau, &chains.y)?;

@@ -61,13 +61,13 @@ impl<B: Backend> Trainer<B> {
     /// their last finite values); model, noise and backend errors.
     pub fn step(&mut self, data: &B::Tensor, noise: &mut dyn NoiseSource<B>) -> Result<StepStats> {
         let t0 = Instant::now();
-        let nb = self.check_data(data)?;
+        self.check_data(data)?;
         let mut stats = match self.config.mode {
-            Mode::Synthesis => self.step_synthesis(data, nb, noise)?,
-            Mode::Retrofit | Mode::Refine | Mode::NoResidual => self.step_joint(data, nb, noise)?,
-            Mode::ShortRun => self.step_short_run(data, nb, noise)?,
-            Mode::Persistent => self.step_persistent(data, nb, noise)?,
-            Mode::Cooperative => self.step_cooperative(data, nb, noise)?,
+            Mode::Synthesis => self.step_synthesis(data, noise)?,
+            Mode::Retrofit | Mode::Refine | Mode::NoResidual => self.step_joint(data, noise)?,
+            Mode::ShortRun => self.step_short_run(data, noise)?,
+            Mode::Persistent => self.step_persistent(data, noise)?,
+            Mode::Cooperative => self.step_cooperative(data, noise)?,
         };
         stats.iteration = self.iteration;
         stats.seconds = t0.elapsed().as_secs_f64();
@@ -140,19 +140,38 @@ impl<B: Backend> Trainer<B> {
         }
     }
 
+    /// The negative phase and EBM update every mode shares: runs the chains,
+    /// forms `x⁻` (`G(z) + y`, or `y`), jitters the data into `x⁺`, and updates
+    /// the EBM. Returns `(x⁺, x⁻, stats)` with the losses and sampler diagnostics.
+    fn contrast(
+        &mut self,
+        data: &B::Tensor,
+        chains: &mut Chains<B>,
+        noise: &mut dyn NoiseSource<B>,
+    ) -> Result<(B::Tensor, B::Tensor, StepStats)> {
+        let langevin = self.run_chains(chains, noise)?;
+        let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), chains)?;
+        let x_pos = self.jitter(data, noise)?;
+        let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
+        let stats = StepStats {
+            loss_ebm,
+            energy_pos,
+            energy_neg,
+            langevin,
+            ..Default::default()
+        };
+        Ok((x_pos, x_neg, stats))
+    }
+
     /// Algorithm 1 (and its `current` ablation).
     fn step_synthesis(
         &mut self,
         data: &B::Tensor,
-        _nb: usize,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<StepStats> {
         let n = self.config.batch_size;
         let mut chains = self.fresh_chains(n, noise)?;
-        let langevin = self.run_chains(&mut chains, noise)?;
-        let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), &chains)?;
-        let x_pos = self.jitter(data, noise)?;
-        let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
+        let (x_pos, x_neg, mut stats) = self.contrast(data, &mut chains, noise)?;
         let z = chains
             .z
             .as_ref()
@@ -176,15 +195,9 @@ impl<B: Backend> Trainer<B> {
             }
             GenUpdate::Current => (self.gen_update(&z, &x_neg)?, Vec::new()),
         };
+        stats.loss_gen = Some(loss_gen);
         self.keep(chains, x_pos, x_neg, slots);
-        Ok(StepStats {
-            loss_ebm,
-            energy_pos,
-            energy_neg,
-            loss_gen: Some(loss_gen),
-            langevin,
-            ..Default::default()
-        })
+        Ok(stats)
     }
 
     /// Retrofit / refine (joint z and y chains) and the no-residual energy
@@ -192,29 +205,18 @@ impl<B: Backend> Trainer<B> {
     fn step_joint(
         &mut self,
         data: &B::Tensor,
-        _nb: usize,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<StepStats> {
         let mut chains = self.fresh_chains(self.config.batch_size, noise)?;
-        let langevin = self.run_chains(&mut chains, noise)?;
-        let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), &chains)?;
-        let x_pos = self.jitter(data, noise)?;
-        let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
+        let (x_pos, x_neg, stats) = self.contrast(data, &mut chains, noise)?;
         self.keep(chains, x_pos, x_neg, Vec::new());
-        Ok(StepStats {
-            loss_ebm,
-            energy_pos,
-            energy_neg,
-            langevin,
-            ..Default::default()
-        })
+        Ok(stats)
     }
 
     /// Short-run EBM from noise (no generator).
     fn step_short_run(
         &mut self,
         data: &B::Tensor,
-        _nb: usize,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<StepStats> {
         let shape = shape::batched(self.config.batch_size, self.energy.sample_shape());
@@ -226,25 +228,15 @@ impl<B: Backend> Trainer<B> {
             self.key(Stream::ChainInitRes, 0),
         )?;
         let mut chains = Chains { z: None, y };
-        let langevin = self.run_chains(&mut chains, noise)?;
-        let x_pos = self.jitter(data, noise)?;
-        let x_neg = chains.y.clone();
-        let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
+        let (x_pos, x_neg, stats) = self.contrast(data, &mut chains, noise)?;
         self.keep(chains, x_pos, x_neg, Vec::new());
-        Ok(StepStats {
-            loss_ebm,
-            energy_pos,
-            energy_neg,
-            langevin,
-            ..Default::default()
-        })
+        Ok(stats)
     }
 
     /// Persistent chains with rejuvenation (IGEBM style).
     fn step_persistent(
         &mut self,
         data: &B::Tensor,
-        _nb: usize,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<StepStats> {
         let n = self.config.batch_size;
@@ -274,22 +266,13 @@ impl<B: Backend> Trainer<B> {
             }
         }
         let mut chains = Chains { z: None, y };
-        let langevin = self.run_chains(&mut chains, noise)?;
-        let x_pos = self.jitter(data, noise)?;
-        let x_neg = chains.y.clone();
-        let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
+        let (x_pos, x_neg, stats) = self.contrast(data, &mut chains, noise)?;
         self.bank
             .as_mut()
             .expect("checked")
             .overwrite(&self.be, &slots, None, &x_neg)?;
         self.keep(chains, x_pos, x_neg, slots);
-        Ok(StepStats {
-            loss_ebm,
-            energy_pos,
-            energy_neg,
-            langevin,
-            ..Default::default()
-        })
+        Ok(stats)
     }
 
     /// Cooperative learning: chains start at `G(z)`, the EBM learns from the
@@ -298,14 +281,10 @@ impl<B: Backend> Trainer<B> {
     fn step_cooperative(
         &mut self,
         data: &B::Tensor,
-        _nb: usize,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<StepStats> {
         let mut chains = self.fresh_chains(self.config.batch_size, noise)?;
-        let langevin = self.run_chains(&mut chains, noise)?;
-        let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), &chains)?;
-        let x_pos = self.jitter(data, noise)?;
-        let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
+        let (x_pos, x_neg, mut stats) = self.contrast(data, &mut chains, noise)?;
         let mut z = chains.z.clone().expect("generator chains have latents");
         if self.config.coop_latent_steps > 0 {
             let inference = LangevinSampler::new(LangevinConfig {
@@ -324,8 +303,8 @@ impl<B: Backend> Trainer<B> {
             let recon = ReconEnergy::new(&self.be, x_neg.clone(), self.config.coop_sigma)?;
             let y0 = self.be.zeros(&self.be.shape(&x_neg))?;
             let mut inf_chains = Chains { z: Some(z), y: y0 };
-            // Latent-inference noise: ChainNoiseLatent[t ⊕ 2⁶³, j] (the iteration
-            // word with its top bit set, so it never meets a training chain's key).
+            // Inference noise: the latent stream under a counter with the top bit
+            // set, disjoint from every training iteration's chain noise.
             let key = ChainKey {
                 seed: self.seed,
                 iteration: self.iteration ^ (1u64 << 63),
@@ -342,16 +321,9 @@ impl<B: Backend> Trainer<B> {
             )?;
             z = inf_chains.z.expect("inference chains have latents");
         }
-        let loss_gen = self.gen_update(&z, &x_neg)?;
+        stats.loss_gen = Some(self.gen_update(&z, &x_neg)?);
         self.keep(chains, x_pos, x_neg, Vec::new());
-        Ok(StepStats {
-            loss_ebm,
-            energy_pos,
-            energy_neg,
-            loss_gen: Some(loss_gen),
-            langevin,
-            ..Default::default()
-        })
+        Ok(stats)
     }
 }
 

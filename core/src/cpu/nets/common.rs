@@ -24,24 +24,34 @@ pub struct BufPool {
 
 impl BufPool {
     /// Takes a buffer of length `n` (unspecified contents).
+    ///
+    /// Prefers the smallest buffer that already *holds* `n` elements (shrinking
+    /// its length is free), then the smallest that has the capacity (growing
+    /// zero-fills the new part), then a new one. In steady state every request
+    /// is served by truncation, without allocating or writing memory.
     pub fn take(&self, n: usize) -> Vec<f32> {
         let mut free = self
             .free
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Prefer the smallest buffer that fits.
-        let mut best: Option<usize> = None;
-        for (i, b) in free.iter().enumerate() {
-            if b.capacity() >= n && best.is_none_or(|j| free[j].capacity() > b.capacity()) {
-                best = Some(i);
-            }
-        }
-        let mut v = match best {
+        let pick = |key: fn(&Vec<f32>) -> usize| -> Option<usize> {
+            free.iter()
+                .enumerate()
+                .filter(|(_, b)| key(b) >= n)
+                .min_by_key(|(_, b)| key(b))
+                .map(|(i, _)| i)
+        };
+        let chosen = pick(Vec::len).or_else(|| pick(Vec::capacity));
+        let mut v = match chosen {
             Some(i) => free.swap_remove(i),
-            None => free.pop().unwrap_or_default(),
+            None => Vec::new(),
         };
         drop(free);
-        v.resize(n, 0.0);
+        if v.len() >= n {
+            v.truncate(n);
+        } else {
+            v.resize(n, 0.0);
+        }
         v
     }
 
@@ -295,4 +305,12 @@ pub fn mse_cotangent(pool: &BufPool, y: &[f32], x: &[f32], factor: f32) -> (f64,
         *c = d * scale;
     }
     (f64::from(factor) * ss / n, cot)
+}
+
+/// Makes `t` a tensor of `shape` (reusing its buffer when the shape already
+/// matches, the steady state of a sampler loop).
+pub fn ensure_shape(t: &mut CpuTensor, shape: &[usize]) {
+    if t.shape() != shape {
+        *t = CpuTensor::zeros(shape);
+    }
 }

@@ -3,7 +3,7 @@
 //! [`super::ebm_blocks`] followed by the head `fc(global_avg_pool(relu(x)))`
 //! (no bias).
 
-use super::common::{BufPool, check_input, grad_one, idx, pv};
+use super::common::{BufPool, check_input, ensure_shape, grad_one, idx, pv};
 use super::ebm_blocks::{BlockTape, EbmTrunk};
 use crate::cpu::ops;
 use crate::cpu::{CpuBackend, CpuTensor};
@@ -140,6 +140,26 @@ impl Energy<CpuBackend> for CpuSnganEnergy {
             CpuTensor::from_vec(e, &[batch])?,
             CpuTensor::from_vec(dx, x.shape())?,
         ))
+    }
+
+    fn energy_grad_x_into(
+        &self,
+        x: &CpuTensor,
+        e: &mut CpuTensor,
+        g: &mut CpuTensor,
+    ) -> Result<()> {
+        let batch = check_input("energy input", x, &self.sample_shape)?;
+        let (ev, tapes, head_in) = self.forward(x.as_slice(), batch);
+        let ones = vec![1.0f32; batch];
+        let dx = self
+            .backward(batch, tapes, head_in, &ones, true, None)?
+            .unwrap_or_default();
+        ensure_shape(e, &[batch]);
+        ensure_shape(g, x.shape());
+        e.as_slice_mut().copy_from_slice(&ev);
+        g.as_slice_mut().copy_from_slice(&dx);
+        self.pool.give(dx);
+        Ok(())
     }
 
     fn energy_grad_params(

@@ -4,7 +4,7 @@
 //! after the last layer); the energy squeezes its `[B, 1]` output to `[B]`, the
 //! generator's output is linear.
 
-use super::common::{BufPool, check_input, grad_pair, idx, pv};
+use super::common::{BufPool, check_input, ensure_shape, grad_pair, idx, pv};
 use crate::cpu::ops;
 use crate::cpu::{CpuBackend, CpuTensor};
 use crate::model::{Energy, Generator};
@@ -192,6 +192,17 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
     }
 
     fn energy_grad_x(&self, x: &CpuTensor) -> Result<(CpuTensor, CpuTensor)> {
+        let (mut e, mut g) = (CpuTensor::zeros(&[0]), CpuTensor::zeros(&[0]));
+        self.energy_grad_x_into(x, &mut e, &mut g)?;
+        Ok((e, g))
+    }
+
+    fn energy_grad_x_into(
+        &self,
+        x: &CpuTensor,
+        e: &mut CpuTensor,
+        g: &mut CpuTensor,
+    ) -> Result<()> {
         let batch = check_input("energy input", x, &self.sample_shape)?;
         let st = &self.stack;
         let layers: Vec<super::mlp_rows::Layer<'_>> = st
@@ -205,13 +216,16 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
                 dout: st.dims[i + 1],
             })
             .collect();
-        let mut e = vec![0.0f32; batch];
-        let mut dx = vec![0.0f32; x.len()];
-        super::mlp_rows::energy_grad_x(&layers, LEAKY_SLOPE, x.as_slice(), &mut e, &mut dx);
-        Ok((
-            CpuTensor::from_vec(e, &[batch])?,
-            CpuTensor::from_vec(dx, x.shape())?,
-        ))
+        ensure_shape(e, &[batch]);
+        ensure_shape(g, x.shape());
+        super::mlp_rows::energy_grad_x(
+            &layers,
+            LEAKY_SLOPE,
+            x.as_slice(),
+            e.as_slice_mut(),
+            g.as_slice_mut(),
+        );
+        Ok(())
     }
 
     fn energy_grad_params(
