@@ -496,7 +496,10 @@ impl<B: BuildNets> Run<B> {
                 Some(&data),
             )?;
             // The untrained generator's FD, reported next to the final numbers.
-            if self.config.eval.num_samples > 0 && self.heldout.is_some() {
+            if self.config.eval.num_samples > 0
+                && self.heldout.is_some()
+                && self.image_dims().is_some()
+            {
                 self.fd_at_start = Some(self.generator_fd(self.config.eval.num_samples)?);
             }
         }
