@@ -14,8 +14,8 @@ T1-T3 time one *Langevin-equivalent step*: the energy of the batch and its gradi
 input, ``torch.autograd.grad(U.sum(), x)``, with no parameter requiring grad (as in a sampler).
 The update x <- x - s g + eps xi itself is not timed. T4 times a whole training iteration
 (noise draws included, data batch drawn beforehand). Each JSON object also records the share
-of the CPUs that other processes used while timing (``foreign_cpu_share``), since the machine
-is shared.
+of the CPUs that other processes used during each timed repeat, since the machine is shared;
+``--retry-contended N`` redoes contended repeats (see docs/benchmarks-pytorch.md).
 
 FLOPs (T1-T3), counted identically on the Rust side (see flops_per_sample()):
     FLOPs per sample = 2 FLOP/MAC x 2 passes x MACs_fwd
@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -124,7 +124,7 @@ def hook_macs_per_sample(model: nn.Module, x: Tensor) -> int:
 
 
 class CpuMonitor:
-    """CPU time used by *other* processes while a config runs (the machine is shared).
+    """CPU time used by *other* processes while a repeat runs (the machine is shared).
 
     foreign_share = (system-wide busy CPU time - this process's CPU time) / (wall x ncpu), from
     /proc/stat (Linux; None elsewhere). steal_share is the hypervisor's steal time likewise. A
@@ -180,34 +180,73 @@ def wait_until_quiet(max_wait_s: float, threshold: float = 0.05, window_s: float
 
 @dataclass
 class Timing:
-    per_unit: list[float]  # seconds per unit (step or iteration), one entry per repeat
+    per_unit: list[float]  # seconds per unit (step or iteration) of the kept repeats
     units_per_repeat: int
-    load: dict[str, float | None]  # CpuMonitor.shares() over the timed repeats
+    foreign: list[float | None]  # foreign CPU share of each kept repeat
+    steal: list[float | None]
+    extras: list[dict[str, float]]  # per kept repeat, whatever the repeat function returned
+    runs: int  # repeats run in all (kept + discarded)
 
     @property
     def median(self) -> float:
         return statistics.median(self.per_unit)
 
+    def load_fields(self) -> dict[str, object]:
+        known = [f for f in self.foreign if f is not None]
+        steal = [f for f in self.steal if f is not None]
+        return {
+            "foreign_cpu_share": max(known) if known else None,
+            "foreign_cpu_share_per_repeat": self.foreign,
+            "steal_share": max(steal) if steal else None,
+            "repeats_run": self.runs,
+            "repeats_discarded": self.runs - len(self.per_unit),
+        }
 
-def time_repeats(fn: Callable[[], object], repeats: int, warmup_s: float, repeat_s: float,
-                 min_units: int = 1) -> Timing:
-    """Warm up for at least ``warmup_s`` (and 3 calls), estimate the time per call, then time
-    ``repeats`` repeats of n calls each, n chosen so that a repeat lasts about ``repeat_s``."""
+
+def timed_repeats(run_repeat: Callable[[], tuple[float, dict[str, float]]], repeats: int,
+                  units_per_repeat: int, max_foreign: float, max_redos: int) -> Timing:
+    """Run ``repeats`` timed repeats; ``run_repeat`` returns (seconds per unit, extras).
+
+    Each repeat's foreign CPU share is measured. A contended repeat (share > max_foreign) is
+    redone, at most ``max_redos`` times per config in all; then the ``repeats`` least
+    contended repeats are kept (all of them when max_redos is 0)."""
+    runs: list[tuple[float, dict[str, float], float | None, float | None]] = []
+    clean = 0
+    while clean < repeats and len(runs) < repeats + max(max_redos, 0):
+        if len(runs) >= repeats and max_redos <= 0:
+            break
+        monitor = CpuMonitor()
+        sec, extras = run_repeat()
+        shares = monitor.shares()
+        share = shares["foreign_cpu_share"]
+        runs.append((sec, extras, share, shares["steal_share"]))
+        if share is None or share <= max_foreign:
+            clean += 1
+    order = sorted(range(len(runs)), key=lambda i: (runs[i][2] or 0.0, i))
+    kept = sorted(order[:repeats])
+    return Timing([runs[i][0] for i in kept], units_per_repeat, [runs[i][2] for i in kept],
+                  [runs[i][3] for i in kept], [runs[i][1] for i in kept], len(runs))
+
+
+def time_steps(fn: Callable[[], object], args: argparse.Namespace) -> Timing:
+    """Warm up for at least --warmup-seconds (and 3 calls), estimate the time per call, then
+    time --repeats repeats of n calls each, n chosen so that a repeat lasts about
+    --repeat-seconds."""
     clock = time.perf_counter
     calls, start = 0, clock()
-    while calls < 3 or clock() - start < warmup_s:
+    while calls < 3 or clock() - start < args.warmup_seconds:
         fn()
         calls += 1
     estimate = (clock() - start) / calls
-    n = max(min_units, round(repeat_s / estimate))
-    per_unit = []
-    monitor = CpuMonitor()
-    for _ in range(repeats):
+    n = max(1, round(args.repeat_seconds / estimate))
+
+    def run_repeat() -> tuple[float, dict[str, float]]:
         t0 = clock()
         for _ in range(n):
             fn()
-        per_unit.append((clock() - t0) / n)
-    return Timing(per_unit, n, monitor.shares())
+        return (clock() - t0) / n, {}
+
+    return timed_repeats(run_repeat, args.repeats, n, args.max_foreign, args.retry_contended)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +319,7 @@ def run_step_config(cfg: StepConfig, args: argparse.Namespace, gen: torch.Genera
         (g,) = torch.autograd.grad(model(xx).sum(), xx)
         return g
 
-    timing = time_repeats(step, args.repeats, args.warmup_seconds, args.repeat_seconds)
+    timing = time_steps(step, args)
     sec = timing.median
     flops_step = flops_per_sample(cfg.macs_per_sample) * cfg.batch
     return {
@@ -299,7 +338,7 @@ def run_step_config(cfg: StepConfig, args: argparse.Namespace, gen: torch.Genera
         "sec_per_step_min": min(timing.per_unit),
         "sec_per_step_max": max(timing.per_unit),
         "sec_per_step_all": timing.per_unit,
-        **timing.load,
+        **timing.load_fields(),
     }
 
 
@@ -317,28 +356,22 @@ def run_train_config(args: argparse.Namespace, gen: torch.Generator) -> dict[str
         bank_x = torch.cat([generator(chunk) for chunk in bank_z.split(250)])
     state = ref.make_train_state(ebm, generator, bank_z, bank_x, cfg, ema_decay=None)
 
-    phases: dict[str, float] = {}
-    per_iter_phases: list[dict[str, float]] = []
-
-    def iteration() -> None:
+    def iteration() -> tuple[float, dict[str, float]]:
         data = torch.rand(T4_BATCH, *x_shape, generator=gen) * 2.0 - 1.0  # not timed
+        phases: dict[str, float] = {}
         t0 = time.perf_counter()
         noise = ref.draw_step_noise(T4_BATCH, T4_NZ, x_shape, cfg.mcmc_steps, T4_BANK, gen)
-        phases.clear()
         ref.train_step(state, data, noise, cfg, phases)
-        t1 = time.perf_counter()
-        per_iter_phases.append({**phases, "noise": t1 - t0 - sum(phases.values()), "total": t1 - t0})
+        total = time.perf_counter() - t0
+        phases["noise"] = total - sum(phases.values())
+        return total, phases
 
     for _ in range(args.t4_warmup):
         iteration()
-    per_iter_phases.clear()
-    monitor = CpuMonitor()
-    for _ in range(args.repeats):
-        iteration()
-    load = monitor.shares()
-    totals = [p["total"] for p in per_iter_phases]
-    sec = statistics.median(totals)
-    phase_medians = {k: statistics.median(p[k] for p in per_iter_phases)
+    timing = timed_repeats(iteration, args.repeats, 1, args.max_foreign, args.retry_contended)
+    totals = timing.per_unit
+    sec = timing.median
+    phase_medians = {k: statistics.median(p[k] for p in timing.extras)
                      for k in ("noise", "langevin", "ebm_update", "gen_update")}
     langevin_flops = (flops_per_sample(ebm_sngan_macs_per_sample(32, 1, 64)) * T4_BATCH
                       * cfg.mcmc_steps)
@@ -360,13 +393,17 @@ def run_train_config(args: argparse.Namespace, gen: torch.Generator) -> dict[str
         "sec_per_step_all": totals,
         "phase_sec_median": phase_medians,
         "langevin_gflops": langevin_flops / phase_medians["langevin"] / 1e9,
-        **load,
+        **timing.load_fields(),
     }
 
 
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
+
+
+def fmt_seconds(s: float, unit: str) -> str:
+    return f"{s:7.3f} s{unit}" if s >= 1.0 else f"{s * 1e3:6.2f} ms{unit}"
 
 
 def print_table(rows: list[dict[str, object]], file=sys.stderr) -> None:
@@ -378,16 +415,13 @@ def print_table(rows: list[dict[str, object]], file=sys.stderr) -> None:
     for r in rows:
         med, lo, hi = r["sec_per_step"], r["sec_per_step_min"], r["sec_per_step_max"]
         unit = "/it" if r["unit"] == "train_iteration" else "/st"
-
-        def fmt(s: float) -> str:
-            return f"{s:7.3f} s{unit}" if s >= 1.0 else f"{s * 1e3:6.2f} ms{unit}"
-
         gf = f"{r['gflops']:8.1f}" if r["gflops"] is not None else f"{'-':>8s}"
         fs = r.get("foreign_cpu_share")
         fs_txt = f"{fs * 100:6.1f}%" if fs is not None else f"{'?':>7s}"
-        print(f"{r['config']:4s} {r['description']:56s} {r['batch']:5d} {fmt(med):>11s} "
-              f"{fmt(lo):>11s} {fmt(hi):>11s} {(hi - lo) / med * 100:6.1f}% "
-              f"{r['samples_steps_per_s']:13.0f} {gf} {fs_txt}", file=file)
+        times = " ".join(f"{fmt_seconds(t, unit):>11s}" for t in (med, lo, hi))
+        print(f"{r['config']:4s} {r['description']:56s} {r['batch']:5d} {times} "
+              f"{(hi - lo) / med * 100:6.1f}% {r['samples_steps_per_s']:13.0f} {gf} {fs_txt}",
+              file=file)
         if r["config"] == "T4":
             ph = r["phase_sec_median"]
             print(f"     T4 phases (median s): langevin {ph['langevin']:.3f} "
@@ -401,28 +435,17 @@ def print_table(rows: list[dict[str, object]], file=sys.stderr) -> None:
 
 
 def run_config(name: str, args: argparse.Namespace) -> dict[str, object]:
-    """Run one config, retrying contended attempts if asked; keeps the least contended."""
-    best: dict[str, object] | None = None
-    attempts = 0
-    for _ in range(1 + max(args.retry_contended, 0)):
-        if args.quiet_wait > 0:
-            wait_until_quiet(args.quiet_wait, args.max_foreign)
-        gen = torch.Generator().manual_seed(args.seed)
-        if name == "T4":
-            row = run_train_config(args, gen)
-        else:
-            row = run_step_config(STEP_CONFIGS[name], args, gen)
-        attempts += 1
-        share = row.get("foreign_cpu_share")
-        if best is None or (share is not None and share < (best.get("foreign_cpu_share") or 1.0)):
-            best = row
-        if share is not None and share <= args.max_foreign:
-            break
-        print(f"{name}: attempt {attempts} contended (other processes used "
-              f"{(share or 0.0) * 100:.0f}% of the CPUs)", file=sys.stderr)
-    assert best is not None
-    best["attempts"] = attempts
-    return best
+    if args.quiet_wait > 0:
+        wait_until_quiet(args.quiet_wait, args.max_foreign)
+    gen = torch.Generator().manual_seed(args.seed)
+    if name == "T4":
+        row = run_train_config(args, gen)
+    else:
+        row = run_step_config(STEP_CONFIGS[name], args, gen)
+    if row["repeats_discarded"]:
+        print(f"{name}: {row['repeats_discarded']} contended repeat(s) discarded",
+              file=sys.stderr)
+    return row
 
 
 def main() -> int:
@@ -444,10 +467,11 @@ def main() -> int:
                     help="CPU share of other processes above which a config counts as "
                          "contended (default 0.05)")
     ap.add_argument("--retry-contended", type=int, default=0, metavar="N",
-                    help="rerun a contended config up to N more times and keep the least "
-                         "contended attempt (default 0)")
+                    help="redo a contended repeat (other processes above --max-foreign), at "
+                         "most N redos per config; the --repeats least contended repeats are "
+                         "kept (default 0: keep all)")
     ap.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                    help="before each attempt, wait up to SECONDS for a 2 s window in which "
+                    help="before each config, wait up to SECONDS for a 2 s window in which "
                          "other processes use < --max-foreign of the CPUs (default 0: off)")
     args = ap.parse_args()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -274,7 +274,7 @@ def gen_sngan_channels(res: int, ngf: int) -> list[tuple[int, int]]:
         chans = [ngf, ngf, ngf // 2, ngf // 4, ngf // 8, ngf // 16]
     else:
         raise ValueError(f"GenSNGAN resolution must be 32, 64 or 128, got {res}")
-    return list(zip(chans[:-1], chans[1:]))
+    return list(zip(chans[:-1], chans[1:], strict=True))
 
 
 class GenSNGAN(nn.Module):
@@ -424,12 +424,13 @@ class KerasAdam:
     @torch.no_grad()
     def apply(self, grads: Sequence[Tensor]) -> None:
         alpha = self.alpha()
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
             m.add_((g - m) * self.one_minus_b1)
             v.add_((g * g - v) * self.one_minus_b2)
             p.sub_(alpha * m / (v.sqrt() + self.eps))
-        for p, e in zip(self.params, self.ema):
-            e.sub_((e - p) * self.one_minus_d)
+        if self.ema_decay is not None:
+            for p, e in zip(self.params, self.ema, strict=True):
+                e.sub_((e - p) * self.one_minus_d)
         self.step += 1
 
 
