@@ -16,7 +16,8 @@
 #   scripts/setup-torch.sh --help
 #
 # Environment:
-#   PYTHON                 interpreter used to create the venv (default: python3); CPython >= 3.10
+#   PYTHON                 interpreter used to create the venv (default: python3); CPython >= 3.11
+#                          (numpy 2.4 requires Python >= 3.11)
 #   HATEBM_TORCH_VENV      venv location (default: <repo>/.venv-torch)
 #
 # PyPI's torch wheel is a CUDA build: it pulls the nvidia-*/triton wheels (~5 GB in all) and
@@ -85,9 +86,9 @@ complete_torch_lib() {
 
 check_base_python() {
     command -v "$python_bin" >/dev/null 2>&1 \
-        || die "'$python_bin' not found; install CPython >= 3.10 (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
-    "$python_bin" -c 'import sys; sys.exit(0 if sys.implementation.name == "cpython" and sys.version_info >= (3, 10) else 1)' \
-        || die "'$python_bin' is $("$python_bin" -V 2>&1); torch $TORCH_VERSION needs CPython >= 3.10 (set PYTHON=...)"
+        || die "'$python_bin' not found; install CPython >= 3.11 (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
+    "$python_bin" -c 'import sys; sys.exit(0 if sys.implementation.name == "cpython" and sys.version_info >= (3, 11) else 1)' \
+        || die "'$python_bin' is $("$python_bin" -V 2>&1); numpy $NUMPY_VERSION and torch $TORCH_VERSION need CPython >= 3.11 (set PYTHON=...)"
     "$python_bin" -c 'import venv, ensurepip' >/dev/null 2>&1 \
         || die "'$python_bin' cannot create virtual environments (no venv/ensurepip module); on Debian: apt-get install python3-venv (or python3.X-venv for your version)"
 }
@@ -113,7 +114,7 @@ install_venv() {
     local start=$SECONDS
     log "installing torch==$TORCH_VERSION (with its CUDA wheels, ~5 GB), numpy==$NUMPY_VERSION, safetensors==$SAFETENSORS_VERSION"
     "${pip[@]}" install "torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" >&2 \
-        || die "pip install failed (network? disk space? see the pip output above)"
+        || die "pip install failed (network? disk space? no wheel for $("$venv_python" -V 2>&1)? see the pip output above)"
 
     local lib
     lib="$("$venv_python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" \

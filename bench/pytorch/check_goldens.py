@@ -22,7 +22,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from safetensors import safe_open
@@ -120,7 +120,7 @@ def check_energy(g: Golden, dtype: torch.dtype, rep: Report) -> None:
     grads = torch.autograd.grad(u.sum(), [x, *params])
     rep.add(g.name, dtype, "output", "energy", u, g.tensors["output.energy"])
     rep.add(g.name, dtype, "input grad", "grad_x", grads[0], g.tensors["output.grad_x"])
-    for n, gp in zip(names, grads[1:]):
+    for n, gp in zip(names, grads[1:], strict=True):
         rep.add(g.name, dtype, "param grad", n, gp, g.tensors[f"grad.{n}"])
 
 
@@ -134,7 +134,7 @@ def check_generator(g: Golden, dtype: torch.dtype, rep: Report) -> None:
     grads = torch.autograd.grad((out * cot).sum(), [z, *params])
     rep.add(g.name, dtype, "output", "G(z)", out, g.tensors["output.g"])
     rep.add(g.name, dtype, "input grad", "vjp.z", grads[0], g.tensors["vjp.z"])
-    for n, gp in zip(names, grads[1:]):
+    for n, gp in zip(names, grads[1:], strict=True):
         rep.add(g.name, dtype, "param grad", f"vjp.{n}", gp, g.tensors[f"vjp.{n}"])
 
 

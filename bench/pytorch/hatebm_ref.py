@@ -13,8 +13,9 @@ caller casts a module with ``.double()``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -273,7 +274,7 @@ def gen_sngan_channels(res: int, ngf: int) -> list[tuple[int, int]]:
         chans = [ngf, ngf, ngf // 2, ngf // 4, ngf // 8, ngf // 16]
     else:
         raise ValueError(f"GenSNGAN resolution must be 32, 64 or 128, got {res}")
-    return list(zip(chans[:-1], chans[1:]))
+    return list(zip(chans[:-1], chans[1:], strict=True))
 
 
 class GenSNGAN(nn.Module):
@@ -423,12 +424,13 @@ class KerasAdam:
     @torch.no_grad()
     def apply(self, grads: Sequence[Tensor]) -> None:
         alpha = self.alpha()
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
             m.add_((g - m) * self.one_minus_b1)
             v.add_((g * g - v) * self.one_minus_b2)
             p.sub_(alpha * m / (v.sqrt() + self.eps))
-        for p, e in zip(self.params, self.ema):
-            e.sub_((e - p) * self.one_minus_d)
+        if self.ema_decay is not None:
+            for p, e in zip(self.params, self.ema, strict=True):
+                e.sub_((e - p) * self.one_minus_d)
         self.step += 1
 
 
@@ -606,10 +608,18 @@ class StepResult:
     gen_grads: list[Tensor]
 
 
-def train_step(state: TrainState, data: Tensor, noise: StepNoise, cfg: TrainConfig) -> StepResult:
+def train_step(
+    state: TrainState, data: Tensor, noise: StepNoise, cfg: TrainConfig,
+    phases: dict[str, float] | None = None,
+) -> StepResult:
     """One conditional Hat EBM training iteration (golden README "Conditional training step"):
     z0, res0 -> K residual Langevin steps -> EBM Adam step on (x+, x-) -> generator Adam step
-    on the bank pairs at ``noise.indices`` -> bank overwrite with this iteration's (z, x-)."""
+    on the bank pairs at ``noise.indices`` -> bank overwrite with this iteration's (z, x-).
+
+    If ``phases`` is given, the wall time of each phase (seconds) is added to it under the keys
+    "langevin", "ebm_update", "gen_update" (the bank overwrite counts with the last)."""
+    clock = time.perf_counter
+    t0 = clock()
     ebm, gen = state.ebm, state.gen
     z = cfg.init_scale_latent * noise.noise_init_latent
     res0 = cfg.init_scale_res * noise.noise_init_res
@@ -622,6 +632,7 @@ def train_step(state: TrainState, data: Tensor, noise: StepNoise, cfg: TrainConf
     res, grad_norm_res = langevin_residual(ebm, g_z, res0, noise.noise_res, cfg)
     x_neg = g_z + res
     x_pos = data + cfg.data_epsilon * noise.noise_data
+    t1 = clock()
 
     # EBM update.
     set_requires_grad(ebm, True)
@@ -631,6 +642,7 @@ def train_step(state: TrainState, data: Tensor, noise: StepNoise, cfg: TrainConf
         ebm_grads = [clip_by_norm(g, cfg.max_grad_norm) for g in ebm_grads]
     state.ebm_opt.apply(ebm_grads)
     set_requires_grad(ebm, False)
+    t2 = clock()
 
     # Generator update on the bank pairs.
     set_requires_grad(gen, True)
@@ -645,6 +657,10 @@ def train_step(state: TrainState, data: Tensor, noise: StepNoise, cfg: TrainConf
     with torch.no_grad():
         state.bank_x[idx] = x_neg
         state.bank_z[idx] = z
+    if phases is not None:
+        t3 = clock()
+        for key, dt in (("langevin", t1 - t0), ("ebm_update", t2 - t1), ("gen_update", t3 - t2)):
+            phases[key] = phases.get(key, 0.0) + dt
 
     return StepResult(z, res, x_pos, x_neg, loss_ebm.detach(), loss_gen.detach(),
                       grad_norm_res, ebm_grads, gen_grads)
