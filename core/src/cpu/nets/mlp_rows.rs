@@ -91,7 +91,7 @@ fn block(
             }
             hb
         };
-        ops::gemm_nt(r, l.din, l.dout, 1.0, h, l.w, 1.0, a);
+        matmul_nt_acc(r, l.din, l.dout, h, l.w, a);
         off += r * l.dout;
     }
     let last = layers.len() - 1;
@@ -107,7 +107,7 @@ fn block(
         } else {
             &mut other[..r * l.din]
         };
-        ops::gemm_nn(r, l.dout, l.din, 1.0, &da[..r * l.dout], l.w, 0.0, dh);
+        matmul_nn(r, l.dout, l.din, &da[..r * l.dout], l.w, dh);
         if i > 0 {
             let a_prev = &pre[offs[i - 1]..offs[i - 1] + r * l.din];
             for (d, &a) in dh.iter_mut().zip(a_prev) {
@@ -117,5 +117,44 @@ fn block(
             }
             std::mem::swap(&mut da, &mut other);
         }
+    }
+}
+
+/// Below this inner or outer width a GEMM call is dominated by packing; the
+/// thin layers of an MLP energy (the 2-D input layer, the scalar output layer)
+/// use plain loops instead. Both paths compute each output as a sum in
+/// increasing `k`, so the result does not depend on the other rows.
+const THIN: usize = 8;
+
+/// `a[r, n] += h[r, k] · w[n, k]ᵀ`.
+fn matmul_nt_acc(r: usize, k: usize, n: usize, h: &[f32], w: &[f32], a: &mut [f32]) {
+    if k <= THIN || n <= THIN {
+        for (hr, ar) in h.chunks_exact(k).zip(a.chunks_exact_mut(n)) {
+            for (o, wr) in ar.iter_mut().zip(w.chunks_exact(k)) {
+                let mut acc = 0.0f32;
+                for (&x, &y) in hr.iter().zip(wr) {
+                    acc += x * y;
+                }
+                *o += acc;
+            }
+        }
+    } else {
+        ops::gemm_nt(r, k, n, 1.0, h, w, 1.0, a);
+    }
+}
+
+/// `dh[r, n] = d[r, k] · w[k, n]` (w is the layer's `[dout, din]` weight, `k = dout`).
+fn matmul_nn(r: usize, k: usize, n: usize, d: &[f32], w: &[f32], dh: &mut [f32]) {
+    if k <= THIN || n <= THIN {
+        for (dr, hr) in d.chunks_exact(k).zip(dh.chunks_exact_mut(n)) {
+            hr.fill(0.0);
+            for (&dv, wr) in dr.iter().zip(w.chunks_exact(n)) {
+                for (o, &wv) in hr.iter_mut().zip(wr) {
+                    *o += dv * wv;
+                }
+            }
+        }
+    } else {
+        ops::gemm_nn(r, k, n, 1.0, d, w, 0.0, dh);
     }
 }
