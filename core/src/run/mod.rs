@@ -476,10 +476,21 @@ impl<B: BuildNets> Run<B> {
         self.train_data.image_dims()
     }
 
+    /// `n` training samples drawn without replacement by a fixed seed (data
+    /// sets may be sorted by label, e.g. MNIST-5k, so a prefix is not representative).
+    fn data_subset(&self, n: usize) -> Result<Vec<f32>> {
+        let key = crate::noise::NoiseKey::new(self.config.seed, crate::noise::Stream::Eval, [2, 0]);
+        let idx =
+            crate::noise::unique_indices(key, n.min(self.train_data.len()), self.train_data.len())?;
+        let mut out = vec![0.0f32; idx.len() * self.train_data.sample_len()];
+        self.train_data.gather(&idx, &mut out)?;
+        Ok(out)
+    }
+
     fn write_start_pictures(&mut self) -> Result<()> {
         let dir = self.config.output.dir.clone();
         let n = self.config.output.grid_samples.min(self.train_data.len());
-        let data: Vec<f32> = self.train_data.data()[..n * self.train_data.sample_len()].to_vec();
+        let data = self.data_subset(n)?;
         outputs::save_picture(&dir.join("data.png"), &data, n, self.image_dims(), None)?;
         if self.trainer.generator.is_some() {
             let opts = SampleOptions {
@@ -518,8 +529,7 @@ impl<B: BuildNets> Run<B> {
         };
         let (s, _) = self.sample(&opts)?;
         let n_ref = self.config.output.grid_samples.min(self.train_data.len());
-        let reference: Vec<f32> =
-            self.train_data.data()[..n_ref * self.train_data.sample_len()].to_vec();
+        let reference = self.data_subset(n_ref)?;
         let path = dir.join(format!("{name}.png"));
         outputs::save_picture(&path, &s, opts.n, self.image_dims(), Some(&reference))?;
         Ok(path)
