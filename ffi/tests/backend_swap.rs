@@ -56,10 +56,8 @@ fn samples(s: *mut hatebm_session) -> Vec<f32> {
     p.n = 8;
     let mut out = vec![0.0f32; 8 * 64];
     // SAFETY: `out` has `out.len()` floats; `p` is a valid params struct.
-    assert_eq!(
-        unsafe { hatebm_session_sample(s, &p, out.as_mut_ptr(), out.len()) },
-        HATEBM_OK
-    );
+    let st = unsafe { hatebm_session_sample(s, &p, out.as_mut_ptr(), out.len()) };
+    assert_eq!(st, HATEBM_OK);
     out
 }
 
