@@ -289,13 +289,46 @@ refine() {
     table $e
 }
 
+# The CPU benchmark T1-T4: scripts/bench.sh (CPU backend vs PyTorch eager; no tch
+# build) with the machine's load recorded before and after. scripts/bench.sh needs
+# bench/pytorch/bench.py; where this checkout lacks it, HATEBM_BENCH_PY may name
+# another copy (it is run with the torch venv's python, in place), and the same three
+# steps run here.
 bench() {
-    local e=bench
-    mkdir -p "$OUT/$e"
+    local e=bench o="$OUT/bench"
+    mkdir -p "$o"
     log "bench: $(machine)"
-    uptime >"$OUT/$e/load_before.txt"
-    scripts/bench.sh --configs T1,T2,T3,T4 --no-tch --out "$OUT/$e" | tee "$OUT/$e/summary_with_load.txt"
-    uptime >>"$OUT/$e/summary_with_load.txt"
+    { echo "before: $(uptime)"; top -bn1 | head -15; } >"$o/load.txt"
+    if [[ -f bench/pytorch/bench.py && -z "${HATEBM_BENCH_PY:-}" ]]; then
+        scripts/bench.sh --configs T1,T2,T3,T4 --no-tch --out "$o"
+    else
+        local py="${HATEBM_BENCH_PY:?bench/pytorch/bench.py is missing: set HATEBM_BENCH_PY}"
+        eval "$(scripts/setup-torch.sh --print-env)"
+        export OMP_WAIT_POLICY=PASSIVE
+        cargo build --release -q -p hatebm-benches
+        ./target/release/hatebm-bench --backend cpu --configs T1,T2,T3,T4 --repeats 5 \
+            --json-out "$o/rust_cpu.jsonl" >/dev/null
+        python "$py" --configs T1,T2,T3,T4 --repeats 5 --threads 2 --json-out "$o/pytorch.jsonl" >/dev/null
+        python3 - "$o" <<'PY'
+import json, os, sys
+o = sys.argv[1]
+load = lambda n: {r["config"]: r for r in map(json.loads, open(os.path.join(o, n)))}
+cpu, pt = load("rust_cpu.jsonl"), load("pytorch.jsonl")
+lines = ["medians; ratio = PyTorch time / ours (> 1: we are faster)",
+         f"{'cfg':<4}{'PyTorch ms':>12}{'cpu ms':>10}{'cpu GF/s':>10}{'ratio':>8}"]
+for c in sorted(set(cpu) | set(pt)):
+    p, a = pt.get(c, {}).get("sec_per_step"), cpu.get(c, {}).get("sec_per_step")
+    g = cpu.get(c, {}).get("gflops")
+    f = lambda v: f"{1e3 * v:.2f}" if v else "-"
+    lines.append(f"{c:<4}{f(p):>12}{f(a):>10}{(f'{g:.1f}' if g else '-'):>10}"
+                 f"{(f'{p / a:.2f}x' if p and a else '-'):>8}")
+text = "\n".join(lines)
+print(text)
+open(os.path.join(o, "summary.txt"), "w").write(text + "\n")
+PY
+    fi
+    echo "after: $(uptime)" >>"$o/load.txt"
+    cat "$o/load.txt" >&2
 }
 
 case "$exp" in

@@ -161,7 +161,7 @@ fn appendix_f_current_generator_updates_degrade() {
 fn appendix_h_no_residual_energy_difference_grows_and_refine_runs() {
     let dir = scratch("apph");
     // A pretrained generator: a short digits synthesis run.
-    let (_, gen_report) = train(config(
+    let _ = train(config(
         "digits",
         &dir.join("generator"),
         &with(DIGITS, &[("train.steps", "200")]),
@@ -173,6 +173,7 @@ fn appendix_h_no_residual_energy_difference_grows_and_refine_runs() {
             DIGITS,
             &[
                 ("train.steps", "300"),
+                ("langevin.steps", "10"),
                 ("langevin.eps_latent", "0.05"),
                 ("eval.every", "150"),
                 ("model.pretrained_generator", pretrained.as_str()),
@@ -189,13 +190,13 @@ fn appendix_h_no_residual_energy_difference_grows_and_refine_runs() {
     );
     eprintln!(
         "appendix H (digits, 300 updates): mean |loss_ebm| over the last 100: residual {a:.1}, \
-         no residual {b:.1}; FD generator {:.2}, refined {:.2}, no-residual {:.2}",
-        fd(&gen_report, "samples"),
+         no residual {b:.1}; FD of G(z) alone {:.2}, refined {:.2}, no-residual {:.2}",
+        fd(&res, "generator_no_mcmc"),
         fd(&res, "samples"),
         fd(&nores, "samples")
     );
-    // Measured at these settings over seeds 0-3: the no-residual mean |loss_ebm|
-    // over updates 201-300 is 3.1-4.4x the residual one (and still growing);
+    // Measured at these settings over seeds 0-4: the no-residual mean |loss_ebm|
+    // over updates 201-300 is 2.1-3.0x the residual one (and still growing);
     // 1.5x is the margin asked for.
     assert!(
         b > 1.5 * a,
@@ -205,7 +206,8 @@ fn appendix_h_no_residual_energy_difference_grows_and_refine_runs() {
     let g = fd(&res, "generator_no_mcmc");
     assert_eq!(g, fd(&nores, "generator_no_mcmc"));
     // Refinement with the residual improves on the generator's own samples
-    // (seeds 0-3: FD 11.9-12.2 vs 13.0-13.4, i.e. 6-9 % lower).
+    // (seeds 0-4: FD 12.3-12.7 vs 12.9-13.4, i.e. 4-5 % lower after only 300
+    // updates; the full experiment reaches 1.6 vs 3.1).
     let r = fd(&res, "samples");
     assert!(
         r < g,
@@ -246,7 +248,7 @@ fn retrofit_on_a_pretrained_decoder_runs() {
         ..AutoencoderConfig::default()
     };
     let arch: GeneratorArch = ae_cfg.model.generator.clone().unwrap();
-    let mut ae = Autoencoder::new(be.clone(), settings.clone(), &arch, 0).unwrap();
+    let mut ae = Autoencoder::new(be, settings.clone(), &arch, 0).unwrap();
     let mut batcher = Batcher::new(train_split.len(), settings.batch_size, 0).unwrap();
     let shape =
         hatebm_core::backend::shape::batched(settings.batch_size, train_split.sample_shape());
