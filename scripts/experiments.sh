@@ -14,7 +14,8 @@
 #                                        #   its samples before vs after Hat EBM sampling (3 seeds)
 #   scripts/experiments.sh bench         # CPU benchmark T1-T4 (scripts/bench.sh) with the load
 #   scripts/experiments.sh all           # every experiment above except bench
-#   scripts/experiments.sh tables        # only rebuild the tables and figures from finished runs
+#   scripts/experiments.sh tables        # only rebuild the tables from finished runs (rerunning an
+#                                        #   experiment's command redraws its figures, no retraining)
 #
 # Environment:
 #   EXP_OUT=out/experiments   run folders, tables (<exp>/table.md), curves
@@ -23,6 +24,8 @@
 #                             ("" = do not copy)
 #   EXP_FORCE=1               rerun finished runs (default: a run with eval.json is kept)
 #   HATEBM=path               the CLI binary (default: build target/release/hatebm)
+#   HATEBM_BENCH_PY=path      bench: a bench/pytorch/bench.py to use when this checkout has none
+#   HATEBM_TORCH_VENV=path    bench: the torch venv (scripts/setup-torch.sh)
 #
 # Every run is `hatebm train --config configs/experiments/<file>.toml --set ...`; the
 # configs hold every setting (the script only adds seeds, output folders and pretrained
@@ -34,7 +37,7 @@ cd "$root"
 exp="${1:-}"
 case "$exp" in
     appf-digits|appf-mnist|apph|retrofit|refine|bench|all|tables) ;;
-    *) sed -n '2,27p' "$0"; exit 2 ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
 esac
 
 OUT="${EXP_OUT:-out/experiments}"
@@ -265,6 +268,7 @@ retrofit() {
     fig "$ae/ae_reconstructions.png" retrofit_ae_reconstructions.png
     fig "$OUT/$e/decoder_noise/samples.png" retrofit_decoder_noise.png
     fig "$OUT/$e/hat_ebm_samples/samples.png" retrofit_hat_ebm.png
+    fig "$OUT/$e/hat_ebm_lr5e-5/samples_000200.png" retrofit_hat_ebm_lr5e-5_200.png
     fig "$OUT/$e/fd_curves.svg" retrofit_fd.svg
     table $e
 }
