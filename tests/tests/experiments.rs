@@ -5,12 +5,14 @@
 //! only checks that the run trains and writes its outputs.
 //!
 //! * Appendix F: fitting the generator to this iteration's samples (`current`)
-//!   instead of the bank's historical ones degrades it badly.
-//! * Appendix H: without the residual, `U(z) = H(G(z))`, the energy difference
-//!   between data and samples keeps growing; with it (`refine`) it stays small.
-//! * Retrofit: the autoencoder's decoder on noise latents vs joint Hat EBM
-//!   sampling (runs and writes outputs; direction checked in the full experiment).
-//! * Refinement: runs on a pretrained generator and writes every output.
+//!   instead of the bank's historical ones, or cooperative learning, degrades it
+//!   badly.
+//! * Appendix H and refinement: without the residual, `U(z) = H(G(z))`, the
+//!   energy difference between data and samples keeps growing; with it
+//!   (`refine`) it stays small, and the refined samples beat the generator's.
+//! * Retrofit: autoencoder pretraining through the Rust API, then the joint Hat
+//!   EBM on its decoder — runs and writes outputs only (the full experiment did
+//!   not show a reliable improvement either, see `docs/experiments.md`).
 
 use std::path::{Path, PathBuf};
 
