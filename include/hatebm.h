@@ -506,6 +506,44 @@ typedef struct hatebm_langevin_stats {
 typedef void (*hatebm_log_cb)(int level, const char *target, const char *message, void *user_data);
 
 /**
+ * The result of `hatebm_metrics_mode_coverage` (an output struct: the library
+ * writes every field, `struct_size` included).
+ */
+typedef struct hatebm_mode_coverage {
+    /**
+     * `sizeof(hatebm_mode_coverage)`, written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * Fraction of samples within `radius` of their nearest centre (the
+     * "high-quality" fraction; about 0.989 for a perfect sampler at 3 std).
+     */
+    double within;
+    /**
+     * Modes holding at least `min_fraction` of all samples (by nearest centre).
+     */
+    size_t modes_covered;
+    /**
+     * Modes holding at least `min_fraction` of all samples counting only
+     * samples within `radius` of it.
+     */
+    size_t modes_covered_within;
+    /**
+     * KL(fractions || uniform) in nats: 0 for balanced modes, ln(n_modes) when
+     * every sample is on one mode.
+     */
+    double kl_to_uniform;
+    /**
+     * The radius used, `radius_std * std` (input units).
+     */
+    double radius;
+    /**
+     * The coverage threshold used.
+     */
+    double min_fraction;
+} hatebm_mode_coverage;
+
+/**
  * How `hatebm_session_sample` draws samples.
  */
 typedef struct hatebm_sample_params {
@@ -1056,6 +1094,176 @@ enum hatebm_status hatebm_log_set(hatebm_log_cb callback, void *user_data);
  * thread. `HATEBM_INVALID_ARGUMENT` for a value outside 0..=5.
  */
 enum hatebm_status hatebm_log_set_level(int level);
+
+/**
+ * Frechet distance between Gaussian fits of two sets of raw features,
+ * `a[n_a * dim]` and `b[n_b * dim]`:
+ * `|mu_a - mu_b|^2 + Tr(C_a) + Tr(C_b) - 2 Tr((C_a^1/2 C_b C_a^1/2)^1/2)` with
+ * unbiased covariances (FID's formula, in squared input units). Writes
+ * `*out_fd` (>= 0) on success.
+ *
+ * `HATEBM_INVALID_ARGUMENT` for `dim == 0`, `dim > 512` (project first, e.g.
+ * with `hatebm_metrics_frechet_pca`) or fewer than 2 samples in a set. The
+ * estimate is biased upwards by roughly O(dim / n): compare values computed
+ * with equal sample sizes. Thread-safe.
+ *
+ * # Safety
+ * `a` has `a_len` and `b` has `b_len` readable floats (each may be NULL only
+ * with length 0); `out_fd` is NULL or points to a writable double.
+ */
+enum hatebm_status hatebm_metrics_frechet(const float *a,
+                                          size_t a_len,
+                                          size_t n_a,
+                                          const float *b,
+                                          size_t b_len,
+                                          size_t n_b,
+                                          size_t dim,
+                                          double *out_fd);
+
+/**
+ * Frechet distance in a PCA feature space fitted on the real set: the top-`k`
+ * principal components of `real[n_real * dim]` (deterministic given `seed`),
+ * then the Frechet distance between the projections of `real` and
+ * `fake[n_fake * dim]` (in squared input units of the projected coordinates;
+ * not whitened). This is how `eval.json` scores images, except that a run fits
+ * its PCA once on the training split and compares with held-out data: values
+ * are comparable only between calls with the same real set, `k`, seed and
+ * sample sizes. Writes `*out_fd` on success.
+ *
+ * `HATEBM_INVALID_ARGUMENT` for `dim == 0`, `k` outside `1..=min(dim,
+ * n_real - 1)`, `k > 512`, or fewer than 2 samples in a set. Cost: the fit is
+ * O(n_real * dim^2) (about 0.2 s for 5000 x 1024, k = 32, on one core). Thread-safe.
+ *
+ * # Safety
+ * As `hatebm_metrics_frechet`.
+ */
+enum hatebm_status hatebm_metrics_frechet_pca(const float *real,
+                                              size_t real_len,
+                                              size_t n_real,
+                                              const float *fake,
+                                              size_t fake_len,
+                                              size_t n_fake,
+                                              size_t dim,
+                                              size_t k,
+                                              uint64_t seed,
+                                              double *out_fd);
+
+/**
+ * k-NN precision and recall (Kynkaanniemi et al. 2019) of `fake[n_fake * dim]`
+ * against `real[n_real * dim]` with neighbourhood size `k` (3 is the usual
+ * choice): precision = fraction of generated samples inside some real
+ * sample's k-NN ball (quality), recall = fraction of real samples inside some
+ * generated sample's ball (diversity). Distances are Euclidean in the given
+ * features: pass PCA features or other low-dimensional embeddings for images.
+ * Writes `*out_precision` and `*out_recall` (both in [0, 1]) on success.
+ *
+ * `HATEBM_INVALID_ARGUMENT` for `k == 0`, `dim == 0`, or a set with at most
+ * `k` samples. Cost O((n_real + n_fake)^2 * dim). Thread-safe.
+ *
+ * # Safety
+ * `real` has `real_len` and `fake` has `fake_len` readable floats (each may be
+ * NULL only with length 0); `out_precision` and `out_recall` are NULL or point
+ * to writable doubles.
+ */
+enum hatebm_status hatebm_metrics_precision_recall(const float *real,
+                                                   size_t real_len,
+                                                   size_t n_real,
+                                                   const float *fake,
+                                                   size_t fake_len,
+                                                   size_t n_fake,
+                                                   size_t dim,
+                                                   size_t k,
+                                                   double *out_precision,
+                                                   double *out_recall);
+
+/**
+ * Mode coverage of `n` 2-D samples `samples[n * 2]` with respect to `n_modes`
+ * mode centres `centres[n_modes * 2]` of per-coordinate standard deviation
+ * `std`: each sample is assigned to its nearest centre (lowest index on ties).
+ * `min_fraction` is the share a mode needs to count as covered (negative
+ * selects the default `min(0.05, 0.5 / n_modes)`); `radius_std` the
+ * "high-quality" radius in units of `std` (0 selects the default 3).
+ *
+ * On success writes `*out` and, when `out_fractions` is not NULL, the
+ * fraction of samples nearest to each mode into `out_fractions[n_modes]`
+ * (`fractions_len` must then be `n_modes`; NULL with 0 skips them).
+ *
+ * `HATEBM_INVALID_ARGUMENT` for `n == 0`, `n_modes == 0`, a non-finite centre,
+ * a negative or non-finite `std`, `min_fraction > 1` or NaN, a negative or
+ * non-finite `radius_std`, or `out_fractions` overlapping an input.
+ * Thread-safe.
+ *
+ * # Safety
+ * `samples` has `samples_len` and `centres` has `centres_len` readable floats;
+ * `out` is NULL or writable; `out_fractions` has `fractions_len` writable
+ * doubles (or is NULL with `fractions_len == 0`).
+ */
+enum hatebm_status hatebm_metrics_mode_coverage(const float *samples,
+                                                size_t samples_len,
+                                                size_t n,
+                                                const float *centres,
+                                                size_t centres_len,
+                                                size_t n_modes,
+                                                float std,
+                                                double min_fraction,
+                                                double radius_std,
+                                                struct hatebm_mode_coverage *out,
+                                                double *out_fractions,
+                                                size_t fractions_len);
+
+/**
+ * Unbiased MMD^2 (Gretton et al. 2012) between `real[n_real * dim]` and
+ * `fake[n_fake * dim]` with the averaged RBF kernel
+ * `k(x, y) = (1/L) sum_l exp(-|x - y|^2 / (2 s_l^2))`. The bandwidths `s_l`
+ * are `bandwidths[0..n_bandwidths]` (each finite and > 0), or, when
+ * `bandwidths` is NULL and `n_bandwidths` is 0, the median rule: seven
+ * bandwidths `m * 2^(1 - l)`, l = 0..6, where `m` is the median distance
+ * among the first 1000 real samples (so the kernel depends on the real set
+ * only). Writes `*out_mmd2` on success (about 0 +- O(1/n) for equal
+ * distributions; may be slightly negative).
+ *
+ * `HATEBM_INVALID_ARGUMENT` for `dim == 0`, fewer than 2 samples in a set, a
+ * bad bandwidth, or (median rule) real samples that are all identical. Cost
+ * O((n_real + n_fake)^2 * dim). Thread-safe.
+ *
+ * # Safety
+ * `real` has `real_len` and `fake` has `fake_len` readable floats;
+ * `bandwidths` has `n_bandwidths` readable doubles (each may be NULL only with
+ * length 0); `out_mmd2` is NULL or writable.
+ */
+enum hatebm_status hatebm_metrics_mmd2(const float *real,
+                                       size_t real_len,
+                                       size_t n_real,
+                                       const float *fake,
+                                       size_t fake_len,
+                                       size_t n_fake,
+                                       size_t dim,
+                                       const double *bandwidths,
+                                       size_t n_bandwidths,
+                                       double *out_mmd2);
+
+/**
+ * Energy distance (Szekely & Rizzo) between `real[n_real * dim]` and
+ * `fake[n_fake * dim]`: `2 E|X - Y| - E|X - X'| - E|Y - Y'|` with U-statistics
+ * for the within-set terms, in input units; 0 in expectation iff the
+ * distributions are equal (may be slightly negative). No tuning parameter.
+ * Writes `*out_energy` on success.
+ *
+ * `HATEBM_INVALID_ARGUMENT` for `dim == 0` or fewer than 2 samples in a set.
+ * Cost O((n_real + n_fake)^2 * dim). Thread-safe.
+ *
+ * # Safety
+ * `real` has `real_len` and `fake` has `fake_len` readable floats (each may be
+ * NULL only with length 0); `out_energy` is NULL or writable.
+ */
+enum hatebm_status hatebm_metrics_energy_distance(const float *real,
+                                                  size_t real_len,
+                                                  size_t n_real,
+                                                  const float *fake,
+                                                  size_t fake_len,
+                                                  size_t n_fake,
+                                                  size_t dim,
+                                                  double *out_energy);
 
 /**
  * Default sampling settings: n = 64, batch_size = 0 (the configuration's),

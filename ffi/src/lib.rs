@@ -52,6 +52,7 @@ pub(crate) mod handle;
 pub mod io;
 pub mod langevin;
 pub mod log;
+pub mod metrics;
 pub(crate) mod panic;
 pub mod runtime;
 pub mod session;

@@ -7,7 +7,7 @@
 //!   generator's initial samples `G(z)` (no MCMC), two noise baselines
 //!   (standard normal; independent per-pixel Gaussians with the data's mean and
 //!   variance, which matches every first and second *per-pixel* moment but no
-//!   correlation), and the training split itself (the floor a perfect model
+//!   correlation), and a random subset of the training split (the floor a perfect model
 //!   reaches with this many samples). Plus k-NN precision/recall and a
 //!   memorisation check in the same space.
 //! * 2-D toys: per-mode coverage and MMD² / energy distance to held-out data.
@@ -166,10 +166,17 @@ impl<B: BuildNets> Run<B> {
         report
             .frechet
             .push(("noise_per_pixel_gaussian".into(), fd(&pixel_gauss, n)?));
+        // A random subset of the training split (not a prefix: a split keeps the
+        // data's order, and data sets such as MNIST-5k are sorted by label).
         let m = n.min(train.len());
+        let rows = rand::seq::index::sample(&mut rng, train.len(), m);
+        let mut subset = Vec::with_capacity(m * d);
+        for i in rows.iter() {
+            subset.extend_from_slice(&train.data()[i * d..(i + 1) * d]);
+        }
         report
             .frechet
-            .push(("training_data".into(), fd(&train.data()[..m * d], m)?));
+            .push(("training_data".into(), fd(&subset, m)?));
         // Precision / recall and memorisation in the PCA space.
         let real_f = space.features(held.data(), held.len(), d)?;
         let fake_f = space.features(samples, n, d)?;
