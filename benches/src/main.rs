@@ -183,11 +183,22 @@ fn bench_tandem<B: BuildNets>(be: &B, repeats: usize) -> Result<Value> {
     let mut data = be.zeros(&shape::batched(batch, &e_arch.sample_shape()))?;
     be.fill_normal(&mut data, NoiseKey::new(2, Stream::User, [0, 0]))?;
     let mut last_langevin = 0.0;
+    let mut phases: Vec<[f64; 3]> = Vec::new();
     let sec = time_units(be, repeats, 0.1, || {
         let s = trainer.step(&data, &mut SeededNoise)?;
         last_langevin = s.langevin.steps as f64;
+        phases.push([
+            s.seconds_langevin,
+            s.seconds_ebm_update,
+            s.seconds_gen_update,
+        ]);
         Ok(())
     })?;
+    let phase = |i: usize| median(&mut phases.iter().map(|p| p[i]).collect::<Vec<_>>());
+    let (t_l, t_e, t_g) = (phase(0), phase(1), phase(2));
+    eprintln!(
+        "     T4 phases (median s): langevin {t_l:.3}, ebm update {t_e:.3}, gen update {t_g:.3}"
+    );
     let langevin_flops = 4.0 * e_arch.forward_macs_per_sample()? as f64 * batch as f64 * k as f64;
     Ok(json!({
         "config": "T4",
@@ -198,6 +209,9 @@ fn bench_tandem<B: BuildNets>(be: &B, repeats: usize) -> Result<Value> {
         "sec_per_step": sec,
         "samples_steps_per_s": (batch * k) as f64 / sec,
         "gflops": langevin_flops / sec / 1e9,
+        "seconds_langevin": t_l,
+        "seconds_ebm_update": t_e,
+        "seconds_gen_update": t_g,
     }))
 }
 

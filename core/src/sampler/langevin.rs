@@ -289,7 +289,6 @@ impl LangevinSampler {
     /// [`Error::ShapeMismatch`] if the chains do not fit the models;
     /// [`Error::InvalidArgument`] if latents must move but there is no
     /// generator; model, noise and backend errors.
-    #[allow(clippy::too_many_lines)]
     pub fn run<B: Backend>(
         &self,
         be: &B,
@@ -298,8 +297,29 @@ impl LangevinSampler {
         chains: &mut Chains<B>,
         noise: &mut dyn NoiseSource<B>,
         key: ChainKey,
-        mut record: Option<StepRecorder<'_, B>>,
+        record: Option<StepRecorder<'_, B>>,
     ) -> Result<LangevinStats> {
+        self.run_images(be, energy, generator, chains, noise, key, record)
+            .map(|(s, _)| s)
+    }
+
+    /// [`LangevinSampler::run`], also returning the final images `G(z) + y` (or
+    /// `y`) from the generator output the sampler already holds, so callers need
+    /// no extra generator pass.
+    ///
+    /// # Errors
+    /// As [`LangevinSampler::run`].
+    #[allow(clippy::too_many_lines)]
+    pub fn run_images<B: Backend>(
+        &self,
+        be: &B,
+        energy: &dyn Energy<B>,
+        generator: Option<&dyn Generator<B>>,
+        chains: &mut Chains<B>,
+        noise: &mut dyn NoiseSource<B>,
+        key: ChainKey,
+        mut record: Option<StepRecorder<'_, B>>,
+    ) -> Result<(LangevinStats, B::Tensor)> {
         let c = &self.config;
         let batch = self.check_shapes(be, energy, generator, chains)?;
         let k_steps = c.steps;
@@ -433,7 +453,8 @@ impl LangevinSampler {
         if let Some(z) = &chains.z {
             stats.mean_latent_norm = mean(&be.to_host(&be.row_norms(z)?)?);
         }
-        Ok(stats)
+        form_x(&mut x, &gz, &chains.y)?;
+        Ok((stats, x))
     }
 
     fn check_shapes<B: Backend>(

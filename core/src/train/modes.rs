@@ -116,8 +116,8 @@ impl<B: Backend> Trainer<B> {
         &self,
         chains: &mut Chains<B>,
         noise: &mut dyn NoiseSource<B>,
-    ) -> Result<crate::sampler::LangevinStats> {
-        self.sampler.run(
+    ) -> Result<(crate::sampler::LangevinStats, B::Tensor)> {
+        self.sampler.run_images(
             &self.be,
             self.energy.as_ref(),
             self.generator.as_deref(),
@@ -149,15 +149,20 @@ impl<B: Backend> Trainer<B> {
         chains: &mut Chains<B>,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<(B::Tensor, B::Tensor, StepStats)> {
-        let langevin = self.run_chains(chains, noise)?;
-        let x_neg = LangevinSampler::images(&self.be, self.generator.as_deref(), chains)?;
+        let t0 = Instant::now();
+        let (langevin, x_neg) = self.run_chains(chains, noise)?;
+        self.be.sync()?;
+        let t1 = Instant::now();
         let x_pos = self.jitter(data, noise)?;
         let (loss_ebm, energy_pos, energy_neg) = self.ebm_update(&x_pos, &x_neg)?;
+        self.be.sync()?;
         let stats = StepStats {
             loss_ebm,
             energy_pos,
             energy_neg,
             langevin,
+            seconds_langevin: (t1 - t0).as_secs_f64(),
+            seconds_ebm_update: t1.elapsed().as_secs_f64(),
             ..Default::default()
         };
         Ok((x_pos, x_neg, stats))
@@ -177,6 +182,7 @@ impl<B: Backend> Trainer<B> {
             .as_ref()
             .expect("generator chains have latents")
             .clone();
+        let t_gen = Instant::now();
         let (loss_gen, slots) = match self.config.gen_update {
             GenUpdate::Historical => {
                 let bank = self.bank.as_ref().ok_or_else(|| {
@@ -196,6 +202,8 @@ impl<B: Backend> Trainer<B> {
             GenUpdate::Current => (self.gen_update(&z, &x_neg)?, Vec::new()),
         };
         stats.loss_gen = Some(loss_gen);
+        self.be.sync()?;
+        stats.seconds_gen_update = t_gen.elapsed().as_secs_f64();
         self.keep(chains, x_pos, x_neg, slots);
         Ok(stats)
     }
@@ -286,6 +294,7 @@ impl<B: Backend> Trainer<B> {
         let mut chains = self.fresh_chains(self.config.batch_size, noise)?;
         let (x_pos, x_neg, mut stats) = self.contrast(data, &mut chains, noise)?;
         let mut z = chains.z.clone().expect("generator chains have latents");
+        let t_gen = Instant::now();
         if self.config.coop_latent_steps > 0 {
             let inference = LangevinSampler::new(LangevinConfig {
                 steps: self.config.coop_latent_steps,
@@ -322,6 +331,8 @@ impl<B: Backend> Trainer<B> {
             z = inf_chains.z.expect("inference chains have latents");
         }
         stats.loss_gen = Some(self.gen_update(&z, &x_neg)?);
+        self.be.sync()?;
+        stats.seconds_gen_update = t_gen.elapsed().as_secs_f64();
         self.keep(chains, x_pos, x_neg, Vec::new());
         Ok(stats)
     }

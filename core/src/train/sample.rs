@@ -106,13 +106,13 @@ impl<B: Backend> Trainer<B> {
                     Chains { z: None, y }
                 }
             };
-            if sampler.config.steps > 0 {
+            let images = if sampler.config.steps > 0 {
                 let ck = ChainKey {
                     seed: opts.seed,
                     iteration: u64::MAX,
                     row_offset: start as u64,
                 };
-                stats = sampler.run(
+                let (st, images) = sampler.run_images(
                     be,
                     self.energy.as_ref(),
                     self.generator.as_deref(),
@@ -121,12 +121,12 @@ impl<B: Backend> Trainer<B> {
                     ck,
                     None,
                 )?;
-            }
-            parts.push(LangevinSampler::images(
-                be,
-                self.generator.as_deref(),
-                &chains,
-            )?);
+                stats = st;
+                images
+            } else {
+                LangevinSampler::images(be, self.generator.as_deref(), &chains)?
+            };
+            parts.push(images);
             start += n;
         }
         let refs: Vec<&B::Tensor> = parts.iter().collect();

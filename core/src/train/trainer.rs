@@ -33,6 +33,12 @@ pub struct StepStats {
     pub langevin: LangevinStats,
     /// Wall-clock seconds of the iteration.
     pub seconds: f64,
+    /// Seconds in the negative chains (Langevin sampling).
+    pub seconds_langevin: f64,
+    /// Seconds in the EBM update.
+    pub seconds_ebm_update: f64,
+    /// Seconds in the generator update (and bank traffic), if any.
+    pub seconds_gen_update: f64,
 }
 
 /// Tensors of the last iteration, kept when [`Trainer::keep_tensors`] is set

@@ -52,13 +52,14 @@ pub fn upsample_bilinear2_forward<T: Scalar>(
         return;
     }
     let (oh, ow) = (2 * h, 2 * w);
+    // The taps depend only on the output coordinate: computed once per call.
+    let rows: Vec<(usize, usize, T, T)> = (0..oh).map(|o| taps::<T>(o, h)).collect();
+    let cols: Vec<(usize, usize, T, T)> = (0..ow).map(|o| taps::<T>(o, w)).collect();
     par_rows(x, h * w, y, oh * ow, |x, y| {
         for (yp, xp) in y.chunks_exact_mut(oh * ow).zip(x.chunks_exact(h * w)) {
-            for (oi, yr) in yp.chunks_exact_mut(ow).enumerate() {
-                let (r0, r1, a0, a1) = taps::<T>(oi, h);
+            for (yr, &(r0, r1, a0, a1)) in yp.chunks_exact_mut(ow).zip(&rows) {
                 let (x0, x1) = (&xp[r0 * w..(r0 + 1) * w], &xp[r1 * w..(r1 + 1) * w]);
-                for (oj, v) in yr.iter_mut().enumerate() {
-                    let (c0, c1, b0, b1) = taps::<T>(oj, w);
+                for (v, &(c0, c1, b0, b1)) in yr.iter_mut().zip(&cols) {
                     *v = a0 * (b0 * x0[c0] + b1 * x0[c1]) + a1 * (b0 * x1[c0] + b1 * x1[c1]);
                 }
             }
@@ -89,15 +90,15 @@ pub fn upsample_bilinear2_backward<T: Scalar>(
         return;
     }
     let (oh, ow) = (2 * h, 2 * w);
+    let rows: Vec<(usize, usize, T, T)> = (0..oh).map(|o| taps::<T>(o, h)).collect();
+    let cols: Vec<(usize, usize, T, T)> = (0..ow).map(|o| taps::<T>(o, w)).collect();
     par_rows(dy, oh * ow, dx, h * w, |dy, dx| {
         for (xp, yp) in dx.chunks_exact_mut(h * w).zip(dy.chunks_exact(oh * ow)) {
             if !acc {
                 xp.fill(T::ZERO);
             }
-            for (oi, yr) in yp.chunks_exact(ow).enumerate() {
-                let (r0, r1, a0, a1) = taps::<T>(oi, h);
-                for (oj, &g) in yr.iter().enumerate() {
-                    let (c0, c1, b0, b1) = taps::<T>(oj, w);
+            for (yr, &(r0, r1, a0, a1)) in yp.chunks_exact(ow).zip(&rows) {
+                for (&g, &(c0, c1, b0, b1)) in yr.iter().zip(&cols) {
                     xp[r0 * w + c0] += a0 * b0 * g;
                     xp[r0 * w + c1] += a0 * b1 * g;
                     xp[r1 * w + c0] += a1 * b0 * g;
