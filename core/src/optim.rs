@@ -33,6 +33,13 @@ pub struct AdamConfig {
     pub clip_grad_norm: Option<f32>,
     /// EMA decay d (`None` = no EMA). The paper's code used 0.9999.
     pub ema_decay: Option<f32>,
+    /// Warm the EMA up: use the decay `min(d, (1 + t)/(10 + t))` at step `t`
+    /// (TensorFlow `ExponentialMovingAverage(num_updates=t)`), so a short run's
+    /// average is not dominated by the random initial weights. Off by default:
+    /// the reference (tfa `MovingAverage`) uses the fixed decay, and so do the
+    /// goldens. Recommended for runs shorter than a few times `1/(1 − d)` steps.
+    #[serde(default)]
+    pub ema_warmup: bool,
     /// Piecewise-constant schedule `[[step, lr], ...]`: from `step` on (0-based
     /// optimiser steps) the learning rate is `lr`; before the first entry it is
     /// `lr` above. Steps must increase. (The official ImageNet config:
@@ -50,6 +57,7 @@ impl Default for AdamConfig {
             eps: 1e-7,
             clip_grad_norm: None,
             ema_decay: None,
+            ema_warmup: false,
             lr_schedule: Vec::new(),
         }
     }
@@ -216,6 +224,12 @@ impl<B: Backend> Adam<B> {
             be.adam_update(&mut p.value, g, m, v, h)?;
         }
         if let (Some(ema), Some(d)) = (self.ema.as_mut(), c.ema_decay) {
+            let d = if c.ema_warmup {
+                let t = self.step as f32;
+                d.min((1.0 + t) / (10.0 + t))
+            } else {
+                d
+            };
             let omd = 1.0 - d;
             for (e, p) in ema.iter_mut().zip(params.iter()) {
                 if let Some(e) = e {
@@ -235,6 +249,45 @@ impl<B: Backend> Adam<B> {
                 if let Some(e) = e {
                     std::mem::swap(e, &mut p.value);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuBackend;
+    use crate::params::{Init, ParamSpec};
+
+    /// With warm-up the EMA of a parameter that jumps from 0 to 1 forgets the
+    /// start quickly; without it, it follows `1 − d^t` (tfa `MovingAverage`).
+    #[test]
+    fn ema_warmup_forgets_the_initial_weights() {
+        let be = CpuBackend::new();
+        let specs = [ParamSpec::trainable("w", vec![1], Init::Zeros)];
+        for (warmup, after_20) in [(false, 1.0 - 0.99f64.powi(20)), (true, 0.9)] {
+            let mut p = ParamSet::init(&be, &specs, 0).unwrap();
+            let cfg = AdamConfig {
+                lr: 0.0,
+                ema_decay: Some(0.99),
+                ema_warmup: warmup,
+                ..AdamConfig::default()
+            };
+            let mut opt = Adam::new(&be, cfg, &p).unwrap();
+            p.get_mut(0).value = be.from_host(&[1.0], &[1]).unwrap();
+            for _ in 0..20 {
+                let mut g = Grads::zeros_like(&be, &p).unwrap();
+                opt.step(&be, &mut p, &mut g).unwrap();
+            }
+            let e = f64::from(
+                be.to_host(opt.ema.as_ref().unwrap()[0].as_ref().unwrap())
+                    .unwrap()[0],
+            );
+            if warmup {
+                assert!(e > after_20, "warm-up EMA {e}");
+            } else {
+                assert!((e - after_20).abs() < 1e-5, "tfa EMA {e} vs {after_20}");
             }
         }
     }

@@ -59,6 +59,7 @@ pub fn trainer_settings(g: &Golden) -> TrainerSettings {
         eps: g.cf("adam_eps") as f32,
         clip_grad_norm: clip,
         ema_decay: Some(g.cf(decay) as f32),
+        ema_warmup: false,
         lr_schedule: Vec::new(),
     };
     TrainerSettings {

@@ -194,6 +194,7 @@ fn adam<B: BuildNets>(be: &B) {
         eps: g.cf("eps") as f32,
         clip_grad_norm: None,
         ema_decay: Some(g.cf("ema_decay") as f32),
+        ema_warmup: false,
         lr_schedule: Vec::new(),
     };
     let mut opt = Adam::new(be, cfg, &params).unwrap();

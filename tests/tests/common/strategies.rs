@@ -540,6 +540,7 @@ fn adam_config() -> impl Strategy<Value = AdamConfig> {
                 beta2,
                 eps,
                 clip_grad_norm: clip,
+                ema_warmup: ema.is_some_and(|d| d > 0.5),
                 ema_decay: ema,
                 lr_schedule,
             }
