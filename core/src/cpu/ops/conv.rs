@@ -85,6 +85,12 @@ impl Conv2dGeom {
 /// Target size (elements) of one `im2col` chunk: 128 Ki elements = 512 KiB of `f32`,
 /// about half of a Zen/Skylake L2.
 const COL_ELEMS: usize = 1 << 17;
+/// Columns a GEMM should have at least, whatever `col_elems` says: each GEMM
+/// re-packs its whole weight matrix, so with many input channels (a large
+/// `k = cin·9`) short chunks spend as long packing weights as multiplying.
+/// Measured on a 2-core Zen 5 (T2: k = 576, T3: k = 1152): ~900 columns was
+/// best for both, although the chunk then exceeds L2 for k = 1152.
+const TARGET_COLS: usize = 896;
 /// Bounds on the columns of one GEMM.
 const MIN_COLS: usize = 128;
 const MAX_COLS: usize = 2048;
@@ -102,6 +108,8 @@ const SHIFT_ADD_MAX_CO: usize = 8;
 struct Tuning {
     /// Target elements of one im2col chunk.
     col_elems: usize,
+    /// Minimum columns per GEMM (raises `col_elems` to `kdim · min_cols`; 0 = off).
+    min_cols: usize,
     /// Force (`Some(true)`) or forbid (`Some(false)`) the shift-add form; `None`: by
     /// [`SHIFT_ADD_MAX_CO`].
     shift_add: Option<bool>,
@@ -110,8 +118,14 @@ struct Tuning {
 impl Tuning {
     const DEFAULT: Tuning = Tuning {
         col_elems: COL_ELEMS,
+        min_cols: TARGET_COLS,
         shift_add: None,
     };
+
+    /// The chunk size for a reduction dimension `kdim`.
+    fn col_elems_for(&self, kdim: usize) -> usize {
+        self.col_elems.max(kdim * self.min_cols)
+    }
 }
 
 /// How the columns (pixels) of a convolution are cut into GEMMs.
@@ -273,7 +287,13 @@ fn conv_apply<T: Scalar>(
         conv_shift_add(ci, co, h, w, k, x, wmat, bias, y, acc);
         return;
     }
-    let pl = plan(kdim, h, w, batch.div_ceil(MIN_TASKS), tune.col_elems);
+    let pl = plan(
+        kdim,
+        h,
+        w,
+        batch.div_ceil(MIN_TASKS),
+        tune.col_elems_for(kdim),
+    );
     y.par_chunks_mut(pl.group * ys)
         .zip(x.par_chunks(pl.group * xs))
         .for_each(|(yg, xg)| {
@@ -577,7 +597,7 @@ fn conv2d_backward_params_with<T: Scalar>(
     let mut pb = Scratch::<T>::zeroed(parts * pb_len);
     // With few output channels the partials are kept as [(o, flipped tap), ci].
     let transposed = k > 1 && tune.shift_add.unwrap_or(co <= SHIFT_ADD_MAX_CO);
-    let pl = plan(g.kdim(), g.h, g.w, per, tune.col_elems);
+    let pl = plan(g.kdim(), g.h, g.w, per, tune.col_elems_for(g.kdim()));
     pw.par_chunks_mut(wl)
         .zip(pb.par_chunks_mut(pb_len))
         .enumerate()
@@ -897,6 +917,7 @@ mod tests {
                         &g,
                         Tuning {
                             col_elems,
+                            min_cols: 0,
                             shift_add,
                         },
                         100 + i as u64,
@@ -1043,7 +1064,7 @@ mod tests {
             let b = rand_vec(&mut r, g.cout);
             let rr = rand_vec(&mut r, g.y_len());
             let bo = bias.then_some(&b[..]);
-            let tune = Tuning { col_elems: COL_ELEMS, shift_add: Some(shift_add) };
+            let tune = Tuning { col_elems: COL_ELEMS, min_cols: TARGET_COLS, shift_add: Some(shift_add) };
             let loss = |x: &[f64], wt: &[f64], b: Option<&[f64]>| {
                 let mut y = vec![0.0; g.y_len()];
                 conv2d_forward_with(&g, x, wt, b, &mut y, tune);
