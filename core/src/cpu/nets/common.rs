@@ -314,3 +314,16 @@ pub fn ensure_shape(t: &mut CpuTensor, shape: &[usize]) {
         *t = CpuTensor::zeros(shape);
     }
 }
+
+/// Checks that `t` is `[batch, ...sample]` (e.g. a cotangent against the
+/// output it belongs to).
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] naming `what`.
+pub fn check_rows(what: &str, t: &CpuTensor, batch: usize, sample: &[usize]) -> Result<()> {
+    let want = crate::backend::shape::batched(batch, sample);
+    if t.shape() != want.as_slice() {
+        return Err(Error::shape(what, &want, t.shape()));
+    }
+    Ok(())
+}

@@ -7,13 +7,13 @@
 
 use super::common::{BufPool, ConvIdx, check_input, conv_bwd, conv_fwd, conv_idx};
 use super::ebm_blocks::{BlockTape, EbmTrunk};
+use crate::Result;
 use crate::backend::shape::batched;
 use crate::cpu::ops::{self, Conv2dGeom};
 use crate::cpu::{CpuBackend, CpuTensor};
 use crate::model::Generator;
 use crate::nets::arch::{ENCODER_NORM_EPS, EncoderArch};
 use crate::params::{Grads, ParamSet};
-use crate::{Error, Result};
 
 /// `InfEncoder32` on the CPU backend.
 pub struct CpuEncoder {
@@ -162,11 +162,7 @@ impl CpuEncoder {
     }
 
     fn check_cot(&self, cot: &CpuTensor, batch: usize) -> Result<()> {
-        let want = batched(batch, &self.code_shape);
-        if cot.shape() != want.as_slice() {
-            return Err(Error::shape("encoder cotangent", &want, cot.shape()));
-        }
-        Ok(())
+        super::common::check_rows("encoder cotangent", cot, batch, &self.code_shape)
     }
 }
 

@@ -664,11 +664,7 @@ impl CpuConvGenerator {
     }
 
     fn check_cot(&self, cot: &CpuTensor, batch: usize) -> Result<()> {
-        let want = batched(batch, &self.output_shape);
-        if cot.shape() != want.as_slice() {
-            return Err(Error::shape("generator cotangent", &want, cot.shape()));
-        }
-        Ok(())
+        super::common::check_rows("generator cotangent", cot, batch, &self.output_shape)
     }
 
     /// Full backward including the fc layer.

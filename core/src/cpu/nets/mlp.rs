@@ -294,11 +294,7 @@ impl CpuMlpGenerator {
     }
 
     fn check_cot(&self, cot: &CpuTensor, batch: usize) -> Result<()> {
-        let want = crate::backend::shape::batched(batch, &self.output_shape);
-        if cot.shape() != want.as_slice() {
-            return Err(Error::shape("generator cotangent", &want, cot.shape()));
-        }
-        Ok(())
+        super::common::check_rows("generator cotangent", cot, batch, &self.output_shape)
     }
 }
 
