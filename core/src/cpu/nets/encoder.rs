@@ -49,7 +49,7 @@ impl CpuEncoder {
     /// Builds the encoder (Glorot-uniform weights, zero biases) from `seed`.
     ///
     /// # Errors
-    /// [`Error::Config`] for invalid sizes.
+    /// [`Error::Config`](crate::Error::Config) for invalid sizes.
     pub fn new(arch: &EncoderArch, seed: u64) -> Result<Self> {
         let params = ParamSet::init(&CpuBackend::new(), &arch.param_specs()?, seed)?;
         let trunk = EbmTrunk::new(&params, arch.blocks()?)?;
