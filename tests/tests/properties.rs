@@ -688,6 +688,56 @@ fn sngan_chains_are_bit_identical_across_threads_and_batch_splits() {
     check_determinism(&be, &nets, 1, 6, 5, 1).unwrap();
 }
 
+/// `energy` and `energy_grad_x` return bit-identical energies (the C ABI
+/// documents it): the MLP (batches across its 128-row blocks) and an SN-GAN-32
+/// energy on the CPU backend.
+#[test]
+fn energy_and_energy_grad_x_return_the_same_energies() {
+    let be = CpuBackend::new();
+    let nets: Vec<(Box<dyn Energy<CpuBackend>>, Vec<usize>)> = vec![
+        (
+            be.build_energy(
+                &EnergyArch::Mlp {
+                    dims: vec![2, 32, 32, 1],
+                },
+                3,
+            )
+            .unwrap(),
+            vec![1, 4, 127, 300],
+        ),
+        (
+            be.build_energy(
+                &EnergyArch::Sngan {
+                    res: 32,
+                    nch: 1,
+                    ngf: 8,
+                },
+                4,
+            )
+            .unwrap(),
+            vec![1, 5],
+        ),
+    ];
+    for (energy, batches) in &nets {
+        let d: usize = energy.sample_shape().iter().product();
+        for &b in batches {
+            let x: Vec<f32> = (0..b * d)
+                .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+                .collect();
+            let mut shape = vec![b];
+            shape.extend_from_slice(energy.sample_shape());
+            let xt = be.from_host(&x, &shape).unwrap();
+            let e = host(&be, &energy.energy(&xt).unwrap());
+            let (e2, _) = energy.energy_grad_x(&xt).unwrap();
+            assert!(
+                bit_identical(&e, &host(&be, &e2)),
+                "{}: batch {b}: energy and energy_grad_x differ",
+                energy.describe()
+            );
+        }
+    }
+}
+
 /// Whole training iterations are bit-identical across thread counts too: the
 /// parameter gradients are reductions over the batch, and the CPU backend
 /// fixes their order. Three synthesis iterations (MLP nets, bank, EMA) and

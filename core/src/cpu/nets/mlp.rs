@@ -173,6 +173,21 @@ impl CpuMlpEnergy {
             arch: arch.clone(),
         })
     }
+
+    /// The layers as the row-block kernels of [`super::mlp_rows`] take them.
+    fn rows_layers(&self) -> Vec<super::mlp_rows::Layer<'_>> {
+        let st = &self.stack;
+        st.layers
+            .iter()
+            .enumerate()
+            .map(|(i, &(w, b))| super::mlp_rows::Layer {
+                w: pv(&st.params, w),
+                b: pv(&st.params, b),
+                din: st.dims[i],
+                dout: st.dims[i + 1],
+            })
+            .collect()
+    }
 }
 
 impl Energy<CpuBackend> for CpuMlpEnergy {
@@ -184,11 +199,18 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
         &self.sample_shape
     }
 
+    /// By the row-block forward of [`super::mlp_rows`], so the energies are
+    /// bit-identical to those of `energy_grad_x`.
     fn energy(&self, x: &CpuTensor) -> Result<CpuTensor> {
         let batch = check_input("energy input", x, &self.sample_shape)?;
-        let (e, tape) = self.stack.forward(x.as_slice(), batch);
-        self.stack.release(tape);
-        CpuTensor::from_vec(e, &[batch])
+        let mut e = CpuTensor::zeros(&[batch]);
+        super::mlp_rows::energy(
+            &self.rows_layers(),
+            LEAKY_SLOPE,
+            x.as_slice(),
+            e.as_slice_mut(),
+        );
+        Ok(e)
     }
 
     fn energy_grad_x(&self, x: &CpuTensor) -> Result<(CpuTensor, CpuTensor)> {
@@ -204,22 +226,10 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
         g: &mut CpuTensor,
     ) -> Result<()> {
         let batch = check_input("energy input", x, &self.sample_shape)?;
-        let st = &self.stack;
-        let layers: Vec<super::mlp_rows::Layer<'_>> = st
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, &(w, b))| super::mlp_rows::Layer {
-                w: pv(&st.params, w),
-                b: pv(&st.params, b),
-                din: st.dims[i],
-                dout: st.dims[i + 1],
-            })
-            .collect();
         ensure_shape(e, &[batch]);
         ensure_shape(g, x.shape());
         super::mlp_rows::energy_grad_x(
-            &layers,
+            &self.rows_layers(),
             LEAKY_SLOPE,
             x.as_slice(),
             e.as_slice_mut(),

@@ -37,21 +37,40 @@ pub struct Layer<'a> {
 /// # Panics
 /// If the slices do not match the layer sizes.
 pub fn energy_grad_x(layers: &[Layer<'_>], slope: f32, x: &[f32], e: &mut [f32], dx: &mut [f32]) {
+    let din = check(layers, x, e);
+    assert_eq!(dx.len(), x.len());
+    x.par_chunks(ROWS * din)
+        .zip(e.par_chunks_mut(ROWS))
+        .zip(dx.par_chunks_mut(ROWS * din))
+        .for_each(|((xb, eb), dxb)| {
+            SCRATCH.with(|s| block(layers, slope, xb, eb, Some(dxb), &mut s.borrow_mut()))
+        });
+}
+
+/// Energies `e [B]` alone, by the same forward arithmetic as [`energy_grad_x`]
+/// (so `energy` and `energy_grad_x` return bit-identical energies).
+///
+/// # Panics
+/// If the slices do not match the layer sizes.
+pub fn energy(layers: &[Layer<'_>], slope: f32, x: &[f32], e: &mut [f32]) {
+    let din = check(layers, x, e);
+    x.par_chunks(ROWS * din)
+        .zip(e.par_chunks_mut(ROWS))
+        .for_each(|(xb, eb)| {
+            SCRATCH.with(|s| block(layers, slope, xb, eb, None, &mut s.borrow_mut()))
+        });
+}
+
+/// Checks `x [B, d_in]`, `e [B]` and the scalar output; returns `d_in`.
+fn check(layers: &[Layer<'_>], x: &[f32], e: &[f32]) -> usize {
     let din = layers[0].din;
-    let batch = e.len();
-    assert_eq!(x.len(), batch * din);
-    assert_eq!(dx.len(), batch * din);
+    assert_eq!(x.len(), e.len() * din);
     assert_eq!(
         layers[layers.len() - 1].dout,
         1,
         "the energy has one output"
     );
-    x.par_chunks(ROWS * din)
-        .zip(e.par_chunks_mut(ROWS))
-        .zip(dx.par_chunks_mut(ROWS * din))
-        .for_each(|((xb, eb), dxb)| {
-            SCRATCH.with(|s| block(layers, slope, xb, eb, dxb, &mut s.borrow_mut()))
-        });
+    din
 }
 
 fn block(
@@ -59,7 +78,7 @@ fn block(
     slope: f32,
     x: &[f32],
     e: &mut [f32],
-    dx: &mut [f32],
+    dx: Option<&mut [f32]>,
     scratch: &mut Vec<f32>,
 ) {
     let r = e.len();
@@ -96,6 +115,7 @@ fn block(
     }
     let last = layers.len() - 1;
     e.copy_from_slice(&pre[offs[last]..offs[last] + r]);
+    let Some(dx) = dx else { return };
     // Backward from dU/da_L = 1: dh_i = da_i W_i, da_{i-1} = dh_i ⊙ leaky'(a_{i-1}).
     let mut da: &mut [f32] = g0;
     da[..r].fill(1.0);
