@@ -154,14 +154,14 @@ impl<B: Backend> Bank<B> {
                 &be.shape(x),
             ));
         }
-        if let (Some(bz), Some(z)) = (self.z.as_ref(), z) {
-            if be.shape(z) != rows(bz) {
-                return Err(Error::shape(
-                    "bank overwrite latents",
-                    &rows(bz),
-                    &be.shape(z),
-                ));
-            }
+        if let (Some(bz), Some(z)) = (self.z.as_ref(), z)
+            && be.shape(z) != rows(bz)
+        {
+            return Err(Error::shape(
+                "bank overwrite latents",
+                &rows(bz),
+                &be.shape(z),
+            ));
         }
         match (self.z.as_mut(), z) {
             (Some(bz), Some(z)) => be.scatter_rows(bz, slots, z)?,

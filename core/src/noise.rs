@@ -143,7 +143,7 @@ pub fn fill_normal_rows(data: &mut [f32], row_len: usize, key: NoiseKey) {
         return;
     }
     assert!(
-        row_len > 0 && data.len() % row_len == 0,
+        row_len > 0 && data.len().is_multiple_of(row_len),
         "fill_normal_rows: {} elements are not rows of {row_len}",
         data.len()
     );

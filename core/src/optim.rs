@@ -92,12 +92,12 @@ impl AdamConfig {
                 self.eps
             )));
         }
-        if let Some(c) = self.clip_grad_norm {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Error::Config(format!(
-                    "{what}.clip_grad_norm must be finite and > 0, got {c}"
-                )));
-            }
+        if let Some(c) = self.clip_grad_norm
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(Error::Config(format!(
+                "{what}.clip_grad_norm must be finite and > 0, got {c}"
+            )));
         }
         if let Some(d) = self.ema_decay {
             in01("ema_decay", d)?;

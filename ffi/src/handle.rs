@@ -365,13 +365,16 @@ pub(crate) fn expect_disjoint<T, U>(
         |p: usize, bytes: Option<usize>| bytes.and_then(|n| p.checked_add(n)).map(|e| (p, e));
     let ra = span(a.0 as usize, a.1.checked_mul(std::mem::size_of::<T>()));
     let rb = span(b.0 as usize, b.1.checked_mul(std::mem::size_of::<U>()));
-    if let (Some((a0, a1)), Some((b0, b1))) = (ra, rb) {
-        if a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1 {
-            return Err(Failure::invalid(format!(
-                "buffers `{}` and `{}` overlap",
-                a.2, b.2
-            )));
-        }
+    if let (Some((a0, a1)), Some((b0, b1))) = (ra, rb)
+        && a0 < a1
+        && b0 < b1
+        && a0 < b1
+        && b0 < a1
+    {
+        return Err(Failure::invalid(format!(
+            "buffers `{}` and `{}` overlap",
+            a.2, b.2
+        )));
     }
     Ok(())
 }

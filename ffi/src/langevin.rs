@@ -301,8 +301,8 @@ pub unsafe extern "C" fn hatebm_langevin_run_custom(
                 ),
             ));
         }
-        if let Some(g) = generator {
-            if g.sample_len() != energy.sample_len() {
+        if let Some(g) = generator
+            && g.sample_len() != energy.sample_len() {
                 return Err(Error::shape(
                     "generator output vs energy input",
                     Energy::<CpuBackend>::sample_shape(energy),
@@ -310,7 +310,6 @@ pub unsafe extern "C" fn hatebm_langevin_run_custom(
                 )
                 .into());
             }
-        }
         energy.reset_calls();
         if let Some(g) = generator {
             g.reset_calls();

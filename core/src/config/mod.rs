@@ -329,14 +329,14 @@ impl Config {
                 mode.name()
             )));
         }
-        if let Some(g) = &self.model.generator {
-            if g.output_shape() != self.model.energy.sample_shape() {
-                return Err(Error::Config(format!(
-                    "model.generator output {:?} does not match model.energy input {:?}",
-                    g.output_shape(),
-                    self.model.energy.sample_shape()
-                )));
-            }
+        if let Some(g) = &self.model.generator
+            && g.output_shape() != self.model.energy.sample_shape()
+        {
+            return Err(Error::Config(format!(
+                "model.generator output {:?} does not match model.energy input {:?}",
+                g.output_shape(),
+                self.model.energy.sample_shape()
+            )));
         }
         if self.output.log_every == 0 {
             return Err(Error::Config("output.log_every must be >= 1".into()));
@@ -350,12 +350,12 @@ impl Config {
                 self.guard.lr_factor
             )));
         }
-        if let Some(m) = self.guard.max_energy_diff {
-            if !(m.is_finite() && m > 0.0) {
-                return Err(Error::Config(format!(
-                    "guard.max_energy_diff must be finite and > 0, got {m}"
-                )));
-            }
+        if let Some(m) = self.guard.max_energy_diff
+            && !(m.is_finite() && m > 0.0)
+        {
+            return Err(Error::Config(format!(
+                "guard.max_energy_diff must be finite and > 0, got {m}"
+            )));
         }
         if !(0.0..1.0).contains(&self.eval.holdout_fraction) {
             return Err(Error::Config(format!(

@@ -47,7 +47,7 @@ pub fn read_cifar10_bytes(bytes: &[u8], context: &str) -> Result<(Vec<u8>, Vec<u
     if bytes.is_empty() {
         return Err(fail("empty file: no CIFAR-10 records".into()));
     }
-    if bytes.len() % CIFAR10_RECORD_LEN != 0 {
+    if !bytes.len().is_multiple_of(CIFAR10_RECORD_LEN) {
         return Err(fail(format!(
             "length {} is not a multiple of the CIFAR-10 record size {CIFAR10_RECORD_LEN} \
              (1 label byte + 3072 pixel bytes); truncated, or not a CIFAR-10 binary batch",

@@ -46,7 +46,7 @@ impl Dataset {
     ) -> Result<Self> {
         let name = name.into();
         let sample_len = check_sample_shape(&name, &sample_shape)?;
-        if data.len() % sample_len != 0 {
+        if !data.len().is_multiple_of(sample_len) {
             return Err(Error::ShapeMismatch {
                 what: format!("data of `{name}`"),
                 expected: format!(

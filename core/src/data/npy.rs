@@ -538,7 +538,7 @@ mod tests {
     /// Builds raw `.npy` bytes with an arbitrary header dict (version 1.0).
     pub(crate) fn raw_npy(dict: &str, body: &[u8]) -> Vec<u8> {
         let mut h = dict.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');

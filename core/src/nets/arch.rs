@@ -190,7 +190,7 @@ fn check_res(res: usize) -> Result<()> {
 
 /// The channel widths of the SN-GAN 64/128 nets: `ngf/16, ngf/8, ngf/4, ngf/2, ngf`.
 fn pyramid(ngf: usize) -> Result<[usize; 5]> {
-    if ngf < 16 || ngf % 16 != 0 {
+    if ngf < 16 || !ngf.is_multiple_of(16) {
         return Err(Error::Config(format!(
             "ngf must be a positive multiple of 16 at 64/128 resolution, got {ngf}"
         )));

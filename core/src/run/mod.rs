@@ -385,7 +385,7 @@ impl<B: BuildNets> Run<B> {
             window += stats.seconds;
             window_n += 1;
             progress.update(it, &stats);
-            if it % out.log_every == 0 || it == target {
+            if it.is_multiple_of(out.log_every) || it == target {
                 let sec = window / window_n.max(1) as f64;
                 if let Some(m) = self.metrics.as_mut() {
                     m.write(
@@ -399,12 +399,12 @@ impl<B: BuildNets> Run<B> {
                 window = 0.0;
                 window_n = 0;
             }
-            if out.checkpoint_every > 0 && it % out.checkpoint_every == 0 {
+            if out.checkpoint_every > 0 && it.is_multiple_of(out.checkpoint_every) {
                 self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
             }
             let every = self.config.eval.every;
             if every > 0
-                && it % every == 0
+                && it.is_multiple_of(every)
                 && it < total
                 && self.config.eval.num_samples > 0
                 && self.heldout.is_some()
@@ -412,7 +412,7 @@ impl<B: BuildNets> Run<B> {
                 let report = self.evaluate()?;
                 outputs::append_eval_line(&out.dir.join("eval.jsonl"), &report)?;
             }
-            if out.sample_every > 0 && it % out.sample_every == 0 && it < total {
+            if out.sample_every > 0 && it.is_multiple_of(out.sample_every) && it < total {
                 self.write_samples(&format!("samples_{it:06}"))?;
             }
             let p = Progress {

@@ -175,14 +175,14 @@ impl<B: Backend> Trainer<B> {
             }
             _ => {}
         }
-        if let Some(g) = &generator {
-            if g.output_shape() != energy.sample_shape() {
-                return Err(Error::Config(format!(
-                    "generator output {:?} does not match the energy's input {:?}",
-                    g.output_shape(),
-                    energy.sample_shape()
-                )));
-            }
+        if let Some(g) = &generator
+            && g.output_shape() != energy.sample_shape()
+        {
+            return Err(Error::Config(format!(
+                "generator output {:?} does not match the energy's input {:?}",
+                g.output_shape(),
+                energy.sample_shape()
+            )));
         }
         // The mode decides which blocks move.
         match mode {

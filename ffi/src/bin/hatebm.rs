@@ -136,10 +136,10 @@ fn build_config(args: &mut Args) -> Result<Config> {
         b.set(k.trim(), v.trim())?;
     }
     let mut cfg = b.build()?;
-    if let Some(f) = file {
-        if let Some(base) = Path::new(&f).parent() {
-            cfg.resolve_paths(base);
-        }
+    if let Some(f) = file
+        && let Some(base) = Path::new(&f).parent()
+    {
+        cfg.resolve_paths(base);
     }
     Ok(cfg)
 }

@@ -21,7 +21,7 @@ fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
 pub fn avg_pool2_forward<T: Scalar>(b: usize, c: usize, h: usize, w: usize, x: &[T], y: &mut [T]) {
     const F: &str = "avg_pool2_forward";
     assert!(
-        h % 2 == 0 && w % 2 == 0,
+        h.is_multiple_of(2) && w.is_multiple_of(2),
         "{F}: h = {h} and w = {w} must be even"
     );
     check(F, "x", x.len(), b * c * h * w, "b·c·h·w");
@@ -63,7 +63,7 @@ pub fn avg_pool2_backward<T: Scalar>(
 ) {
     const F: &str = "avg_pool2_backward";
     assert!(
-        h % 2 == 0 && w % 2 == 0,
+        h.is_multiple_of(2) && w.is_multiple_of(2),
         "{F}: h = {h} and w = {w} must be even"
     );
     check(
