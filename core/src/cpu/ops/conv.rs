@@ -23,6 +23,7 @@
 
 use rayon::prelude::*;
 
+use super::conv_direct::{self, conv_direct};
 use super::gemm::gemm_s;
 use super::scalar::Scalar;
 use super::util::{Scratch, add_partials, reduce_partition, sum};
@@ -113,6 +114,9 @@ struct Tuning {
     /// Force (`Some(true)`) or forbid (`Some(false)`) the shift-add form; `None`: by
     /// [`SHIFT_ADD_MAX_CO`].
     shift_add: Option<bool>,
+    /// Allow the direct AVX-512 kernel ([`conv_direct`]) for `f32` where the CPU and
+    /// shapes allow it (`true`), or always use the GEMM paths (`false`).
+    direct: bool,
 }
 
 impl Tuning {
@@ -120,6 +124,7 @@ impl Tuning {
         col_elems: COL_ELEMS,
         min_cols: TARGET_COLS,
         shift_add: None,
+        direct: true,
     };
 
     /// The chunk size for a reduction dimension `kdim`.
@@ -262,6 +267,17 @@ fn conv_apply<T: Scalar>(
         }
         return;
     }
+    let shift_add = k > 1 && tune.shift_add.unwrap_or(co <= SHIFT_ADD_MAX_CO);
+    if tune.direct
+        && !shift_add
+        && conv_direct::suits(h, w, k)
+        && conv_direct::available()
+        && let (Some(x), Some(wm), Some(y)) = (T::as_f32(x), T::as_f32(wmat), T::as_f32_mut(y))
+    {
+        let b = bias.map(|b| T::as_f32(b).expect("bias has the element type of x"));
+        conv_direct(batch, ci, co, h, w, k, x, wm, b, y, acc);
+        return;
+    }
     if k == 1 {
         // The sample is its own im2col matrix [ci, hw].
         y.par_chunks_mut(ys)
@@ -283,7 +299,7 @@ fn conv_apply<T: Scalar>(
             });
         return;
     }
-    if tune.shift_add.unwrap_or(co <= SHIFT_ADD_MAX_CO) {
+    if shift_add {
         conv_shift_add(ci, co, h, w, k, x, wmat, bias, y, acc);
         return;
     }
@@ -919,6 +935,7 @@ mod tests {
                             col_elems,
                             min_cols: 0,
                             shift_add,
+                            direct: true,
                         },
                         100 + i as u64,
                     );
@@ -1064,7 +1081,7 @@ mod tests {
             let b = rand_vec(&mut r, g.cout);
             let rr = rand_vec(&mut r, g.y_len());
             let bo = bias.then_some(&b[..]);
-            let tune = Tuning { col_elems: COL_ELEMS, min_cols: TARGET_COLS, shift_add: Some(shift_add) };
+            let tune = Tuning { col_elems: COL_ELEMS, min_cols: TARGET_COLS, shift_add: Some(shift_add), direct: true };
             let loss = |x: &[f64], wt: &[f64], b: Option<&[f64]>| {
                 let mut y = vec![0.0; g.y_len()];
                 conv2d_forward_with(&g, x, wt, b, &mut y, tune);

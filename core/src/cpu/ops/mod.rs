@@ -38,6 +38,7 @@
 mod activation;
 mod batchnorm;
 mod conv;
+mod conv_direct;
 mod gemm;
 mod linear;
 mod pool;

@@ -79,10 +79,14 @@ pub trait Scalar:
     fn is_finite(self) -> bool;
     /// `true` if the value is NaN.
     fn is_nan(self) -> bool;
+    /// The slice as `&[f32]` when `Self` is `f32` (for `f32`-only SIMD kernels), else `None`.
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    /// The slice as `&mut [f32]` when `Self` is `f32`, else `None`.
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 macro_rules! impl_scalar {
-    ($t:ty) => {
+    ($t:ty, $as32:expr, $as32mut:expr) => {
         impl Scalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -129,12 +133,20 @@ macro_rules! impl_scalar {
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
             }
+            #[inline]
+            fn as_f32(s: &[Self]) -> Option<&[f32]> {
+                $as32(s)
+            }
+            #[inline]
+            fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+                $as32mut(s)
+            }
         }
     };
 }
 
-impl_scalar!(f32);
-impl_scalar!(f64);
+impl_scalar!(f32, Some, Some);
+impl_scalar!(f64, |_| None, |_| None);
 
 #[cfg(test)]
 mod tests {
@@ -150,6 +162,12 @@ mod tests {
         assert!(!T::from_f64(f64::INFINITY).is_finite());
         assert!(T::from_f64(f64::NAN).is_nan());
         assert!((T::from_f64(0.3).tanh().to_f64() - 0.3f64.tanh()).abs() < 1e-7);
+        let mut v = [T::ONE; 3];
+        assert_eq!(T::as_f32(&v).is_some(), T::NAME == "f32");
+        assert_eq!(
+            T::as_f32_mut(&mut v).map(|s| s.len()),
+            T::as_f32(&v).map(|s| s.len())
+        );
     }
 
     #[test]
