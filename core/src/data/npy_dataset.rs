@@ -7,7 +7,7 @@ use super::npy::{NpyArray, NpyData, read_npy};
 use crate::{Error, Result};
 
 impl Dataset {
-    /// Builds a data set from an array read with [`read_npy`](super::npy::read_npy)
+    /// Builds a data set from an array read with [`super::npy::read_npy`]
     /// (and optionally a label array); `context` names the source in errors.
     ///
     /// The first axis is the sample axis; the rest give the sample shape:

@@ -199,7 +199,7 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
         &self.sample_shape
     }
 
-    /// By the row-block forward of [`super::mlp_rows`], so the energies are
+    /// By the row-block forward of `mlp_rows`, so the energies are
     /// bit-identical to those of `energy_grad_x`.
     fn energy(&self, x: &CpuTensor) -> Result<CpuTensor> {
         let batch = check_input("energy input", x, &self.sample_shape)?;

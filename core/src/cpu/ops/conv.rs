@@ -1,9 +1,12 @@
 //! 2-D convolution, stride 1, zero "SAME" padding `k/2`, odd square kernels (the
 //! networks use `k ∈ {1, 3}`), NCHW, weights `[cout, cin, k, k]` (PyTorch layout).
 //!
-//! Implementation: per-sample (or per-group-of-samples) `im2col` into a thread-local
-//! scratch matrix `col[cin·k·k, columns]` and one single-threaded `sgemm`/`dgemm`
-//! (`y = W·col`); parallel over the batch with rayon.
+//! Implementation: for `f32` on CPUs with AVX-512F and images of a multiple of 16
+//! pixels, forward and backward-input run the direct kernel of
+//! `conv_direct` (no im2col, no packing). Otherwise, per-sample
+//! (or per-group-of-samples) `im2col` into a thread-local scratch matrix
+//! `col[cin·k·k, columns]` and one single-threaded `sgemm`/`dgemm` (`y = W·col`);
+//! parallel over the batch with rayon.
 //!
 //! * Large images are cut into chunks of whole rows so that the `col` chunk stays in
 //!   L2; small images are batched (several samples side by side in `col`) so that
@@ -114,7 +117,7 @@ struct Tuning {
     /// Force (`Some(true)`) or forbid (`Some(false)`) the shift-add form; `None`: by
     /// [`SHIFT_ADD_MAX_CO`].
     shift_add: Option<bool>,
-    /// Allow the direct AVX-512 kernel ([`conv_direct`]) for `f32` where the CPU and
+    /// Allow the direct AVX-512 kernel ([`conv_direct()`]) for `f32` where the CPU and
     /// shapes allow it (`true`), or always use the GEMM paths (`false`).
     direct: bool,
 }
@@ -472,7 +475,10 @@ fn check_lens<T>(f: &str, g: &Conv2dGeom, what: &str, s: &[T], want: usize, form
 /// `y [batch, cout, h, w]`. Parallel over the batch; per-sample results do not depend on
 /// the number of threads.
 ///
-/// Implementation: for `k > 1` and `cout > 8`, `im2col` of the sample (in row chunks of
+/// Implementation: for `f32`, `cout > 8` (or `k = 1`), `h·w` a multiple of 16 and a CPU
+/// with AVX-512F, the direct kernel (`conv_direct`: masked loads of the shifted image
+/// rows, an 8-channel × 48-pixel register tile). Otherwise, for `k > 1` and `cout > 8`,
+/// `im2col` of the sample (in row chunks of
 /// about 128 Ki elements, or several images of < 256 pixels side by side) into a per-thread
 /// scratch matrix and one GEMM `W[cout, cin·k²]·col`; for `cout ≤ 8`, one GEMM
 /// `W_taps[cout·k², cin]·x_b` (per-thread scratch of `cout·k²·h·w`) followed by shifted row

@@ -22,9 +22,12 @@
 //!   between CPUs, because `matrixmultiply` picks its SIMD kernel at run time, and
 //!   between batch sizes: splitting a batch in two halves may round differently.)
 //!   Kernels may be called from inside rayon tasks (e.g. two models in `rayon::join`).
-//! * **Performance model**: 3×3 convolutions are `im2col` + one GEMM per sample (row
-//!   chunks sized for L2, or several small images per GEMM); convolutions with at most 8
-//!   output channels use a shift-add form instead (see the `conv2d_*` docs). Everything
+//! * **Performance model**: `f32` convolutions (forward and backward-input) run a direct
+//!   AVX-512F kernel where the CPU has it and images have a multiple of 16 pixels
+//!   (`conv_direct`: no im2col, no GEMM packing); otherwise 3×3 convolutions are
+//!   `im2col` + one GEMM per sample (row chunks sized for L2, or several small images per
+//!   GEMM). Convolutions with at most 8 output channels use a shift-add form instead, and
+//!   parameter gradients always use im2col + GEMM (see the `conv2d_*` docs). Everything
 //!   else is a single pass of simple, vectorised loops.
 //! * **Scratch memory**: im2col matrices and partial sums live in per-thread buffers that
 //!   grow to the largest size requested and are then reused, so steady-state calls do
