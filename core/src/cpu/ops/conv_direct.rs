@@ -21,6 +21,9 @@
 //! GEMM path): AVX-512F at run time and `h·w` a multiple of 16, so that every 16-lane
 //! vector lies inside one image (all SN-GAN resolutions: 4×4 … 128×128).
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::util::Scratch;
@@ -37,7 +40,7 @@ const MIN_TASK_VECS: usize = 96;
 const MIN_TASKS: usize = 4;
 
 /// `true` if this CPU can run the kernel (AVX-512F, detected once and cached by `std`).
-pub(super) fn available() -> bool {
+pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx512f")
@@ -65,7 +68,35 @@ struct Taps {
     masks: Vec<u16>,
 }
 
+/// Tap tables kept per thread (most recently used first), so steady-state calls do not
+/// allocate.
+const TAPS_CACHED: usize = 8;
+
+/// A thread's cache of tap tables, keyed by `(h, w, k)`.
+type TapsCache = RefCell<Vec<((usize, usize, usize), Arc<Taps>)>>;
+
+thread_local! {
+    static TAPS: TapsCache = const { RefCell::new(Vec::new()) };
+}
+
 impl Taps {
+    /// The tables for `(h, w, k)`, from this thread's cache or built and cached.
+    fn cached(h: usize, w: usize, k: usize) -> Arc<Taps> {
+        let key = (h, w, k);
+        TAPS.with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else {
+                return Arc::new(Taps::new(h, w, k));
+            };
+            let t = match c.iter().position(|(k2, _)| *k2 == key) {
+                Some(i) => c.remove(i).1,
+                None => Arc::new(Taps::new(h, w, k)),
+            };
+            c.insert(0, (key, Arc::clone(&t)));
+            c.truncate(TAPS_CACHED);
+            t
+        })
+    }
+
     fn new(h: usize, w: usize, k: usize) -> Taps {
         let (kk, p) = (k * k, (k / 2) as isize);
         let (hi, wi) = (h as isize, w as isize);
@@ -111,16 +142,87 @@ pub(super) fn conv_direct(
     y: &mut [f32],
     acc: bool,
 ) {
+    let kdim = ci * k * k;
+    assert_eq!(wmat.len(), co * kdim, "conv_direct: wmat length");
+    let wp = PackedWeights::new(co, kdim, |o, r| wmat[o * kdim + r]);
+    conv_direct_packed(batch, ci, h, w, k, x, &wp, bias, y, acc);
+}
+
+/// Weights packed for the register tile: `[row block][kdim][MR]`, i.e.
+/// `data[(cb·kdim + r)·MR + m] = W[cb·MR + m, r]`, zero for rows `≥ co`. Packing once
+/// and reusing the result is what lets callers with many small products (the MLP row
+/// blocks) avoid re-packing per product.
+pub(crate) struct PackedWeights {
+    co: usize,
+    kdim: usize,
+    data: Scratch<f32>,
+}
+
+impl PackedWeights {
+    /// Packs `W [co, kdim]` given element-wise by `wt(o, r)` (so a transposed matrix
+    /// needs no copy first).
+    pub(crate) fn new(co: usize, kdim: usize, wt: impl Fn(usize, usize) -> f32) -> Self {
+        let mut data = Scratch::<f32>::new(co.div_ceil(MR) * kdim * MR);
+        for (cb, wb) in data.chunks_exact_mut((kdim * MR).max(1)).enumerate() {
+            for (r, wr) in wb.chunks_exact_mut(MR).enumerate() {
+                for (m, v) in wr.iter_mut().enumerate() {
+                    let o = cb * MR + m;
+                    *v = if o < co { wt(o, r) } else { 0.0 };
+                }
+            }
+        }
+        PackedWeights { co, kdim, data }
+    }
+}
+
+/// `y[o, j] = Σ_c W[o, c]·x[c, j] (+ bias[o])` for feature-major matrices `x [ci, n]`
+/// and `y [co, n]` (row-major, `n` columns), `W [co, ci]` packed in `wp`: the kernel as
+/// a 1×1 convolution of one `1 × n` image, on the calling thread. Each element is
+/// summed in increasing `c`, then the bias is added; columns never interact.
+///
+/// # Panics
+///
+/// If the kernel is not [`available`], `n` is not a multiple of 16, or a length does
+/// not match.
+pub(crate) fn matmul_fm(
+    ci: usize,
+    n: usize,
+    x: &[f32],
+    wp: &PackedWeights,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    conv_direct_packed(1, ci, 1, n, 1, x, wp, bias, y, false);
+}
+
+/// [`conv_direct`] with weights packed by [`PackedWeights::new`] (`co` = `wp.co`,
+/// im2col row `r = c·k² + tap`).
+#[allow(clippy::too_many_arguments)]
+fn conv_direct_packed(
+    batch: usize,
+    ci: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    x: &[f32],
+    wp: &PackedWeights,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    acc: bool,
+) {
     assert!(available(), "conv_direct: needs AVX-512F");
     assert!(
         suits(h, w, k),
         "conv_direct: h·w = {h}·{w} must be a multiple of 16"
     );
-    let (hw, kk) = (h * w, k * k);
+    let (hw, kk, co) = (h * w, k * k, wp.co);
     let kdim = ci * kk;
+    assert_eq!(
+        wp.kdim, kdim,
+        "conv_direct: packed weights for another ci·k²"
+    );
     assert_eq!(x.len(), batch * ci * hw, "conv_direct: x length");
     assert_eq!(y.len(), batch * co * hw, "conv_direct: y length");
-    assert_eq!(wmat.len(), co * kdim, "conv_direct: wmat length");
     if let Some(b) = bias {
         assert_eq!(b.len(), co, "conv_direct: bias length");
     }
@@ -128,17 +230,10 @@ pub(super) fn conv_direct(
     if batch == 0 || co == 0 {
         return;
     }
-    // wp[(cb·kdim + r)·MR + m] = wmat[(cb·MR + m)·kdim + r], zero for rows ≥ co.
     let blocks = co.div_ceil(MR);
-    let mut wp = Scratch::<f32>::zeroed(blocks * kdim * MR);
-    for (o, wrow) in wmat.chunks_exact(kdim).enumerate() {
-        let (cb, m) = (o / MR, o % MR);
-        for (r, &v) in wrow.iter().enumerate() {
-            wp[(cb * kdim + r) * MR + m] = v;
-        }
-    }
-    let wp: &[f32] = &wp;
-    let taps = Taps::new(h, w, k);
+    let wp: &[f32] = &wp.data;
+    let taps = Taps::cached(h, w, k);
+    let taps: &Taps = &taps;
     let vecs_per_img = hw / LANES;
     let group = MIN_TASK_VECS
         .div_ceil(vecs_per_img)
@@ -157,25 +252,27 @@ pub(super) fn conv_direct(
                     (g / vecs_per_img, g % vecs_per_img * LANES)
                 });
                 for cb in 0..blocks {
-                    let mut out = [[0f32; LANES]; MR * NV];
+                    let rows = MR.min(co - cb * MR);
+                    let out = Out {
+                        rows,
+                        // Rows past `co` (padding) point at the last valid row; unused.
+                        offs: std::array::from_fn(|m| {
+                            std::array::from_fn(|v| {
+                                let (n, p) = pos[v];
+                                (n * co + cb * MR + m.min(rows - 1)) * hw + p
+                            })
+                        }),
+                        bias: std::array::from_fn(|m| match bias {
+                            Some(b) if m < rows => b[cb * MR + m],
+                            _ => 0.0,
+                        }),
+                        acc,
+                    };
                     let wblk = &wp[cb * kdim * MR..(cb + 1) * kdim * MR];
                     match nv {
-                        1 => run_tile::<1>(xg, ci, hw, &taps, &pos, wblk, &mut out),
-                        2 => run_tile::<2>(xg, ci, hw, &taps, &pos, wblk, &mut out),
-                        _ => run_tile::<NV>(xg, ci, hw, &taps, &pos, wblk, &mut out),
-                    }
-                    for m in 0..MR.min(co - cb * MR) {
-                        let o = cb * MR + m;
-                        let b = bias.map_or(0.0, |b| b[o]);
-                        for (v, &(n, p)) in pos.iter().enumerate().take(nv) {
-                            let dst = &mut yg[(n * co + o) * hw + p..][..LANES];
-                            let src = &out[m * NV + v];
-                            if acc {
-                                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s + b);
-                            } else {
-                                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b);
-                            }
-                        }
+                        1 => run_tile::<1>(xg, ci, hw, taps, &pos, wblk, yg, &out),
+                        2 => run_tile::<2>(xg, ci, hw, taps, &pos, wblk, yg, &out),
+                        _ => run_tile::<NV>(xg, ci, hw, taps, &pos, wblk, yg, &out),
                     }
                 }
                 v0 += nv;
@@ -183,8 +280,18 @@ pub(super) fn conv_direct(
         });
 }
 
+/// Where a tile's results go: for output row `m < rows` of the block and vector `v`,
+/// the 16 elements at `offs[m][v]` of the output slice become `sum + bias[m]`, or
+/// `old + (sum + bias[m])` if `acc`.
+struct Out {
+    rows: usize,
+    offs: [[usize; NV]; MR],
+    bias: [f32; MR],
+    acc: bool,
+}
+
 /// Safe front of [`tile`]: checks what `tile`'s contract needs and calls it.
-/// `out[m·NV + v]` receives the 16 sums of output row `m` of the block, vector `v`.
+#[allow(clippy::too_many_arguments)]
 fn run_tile<const V: usize>(
     xg: &[f32],
     ci: usize,
@@ -192,10 +299,15 @@ fn run_tile<const V: usize>(
     taps: &Taps,
     pos: &[(usize, usize); NV],
     wblk: &[f32],
-    out: &mut [[f32; LANES]; MR * NV],
+    y: &mut [f32],
+    out: &Out,
 ) {
     let kk = taps.kk;
     assert!(V <= NV && wblk.len() == ci * kk * MR && taps.offs.len() == kk);
+    assert!(out.rows <= MR);
+    for offs in &out.offs[..out.rows] {
+        assert!(offs[..V].iter().all(|&o| o + LANES <= y.len()));
+    }
     let src: [*const f32; V] = std::array::from_fn(|v| {
         let (n, p) = pos[v];
         assert!(p % LANES == 0 && p < hw && (n + 1) * ci * hw <= xg.len());
@@ -214,18 +326,32 @@ fn run_tile<const V: usize>(
         // shifted by tap t, which the mask construction (`Taps::new`) guarantees to be
         // inside that channel's `hw` elements, i.e. inside `xg` (asserted: the sample's
         // `ci·hw` elements lie in `xg`). `wblk` has `ci·kk·MR` elements and `offs`
-        // `kk` (asserted). `out` is an exclusive borrow.
-        unsafe { tile::<V>(src, masks, &taps.offs, ci, hw, wblk.as_ptr(), out) }
+        // `kk` (asserted). Every written range `out.offs[m][v] .. + 16`, `m < rows`,
+        // `v < V`, lies in `y` (asserted), an exclusive borrow.
+        unsafe {
+            tile::<V>(
+                src,
+                masks,
+                &taps.offs,
+                ci,
+                hw,
+                wblk.as_ptr(),
+                y.as_mut_ptr(),
+                out,
+            )
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (src, masks, out);
+        let _ = (src, masks, y, out);
         unreachable!("conv_direct: x86-64 only");
     }
 }
 
-/// The register tile: `out[m·NV + v][l] = Σ_{c < ci} Σ_{t < kk} wblk[(c·kk + t)·MR + m] ·
-/// (lane l of mask[v][t] set ? src[v][c·hw + offs[t] + l] : 0)`, summed in `(c, t)` order.
+/// The register tile: `s[m][v][l] = Σ_{c < ci} Σ_{t < kk} wblk[(c·kk + t)·MR + m] ·
+/// (lane l of mask[v][t] set ? src[v][c·hw + offs[t] + l] : 0)`, summed in `(c, t)` order,
+/// then for `m < out.rows`: `y[out.offs[m][v] + l] = s + out.bias[m]` (or `+=` if
+/// `out.acc`).
 ///
 /// # Safety
 ///
@@ -237,6 +363,9 @@ fn run_tile<const V: usize>(
 ///   of one live allocation). Lanes whose bit is clear are never accessed (masked loads
 ///   suppress the access and its faults), so their addresses may lie anywhere; they are
 ///   formed with `wrapping_offset` and never dereferenced.
+/// * For every `m < out.rows ≤ MR` and `v < V`, the 16 elements at
+///   `y + out.offs[m][v]` are readable and writable, and nothing else accesses them
+///   during the call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const V: usize>(
@@ -246,7 +375,8 @@ unsafe fn tile<const V: usize>(
     ci: usize,
     hw: usize,
     wblk: *const f32,
-    out: &mut [[f32; LANES]; MR * NV],
+    y: *mut f32,
+    out: &Out,
 ) {
     use std::arch::x86_64::*;
     let kk = offs.len();
@@ -272,10 +402,20 @@ unsafe fn tile<const V: usize>(
             wr = unsafe { wr.add(MR) };
         }
     }
-    for (m, am) in accs.iter().enumerate() {
-        for v in 0..V {
-            // SAFETY: out[m·NV + v] is 16 writable f32 (an exclusive borrow).
-            unsafe { _mm512_storeu_ps(out[m * NV + v].as_mut_ptr(), am[v]) };
+    for (m, am) in accs.iter().enumerate().take(out.rows) {
+        let b = _mm512_set1_ps(out.bias[m]);
+        for (v, &s) in am.iter().enumerate() {
+            // SAFETY: y + offs[m][v] .. + 16 is readable and writable (contract above).
+            unsafe {
+                let p = y.add(out.offs[m][v]);
+                let r = _mm512_add_ps(s, b);
+                let r = if out.acc {
+                    _mm512_add_ps(_mm512_loadu_ps(p), r)
+                } else {
+                    r
+                };
+                _mm512_storeu_ps(p, r);
+            }
         }
     }
 }
@@ -380,6 +520,44 @@ mod tests {
             let want_a: Vec<f64> = nob.iter().zip(&base).map(|(v, &s)| v + s as f64).collect();
             assert_close(&to_f64(&ya), &want_a, 1e-6, &format!("{what} acc"));
         }
+    }
+
+    #[test]
+    fn matmul_fm_matches_naive_with_transposed_weights() {
+        if !available() {
+            return;
+        }
+        let (ci, co, n) = (13, 11, 48);
+        let mut r = rng(9);
+        let x = to_f32(&rand_vec(&mut r, ci * n));
+        let wtr = to_f32(&rand_vec(&mut r, ci * co)); // stored [ci, co]: W = wtrᵀ
+        let bias = to_f32(&rand_vec(&mut r, co));
+        let mut y = vec![f32::NAN; co * n];
+        let wp = PackedWeights::new(co, ci, |o, c| wtr[c * co + o]);
+        matmul_fm(ci, n, &x, &wp, Some(&bias), &mut y);
+        let mut want = vec![0.0f64; co * n];
+        for o in 0..co {
+            for j in 0..n {
+                want[o * n + j] = bias[o] as f64
+                    + (0..ci)
+                        .map(|c| wtr[c * co + o] as f64 * x[c * n + j] as f64)
+                        .sum::<f64>();
+            }
+        }
+        assert_close(&to_f64(&y), &want, 1e-6, "matmul_fm");
+    }
+
+    #[test]
+    fn taps_cache_returns_the_tables_of_the_key() {
+        for &(h, w, k) in &[(4, 4, 3), (8, 2, 3), (16, 16, 1), (4, 4, 3), (32, 32, 5)] {
+            let c = Taps::cached(h, w, k);
+            let f = Taps::new(h, w, k);
+            assert_eq!((c.kk, &c.offs, &c.masks), (f.kk, &f.offs, &f.masks));
+        }
+        for i in 0..2 * TAPS_CACHED {
+            let _ = Taps::cached(1, 16 * (i + 1), 1);
+        }
+        TAPS.with(|c| assert_eq!(c.borrow().len(), TAPS_CACHED));
     }
 
     #[test]

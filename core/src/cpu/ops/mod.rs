@@ -61,6 +61,7 @@ pub use batchnorm::{
     bn_unbiased_var,
 };
 pub use conv::{Conv2dGeom, conv2d_backward_input, conv2d_backward_params, conv2d_forward};
+pub(crate) use conv_direct::{PackedWeights, available as direct_available, matmul_fm};
 pub use gemm::{gemm, gemm_nn, gemm_nt, gemm_tn};
 pub use linear::{linear_backward_input, linear_backward_params, linear_forward};
 pub use pool::{
