@@ -24,7 +24,8 @@
 //!   Kernels may be called from inside rayon tasks (e.g. two models in `rayon::join`).
 //! * **Performance model**: `f32` convolutions (forward and backward-input) run a direct
 //!   AVX-512F kernel where the CPU has it and images have a multiple of 16 pixels
-//!   (`conv_direct`: no im2col, no GEMM packing); otherwise 3×3 convolutions are
+//!   (`conv_direct`: no im2col, no GEMM packing; the MLP energy's row blocks use the same
+//!   kernel as a feature-major matmul); otherwise 3×3 convolutions are
 //!   `im2col` + one GEMM per sample (row chunks sized for L2, or several small images per
 //!   GEMM). Convolutions with at most 8 output channels use a shift-add form instead, and
 //!   parameter gradients always use im2col + GEMM (see the `conv2d_*` docs). Everything
