@@ -787,37 +787,6 @@ mod tests {
     use crate::cpu::ops::testutil::*;
     use proptest::prelude::*;
 
-    /// Direct 7-loop convolution (f64).
-    fn naive_forward(g: &Conv2dGeom, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
-        let (h, wd, k) = (g.h as isize, g.w as isize, g.k);
-        let p = (k / 2) as isize;
-        let mut y = vec![0.0; g.y_len()];
-        for n in 0..g.batch {
-            for co in 0..g.cout {
-                for i in 0..h {
-                    for j in 0..wd {
-                        let mut s = b.map_or(0.0, |b| b[co]);
-                        for ci in 0..g.cin {
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let (ii, jj) = (i + ky as isize - p, j + kx as isize - p);
-                                    if ii < 0 || jj < 0 || ii >= h || jj >= wd {
-                                        continue;
-                                    }
-                                    s += w[((co * g.cin + ci) * k + ky) * k + kx]
-                                        * x[((n * g.cin + ci) * g.h + ii as usize) * g.w
-                                            + jj as usize];
-                                }
-                            }
-                        }
-                        y[((n * g.cout + co) * g.h + i as usize) * g.w + j as usize] = s;
-                    }
-                }
-            }
-        }
-        y
-    }
-
     /// Direct backward formulas (scatter form), f64.
     fn naive_backward(
         g: &Conv2dGeom,
@@ -880,14 +849,14 @@ mod tests {
         conv2d_forward_with(g, &x, &w, Some(&b), &mut y, tune);
         assert_close(
             &y,
-            &naive_forward(g, &x, &w, Some(&b)),
+            &naive_conv_forward(g, &x, &w, Some(&b)),
             1e-13,
             &format!("forward {g:?}"),
         );
         conv2d_forward_with(g, &x, &w, None, &mut y, tune);
         assert_close(
             &y,
-            &naive_forward(g, &x, &w, None),
+            &naive_conv_forward(g, &x, &w, None),
             1e-13,
             &format!("forward no bias {g:?}"),
         );

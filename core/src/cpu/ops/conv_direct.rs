@@ -425,12 +425,12 @@ mod tests {
     use super::*;
     use crate::cpu::ops::testutil::*;
 
-    /// Direct 7-loop convolution in f64 of the f32 inputs.
+    /// The f64 reference convolution of the f32 inputs.
     #[allow(clippy::too_many_arguments)]
     fn naive(
         batch: usize,
-        ci: usize,
-        co: usize,
+        cin: usize,
+        cout: usize,
         h: usize,
         w: usize,
         k: usize,
@@ -438,32 +438,16 @@ mod tests {
         wm: &[f32],
         b: Option<&[f32]>,
     ) -> Vec<f64> {
-        let p = (k / 2) as isize;
-        let mut y = vec![0.0; batch * co * h * w];
-        for n in 0..batch {
-            for o in 0..co {
-                for i in 0..h as isize {
-                    for j in 0..w as isize {
-                        let mut s = b.map_or(0.0, |b| b[o] as f64);
-                        for c in 0..ci {
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let (a, bb) = (i + ky as isize - p, j + kx as isize - p);
-                                    if a < 0 || bb < 0 || a >= h as isize || bb >= w as isize {
-                                        continue;
-                                    }
-                                    s += wm[o * ci * k * k + (c * k + ky) * k + kx] as f64
-                                        * x[((n * ci + c) * h + a as usize) * w + bb as usize]
-                                            as f64;
-                                }
-                            }
-                        }
-                        y[((n * co + o) * h + i as usize) * w + j as usize] = s;
-                    }
-                }
-            }
-        }
-        y
+        let g = crate::cpu::ops::Conv2dGeom {
+            batch,
+            cin,
+            cout,
+            h,
+            w,
+            k,
+        };
+        let b = b.map(to_f64);
+        naive_conv_forward(&g, &to_f64(x), &to_f64(wm), b.as_deref())
     }
 
     #[test]

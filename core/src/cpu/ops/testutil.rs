@@ -5,6 +5,7 @@ use proptest::test_runner::Config;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::conv::Conv2dGeom;
 use super::scalar::Scalar;
 
 pub type TestRng = ChaCha8Rng;
@@ -178,4 +179,34 @@ pub fn check_grad(
 /// Proptest configuration: proptest's default, i.e. `PROPTEST_CASES` cases if set, else 256.
 pub fn pt_config() -> Config {
     Config::default()
+}
+
+/// Direct 7-loop SAME convolution in f64 (the reference of the convolution kernels).
+pub fn naive_conv_forward(g: &Conv2dGeom, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+    let (h, wd, k) = (g.h as isize, g.w as isize, g.k);
+    let p = (k / 2) as isize;
+    let mut y = vec![0.0; g.y_len()];
+    for n in 0..g.batch {
+        for co in 0..g.cout {
+            for i in 0..h {
+                for j in 0..wd {
+                    let mut s = b.map_or(0.0, |b| b[co]);
+                    for ci in 0..g.cin {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (ii, jj) = (i + ky as isize - p, j + kx as isize - p);
+                                if ii < 0 || jj < 0 || ii >= h || jj >= wd {
+                                    continue;
+                                }
+                                s += w[((co * g.cin + ci) * k + ky) * k + kx]
+                                    * x[((n * g.cin + ci) * g.h + ii as usize) * g.w + jj as usize];
+                            }
+                        }
+                    }
+                    y[((n * g.cout + co) * g.h + i as usize) * g.w + j as usize] = s;
+                }
+            }
+        }
+    }
+    y
 }
