@@ -5,6 +5,7 @@
 //! generator's output is linear.
 
 use super::common::{BufPool, check_input, ensure_shape, grad_pair, idx, pv};
+use super::mlp_rows::{self, Layer};
 use crate::cpu::ops;
 use crate::cpu::{CpuBackend, CpuTensor};
 use crate::model::{Energy, Generator};
@@ -174,19 +175,20 @@ impl CpuMlpEnergy {
         })
     }
 
-    /// The layers as the row-block kernels of [`super::mlp_rows`] take them.
-    fn rows_layers(&self) -> Vec<super::mlp_rows::Layer<'_>> {
+    /// Calls `f` with the layers as the row-block kernels of `mlp_rows` take them
+    /// (on the stack: no allocation per Langevin step).
+    fn with_rows_layers<'s, R>(&'s self, f: impl FnOnce(&[Layer<'s>]) -> R) -> R {
         let st = &self.stack;
-        st.layers
-            .iter()
-            .enumerate()
-            .map(|(i, &(w, b))| super::mlp_rows::Layer {
+        let layer = |i: usize| {
+            let (w, b) = st.layers[i];
+            Layer {
                 w: pv(&st.params, w),
                 b: pv(&st.params, b),
                 din: st.dims[i],
                 dout: st.dims[i + 1],
-            })
-            .collect()
+            }
+        };
+        mlp_rows::with_array(st.layers.len(), layer, || Layer::EMPTY, f)
     }
 }
 
@@ -204,12 +206,9 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
     fn energy(&self, x: &CpuTensor) -> Result<CpuTensor> {
         let batch = check_input("energy input", x, &self.sample_shape)?;
         let mut e = CpuTensor::zeros(&[batch]);
-        super::mlp_rows::energy(
-            &self.rows_layers(),
-            LEAKY_SLOPE,
-            x.as_slice(),
-            e.as_slice_mut(),
-        );
+        self.with_rows_layers(|layers| {
+            mlp_rows::energy(layers, LEAKY_SLOPE, x.as_slice(), e.as_slice_mut())
+        });
         Ok(e)
     }
 
@@ -228,13 +227,15 @@ impl Energy<CpuBackend> for CpuMlpEnergy {
         let batch = check_input("energy input", x, &self.sample_shape)?;
         ensure_shape(e, &[batch]);
         ensure_shape(g, x.shape());
-        super::mlp_rows::energy_grad_x(
-            &self.rows_layers(),
-            LEAKY_SLOPE,
-            x.as_slice(),
-            e.as_slice_mut(),
-            g.as_slice_mut(),
-        );
+        self.with_rows_layers(|layers| {
+            mlp_rows::energy_grad_x(
+                layers,
+                LEAKY_SLOPE,
+                x.as_slice(),
+                e.as_slice_mut(),
+                g.as_slice_mut(),
+            )
+        });
         Ok(())
     }
 

@@ -31,11 +31,44 @@ thread_local! {
 }
 
 /// A layer: weight `[dout, din]` row-major and bias `[dout]`.
+#[derive(Clone, Copy)]
 pub struct Layer<'a> {
     pub w: &'a [f32],
     pub b: &'a [f32],
     pub din: usize,
     pub dout: usize,
+}
+
+impl Layer<'_> {
+    /// A placeholder (no weights), to fill unused slots of [`with_array`].
+    pub const EMPTY: Layer<'static> = Layer {
+        w: &[],
+        b: &[],
+        din: 0,
+        dout: 0,
+    };
+}
+
+/// Per-layer lists up to this depth are held on the stack.
+const STACK_LAYERS: usize = 16;
+
+/// Calls `f` with `[make(0), …, make(n − 1)]`, held on the stack (slots past `n`
+/// filled by `filler`) when `n ≤ 16` and in a `Vec` beyond, so that the
+/// Langevin hot path does not allocate for per-layer lists.
+pub fn with_array<T, R>(
+    n: usize,
+    mut make: impl FnMut(usize) -> T,
+    filler: impl Fn() -> T,
+    f: impl FnOnce(&[T]) -> R,
+) -> R {
+    if n <= STACK_LAYERS {
+        let buf: [T; STACK_LAYERS] =
+            std::array::from_fn(|i| if i < n { make(i) } else { filler() });
+        f(&buf[..n])
+    } else {
+        let v: Vec<T> = (0..n).map(make).collect();
+        f(&v)
+    }
 }
 
 /// Energies `e [B]` and input gradients `dx [B, d_in]` of an MLP with
@@ -77,27 +110,40 @@ fn run(
     let din = check(layers, x, e);
     // Feature-major: the wide layers' weights, packed once per call for the forward
     // (W) and, when gradients are wanted, the backward (Wᵀ) products.
-    let packed: Vec<Option<Packed>> = if path == Path::FeatureMajor {
-        layers
-            .iter()
-            .map(|l| {
-                (l.din > THIN && l.dout > THIN).then(|| Packed {
-                    fwd: ops::PackedWeights::new(l.dout, l.din, |o, c| l.w[o * l.din + c]),
-                    bwd: dx
-                        .is_some()
-                        .then(|| ops::PackedWeights::new(l.din, l.dout, |o, c| l.w[c * l.din + o])),
-                })
-            })
-            .collect()
-    } else {
-        Vec::new()
+    let grads = dx.is_some();
+    let pack = |i: usize| {
+        let l = &layers[i];
+        (path == Path::FeatureMajor && l.din > THIN && l.dout > THIN).then(|| Packed {
+            fwd: ops::PackedWeights::new(l.dout, l.din, |o, c| l.w[o * l.din + c]),
+            bwd: grads.then(|| ops::PackedWeights::new(l.din, l.dout, |o, c| l.w[c * l.din + o])),
+        })
     };
+    with_array(
+        layers.len(),
+        pack,
+        || None,
+        |packed| run_blocks(path, layers, packed, slope, din, x, e, dx),
+    );
+}
+
+/// The parallel loop over row blocks of [`run`].
+#[allow(clippy::too_many_arguments)]
+fn run_blocks(
+    path: Path,
+    layers: &[Layer<'_>],
+    packed: &[Option<Packed>],
+    slope: f32,
+    din: usize,
+    x: &[f32],
+    e: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
     let blk = |xb: &[f32], eb: &mut [f32], dxb: Option<&mut [f32]>| {
         SCRATCH.with(|s| {
             let s = &mut s.borrow_mut();
             match path {
                 Path::RowMajor => block(layers, slope, xb, eb, dxb, s),
-                Path::FeatureMajor => block_fm(layers, &packed, slope, xb, eb, dxb, s),
+                Path::FeatureMajor => block_fm(layers, packed, slope, xb, eb, dxb, s),
             }
         })
     };
@@ -155,10 +201,9 @@ fn block(
     let (hbuf, rest) = rest.split_at_mut(r * widest);
     let (g0, g1) = rest.split_at_mut(r * widest);
     // Forward: a_i = h_i W_iᵀ + b_i, h_{i+1} = leaky(a_i).
-    let mut offs = Vec::with_capacity(layers.len());
     let mut off = 0;
+    let mut prev = 0..0;
     for (i, l) in layers.iter().enumerate() {
-        offs.push(off);
         let (done, cur) = pre.split_at_mut(off);
         let a = &mut cur[..r * l.dout];
         for row in a.chunks_exact_mut(l.dout) {
@@ -167,18 +212,17 @@ fn block(
         let h: &[f32] = if i == 0 {
             x
         } else {
-            let prev = &done[offs[i - 1]..offs[i - 1] + r * l.din];
             let hb = &mut hbuf[..r * l.din];
-            for (o, &v) in hb.iter_mut().zip(prev) {
+            for (o, &v) in hb.iter_mut().zip(&done[prev.clone()]) {
                 *o = if v > 0.0 { v } else { slope * v };
             }
             hb
         };
         matmul_nt_acc(r, l.din, l.dout, h, l.w, a);
+        prev = off..off + r * l.dout;
         off += r * l.dout;
     }
-    let last = layers.len() - 1;
-    e.copy_from_slice(&pre[offs[last]..offs[last] + r]);
+    e.copy_from_slice(&pre[prev][..r]);
     let Some(dx) = dx else { return };
     // Backward from dU/da_L = 1: dh_i = da_i W_i, da_{i-1} = dh_i ⊙ leaky'(a_{i-1}).
     let mut da: &mut [f32] = g0;
@@ -186,6 +230,7 @@ fn block(
     let mut other: &mut [f32] = g1;
     for i in (0..layers.len()).rev() {
         let l = &layers[i];
+        off -= r * l.dout;
         let dh = if i == 0 {
             &mut dx[..]
         } else {
@@ -193,20 +238,20 @@ fn block(
         };
         matmul_nn(r, l.dout, l.din, &da[..r * l.dout], l.w, dh);
         if i > 0 {
-            let a_prev = &pre[offs[i - 1]..offs[i - 1] + r * l.din];
+            let a_prev = &pre[off - r * l.din..off];
             leaky_grad(dh, a_prev, slope);
             std::mem::swap(&mut da, &mut other);
         }
     }
 }
 
-/// [`block`] in feature-major layout with the direct kernel (see the module docs).
 /// A wide layer's weights packed for the direct kernel: `W` and (for gradients) `Wᵀ`.
 struct Packed {
     fwd: ops::PackedWeights,
     bwd: Option<ops::PackedWeights>,
 }
 
+/// [`block`] in feature-major layout with the direct kernel (see the module docs).
 fn block_fm(
     layers: &[Layer<'_>],
     packed: &[Option<Packed>],
@@ -430,6 +475,14 @@ mod tests {
             .zip(want)
             .fold(0.0f64, |m, (&g, &w)| m.max((g as f64 - w).abs()))
             / scale
+    }
+
+    #[test]
+    fn with_array_gives_exactly_the_made_items_on_stack_and_heap() {
+        for n in [0usize, 1, STACK_LAYERS, STACK_LAYERS + 1, 40] {
+            let got = with_array(n, |i| i * 3, || usize::MAX, |a| a.to_vec());
+            assert_eq!(got, (0..n).map(|i| i * 3).collect::<Vec<_>>(), "n = {n}");
+        }
     }
 
     #[test]
