@@ -46,7 +46,7 @@ FIG="${EXP_FIGURES-docs/figures}"
 FORCE="${EXP_FORCE:-0}"
 CFG=configs/experiments
 if [[ -z "${HATEBM:-}" ]]; then
-    cargo build --release -q -p hatebm-ffi --bin hatebm
+    cargo build --release -q -p hatebm-cli --bin hatebm
     HATEBM="$root/target/release/hatebm"
 fi
 mkdir -p "$OUT"

@@ -53,7 +53,8 @@ if [[ $tch == 1 ]]; then
     export OMP_WAIT_POLICY=PASSIVE
     cargo test -p hatebm-tch --features tch
     cargo test -p hatebm-tests --features tch
-    cargo test -p hatebm-ffi --features tch --test cli --test backend_swap --test parity
+    cargo test -p hatebm-ffi --features tch --test backend_swap --test parity
+    cargo test -p hatebm-cli --features tch
 fi
 
 step "all tests passed in $(( $(date +%s) - t_start )) s"

@@ -26,13 +26,13 @@
 use std::io::Write;
 use std::time::Instant;
 
-use hatebm_core::backend::{Backend, shape};
-use hatebm_core::nets::{BuildNets, EnergyArch, GeneratorArch};
-use hatebm_core::noise::{NoiseKey, SeededNoise, Stream};
-use hatebm_core::optim::AdamConfig;
-use hatebm_core::sampler::LangevinConfig;
-use hatebm_core::train::{TrainConfig, Trainer, TrainerSettings};
-use hatebm_core::{Error, Result};
+use hatebm_rs::backend::{Backend, shape};
+use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
+use hatebm_rs::noise::{NoiseKey, SeededNoise, Stream};
+use hatebm_rs::optim::AdamConfig;
+use hatebm_rs::sampler::LangevinConfig;
+use hatebm_rs::train::{TrainConfig, Trainer, TrainerSettings};
+use hatebm_rs::{Error, Result};
 use serde_json::{Value, json};
 
 /// One energy benchmark configuration.
@@ -273,7 +273,7 @@ fn main() -> std::process::ExitCode {
     let mut rows = Vec::new();
     let result = match backend.as_str() {
         "cpu" => run(
-            &hatebm_core::cpu::CpuBackend::new(),
+            &hatebm_rs::cpu::CpuBackend::new(),
             &configs,
             repeats,
             &mut rows,

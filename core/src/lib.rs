@@ -1,29 +1,34 @@
 //! # hatebm-core
 //!
-//! The backend-agnostic core of libhatebm: traits, algorithms, configuration,
-//! checkpoints, data, metrics — and the `ndarray` + `matrixmultiply` CPU reference
-//! backend. See `docs/architecture.md` for how the pieces fit.
+//! The backend-agnostic core of libhatebm: the traits ([`Backend`], [`Energy`],
+//! [`Generator`]), addressed noise, parameter sets, Adam/EMA, the bank, the
+//! Langevin sampler, the trainer with every training mode, the network
+//! descriptions, errors — and the `ndarray` + `matrixmultiply` CPU reference
+//! backend ([`cpu`]).
+//!
+//! This crate reads and writes no files and parses no data formats: no TOML, no
+//! PNG, no `.npy`, no safetensors. Runs driven by a configuration, checkpoints,
+//! data loaders, metrics and pictures live in the facade crate `hatebm-rs`,
+//! which is what a Rust application depends on (`docs/architecture.md`).
+//!
+//! The CPU backend lives here rather than in a crate of its own: it is the
+//! reference that every algorithm's unit tests run on, it needs nothing heavier
+//! than `ndarray`, `matrixmultiply` and `rayon`, and a separate crate would
+//! make those tests a dev-dependency cycle.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 pub mod bank;
-pub mod config;
 pub mod cpu;
-pub mod data;
 pub mod error;
-pub mod fsutil;
-pub mod metrics;
 pub mod model;
 pub mod nets;
 pub mod noise;
 pub mod optim;
 pub mod params;
-pub mod report;
-pub mod run;
 pub mod sampler;
 pub mod spec;
 pub mod train;
-pub mod weights;
 
 pub use backend::Backend;
 pub use error::{Error, Result};

@@ -2,10 +2,10 @@
 //! memory, for harnesses that train their own networks (e.g. LibTorch) and use
 //! libhatebm for the bank and the sampler.
 
-use hatebm_core::Backend;
-use hatebm_core::bank::Bank;
-use hatebm_core::cpu::{CpuBackend, CpuTensor};
-use hatebm_core::noise::SeededNoise;
+use hatebm_rs::Backend;
+use hatebm_rs::bank::Bank;
+use hatebm_rs::cpu::{CpuBackend, CpuTensor};
+use hatebm_rs::noise::SeededNoise;
 
 use crate::custom::hatebm_generator;
 use crate::error::{Failure, FfiResult};

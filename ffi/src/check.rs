@@ -1,7 +1,7 @@
 //! Small, genuinely useful checks for harnesses (and the first end-to-end user
 //! of the ABI conventions).
 
-use hatebm_core::Error;
+use hatebm_rs::Error;
 
 use crate::error::{Failure, FfiResult};
 use crate::handle::{opt_out, try_slice};

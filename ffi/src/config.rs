@@ -9,9 +9,9 @@
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 
-use hatebm_core::Error;
-use hatebm_core::config::{Config, ConfigBuilder};
-use hatebm_core::run::Checkpoint;
+use hatebm_rs::Error;
+use hatebm_rs::config::{Config, ConfigBuilder};
+use hatebm_rs::run::Checkpoint;
 
 use crate::handle::{
     box_castable, free_box, into_raw_box, try_copy_out, try_mut, try_out, try_ref, try_str,
@@ -44,7 +44,7 @@ box_castable!(hatebm_config => ConfigHandle);
 
 impl ConfigHandle {
     /// Resolves the preset, deserialises, validates and resolves relative paths.
-    pub(crate) fn build(&self) -> hatebm_core::Result<Config> {
+    pub(crate) fn build(&self) -> hatebm_rs::Result<Config> {
         let mut cfg = self.builder.build()?;
         if let Some(base) = &self.base_dir {
             cfg.resolve_paths(base);
@@ -52,13 +52,13 @@ impl ConfigHandle {
         Ok(cfg)
     }
 
-    fn from_toml(text: &str, base_dir: Option<PathBuf>) -> hatebm_core::Result<Self> {
+    fn from_toml(text: &str, base_dir: Option<PathBuf>) -> hatebm_rs::Result<Self> {
         let mut builder = ConfigBuilder::new();
         builder.merge_toml_str(text)?;
         Ok(ConfigHandle { builder, base_dir })
     }
 
-    fn from_file(path: &Path) -> hatebm_core::Result<Self> {
+    fn from_file(path: &Path) -> hatebm_rs::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_toml(&text, path.parent().map(Path::to_path_buf)).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),

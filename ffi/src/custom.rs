@@ -16,9 +16,9 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, c_char, c_int, c_void};
 
-use hatebm_core::cpu::{CpuBackend, CpuTensor};
-use hatebm_core::params::{Grads, ParamSet};
-use hatebm_core::{Energy, Error, Generator, Result};
+use hatebm_rs::cpu::{CpuBackend, CpuTensor};
+use hatebm_rs::params::{Grads, ParamSet};
+use hatebm_rs::{Energy, Error, Generator, Result};
 
 use crate::check::first_non_finite;
 use crate::handle::{

@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 
-use hatebm_core::Error;
+use hatebm_rs::Error;
 
 use crate::handle::{CopyOut, try_copy_out};
 use crate::status::*;
@@ -27,7 +27,7 @@ thread_local! {
 /// A failed call: the status to return and the message to record.
 ///
 /// Build one with [`Failure::new`], the shorthand constructors, or `?` on a
-/// `hatebm_core::Result` (every core error converts with its mapped status).
+/// `hatebm_rs::Result` (every core error converts with its mapped status).
 #[derive(Debug)]
 pub struct Failure {
     status: hatebm_status,

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::path::Path;
 
-use hatebm_core::report::GridOptions;
+use hatebm_rs::report::GridOptions;
 
 use crate::error::Failure;
 use crate::handle::{expect_len, try_slice, try_str};
@@ -40,7 +40,7 @@ pub unsafe extern "C" fn hatebm_save_image_grid(
             .and_then(|v| v.checked_mul(w))
             .ok_or_else(|| Failure::invalid("c * h * w overflows"))?;
         expect_len("data", data.len(), n, per, "c * h * w")?;
-        hatebm_core::report::save_image_grid(
+        hatebm_rs::report::save_image_grid(
             Path::new(path),
             data,
             &[n, c, h, w],
@@ -82,7 +82,7 @@ pub unsafe extern "C" fn hatebm_save_npy(
                 format!("shape {shape:?} has {total} elements but `data` has {}", data.len()),
             ));
         }
-        hatebm_core::data::npy::write_npy_f32(Path::new(path), shape, data)?;
+        hatebm_rs::data::npy::write_npy_f32(Path::new(path), shape, data)?;
         Ok(())
     }
 }

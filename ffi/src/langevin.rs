@@ -3,17 +3,17 @@
 //! Sessions run the same sampler on their own networks
 //! (`hatebm_session_langevin`, in `session.rs`).
 
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::sampler::{ChainKey, LangevinConfig, LangevinStats};
-use hatebm_core::{Energy, Error, Generator};
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::sampler::{ChainKey, LangevinConfig, LangevinStats};
+use hatebm_rs::{Energy, Error, Generator};
 
 use crate::custom::{hatebm_energy, hatebm_generator};
 use crate::error::{Failure, FfiResult};
 use crate::handle::{
     Versioned, expect_disjoint, expect_len, opt_out, try_ref, try_slice_mut, try_versioned,
 };
-use crate::runtime::host;
 use crate::status::hatebm_status;
+use hatebm_rs::runtime::host;
 
 /// Every knob of the Langevin sampler, plus where its noise comes from.
 ///

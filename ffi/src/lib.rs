@@ -54,7 +54,7 @@ pub mod langevin;
 pub mod log;
 pub mod metrics;
 pub(crate) mod panic;
-pub mod runtime;
+
 pub mod session;
 pub mod status;
 #[cfg(feature = "test-hooks")]

@@ -1,7 +1,7 @@
 //! Evaluation metrics for harnesses: the Frechet distance (raw features or a
 //! PCA space fitted on the real set), k-NN precision / recall, 2-D mode
 //! coverage, MMD^2 and the energy distance -- the numbers `eval.json` reports,
-//! computed by `hatebm_core::metrics` on caller buffers.
+//! computed by `hatebm_rs::metrics` on caller buffers.
 //!
 //! Conventions (as everywhere in the ABI, `docs/c-abi.md`): every buffer is
 //! followed by its length in elements, then the number of rows it holds; the
@@ -14,7 +14,7 @@
 //! the pairwise loops run on the library's thread pool) and deterministic: the
 //! result does not depend on the number of threads.
 
-use hatebm_core::metrics::{self, Bandwidth, CoverageConfig, FeatureSpace, Pca};
+use hatebm_rs::metrics::{self, Bandwidth, CoverageConfig, FeatureSpace, Pca};
 
 use crate::error::{Failure, FfiResult};
 use crate::handle::{expect_disjoint, expect_len, try_out, try_slice, try_slice_mut};
@@ -362,14 +362,14 @@ pub unsafe extern "C" fn hatebm_metrics_energy_distance(
 
 #[cfg(test)]
 mod tests {
-    //! The C entry points against `hatebm_core::metrics` on the same inputs
+    //! The C entry points against `hatebm_rs::metrics` on the same inputs
     //! (bit-identical: the same code runs), plus the ABI rules: out-params
     //! untouched on failure, lengths checked, NULL handling, statuses.
 
     use std::ptr::{null, null_mut};
 
-    use hatebm_core::data::ToyDistribution;
-    use hatebm_core::metrics::{self as m, Bandwidth, CoverageConfig, FeatureSpace, Pca};
+    use hatebm_rs::data::ToyDistribution;
+    use hatebm_rs::metrics::{self as m, Bandwidth, CoverageConfig, FeatureSpace, Pca};
 
     use super::*;
     use crate::error::last_error_string;

@@ -168,7 +168,7 @@ pub fn run_or<R: FfiReturn>(
 ///     ffi_panic_boundary! {
 ///         // SAFETY: forwarded from this function's `# Safety` section.
 ///         let x = unsafe { try_slice(x, n, "x") }?;
-///         do_thing(x)?;          // hatebm_core::Result converts with its status
+///         do_thing(x)?;          // hatebm_rs::Result converts with its status
 ///         Ok(())
 ///     }
 /// }
@@ -207,7 +207,7 @@ mod tests {
                 0 => Ok(()),
                 1 => Err(Failure::invalid("nope")),
                 2 => {
-                    let r: hatebm_core::Result<()> = Err(hatebm_core::Error::Cancelled);
+                    let r: hatebm_rs::Result<()> = Err(hatebm_rs::Error::Cancelled);
                     r?;
                     Ok(())
                 }

@@ -5,10 +5,10 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
 
-use hatebm_core::Error;
-use hatebm_core::run::Progress;
-use hatebm_core::sampler::ChainKey;
-use hatebm_core::train::{SampleOptions, StepStats};
+use hatebm_rs::Error;
+use hatebm_rs::run::Progress;
+use hatebm_rs::sampler::ChainKey;
+use hatebm_rs::train::{SampleOptions, StepStats};
 
 use crate::config::hatebm_config;
 use crate::error::{Failure, FfiResult};
@@ -17,8 +17,8 @@ use crate::handle::{
     try_copy_out, try_mut, try_out, try_ref, try_slice, try_slice_mut, try_str, try_versioned,
 };
 use crate::langevin::{chain_buffers, hatebm_langevin_params, hatebm_langevin_stats};
-use crate::runtime::{AnyRun, Model};
 use crate::status::hatebm_status;
+use hatebm_rs::runtime::{AnyRun, Model};
 
 /// A training session: one run of the configured mode on the configured
 /// backend, with its data, networks, optimisers, bank and counters.

@@ -5,7 +5,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use hatebm_core::Error;
+use hatebm_rs::Error;
 
 /// Result of every fallible `hatebm_*` call. `HATEBM_OK` (0) is success; any other
 /// value is a failure whose details are in `hatebm_last_error_message()`.

@@ -7,7 +7,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use hatebm_core::Error;
+use hatebm_rs::Error;
 
 use crate::check::check_finite;
 use crate::error::Failure;

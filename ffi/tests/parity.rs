@@ -10,16 +10,16 @@ use std::ptr::{null, null_mut};
 use hatebm::config::*;
 use hatebm::custom::*;
 use hatebm::langevin::*;
-use hatebm::runtime::AnyRun;
 use hatebm::session::*;
 use hatebm::status::*;
-use hatebm_core::config::{Config, ConfigBuilder};
-use hatebm_core::cpu::{CpuBackend, CpuTensor};
-use hatebm_core::noise::SeededNoise;
-use hatebm_core::params::{Grads, ParamSet};
-use hatebm_core::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
-use hatebm_core::train::{SampleOptions, StepStats};
-use hatebm_core::{Backend, Energy};
+use hatebm_rs::config::{Config, ConfigBuilder};
+use hatebm_rs::cpu::{CpuBackend, CpuTensor};
+use hatebm_rs::noise::SeededNoise;
+use hatebm_rs::params::{Grads, ParamSet};
+use hatebm_rs::runtime::AnyRun;
+use hatebm_rs::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
+use hatebm_rs::train::{SampleOptions, StepStats};
+use hatebm_rs::{Backend, Energy};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hatebm-parity-{}-{name}", std::process::id()));
@@ -296,13 +296,13 @@ impl Energy<CpuBackend> for RustQuad {
     fn sample_shape(&self) -> &[usize] {
         &[3]
     }
-    fn energy(&self, x: &CpuTensor) -> hatebm_core::Result<CpuTensor> {
+    fn energy(&self, x: &CpuTensor) -> hatebm_rs::Result<CpuTensor> {
         let n = x.shape()[0];
         let mut e = vec![0.0; n];
         quad(x.as_slice(), &mut e, None);
         CpuTensor::from_vec(e, &[n])
     }
-    fn energy_grad_x(&self, x: &CpuTensor) -> hatebm_core::Result<(CpuTensor, CpuTensor)> {
+    fn energy_grad_x(&self, x: &CpuTensor) -> hatebm_rs::Result<(CpuTensor, CpuTensor)> {
         let n = x.shape()[0];
         let (mut e, mut g) = (vec![0.0; n], vec![0.0; x.len()]);
         quad(x.as_slice(), &mut e, Some(&mut g));
@@ -316,7 +316,7 @@ impl Energy<CpuBackend> for RustQuad {
         _: &CpuTensor,
         _: &[f32],
         _: &mut Grads<CpuBackend>,
-    ) -> hatebm_core::Result<CpuTensor> {
+    ) -> hatebm_rs::Result<CpuTensor> {
         unimplemented!()
     }
     fn params(&self) -> &ParamSet<CpuBackend> {

@@ -2,14 +2,14 @@
 //! constant generator (the `langevin_res` cases' fixed base image), and replay
 //! noise built from the stored noise tensors.
 
-use hatebm_core::backend::Backend;
-use hatebm_core::model::Generator;
-use hatebm_core::noise::{ReplayNoise, Stream};
-use hatebm_core::optim::AdamConfig;
-use hatebm_core::params::{Grads, ParamSet};
-use hatebm_core::sampler::LangevinConfig;
-use hatebm_core::train::{TrainConfig, TrainerSettings};
-use hatebm_core::{Error, Result};
+use hatebm_rs::backend::Backend;
+use hatebm_rs::model::Generator;
+use hatebm_rs::noise::{ReplayNoise, Stream};
+use hatebm_rs::optim::AdamConfig;
+use hatebm_rs::params::{Grads, ParamSet};
+use hatebm_rs::sampler::LangevinConfig;
+use hatebm_rs::train::{TrainConfig, TrainerSettings};
+use hatebm_rs::{Error, Result};
 
 use crate::Golden;
 

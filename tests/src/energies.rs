@@ -12,10 +12,10 @@
 //! They only use [`Backend`] operations (host copies included), so they run on
 //! every backend; speed is irrelevant for tests.
 
-use hatebm_core::backend::{Backend, shape};
-use hatebm_core::model::Energy;
-use hatebm_core::params::{Grads, ParamSet};
-use hatebm_core::{Error, Result};
+use hatebm_rs::backend::{Backend, shape};
+use hatebm_rs::model::Energy;
+use hatebm_rs::params::{Grads, ParamSet};
+use hatebm_rs::{Error, Result};
 
 /// `U(x) = ½ Σ_i a_i x_i²` for every sample `x` of shape `sample_shape`.
 #[derive(Debug)]

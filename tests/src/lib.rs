@@ -8,8 +8,8 @@ pub mod energies;
 
 use std::path::PathBuf;
 
-use hatebm_core::nets::{EnergyArch, GeneratorArch};
-use hatebm_core::weights::{TensorData, TensorFile};
+use hatebm_rs::nets::{EnergyArch, GeneratorArch};
+use hatebm_rs::weights::{TensorData, TensorFile};
 use serde_json::Value;
 
 /// The directory holding the golden files (copied from the PyTorch reference,
@@ -85,7 +85,7 @@ impl Golden {
     }
 
     /// Host tensors under `prefix` with the prefix stripped.
-    pub fn prefixed(&self, prefix: &str) -> Vec<hatebm_core::params::HostTensor> {
+    pub fn prefixed(&self, prefix: &str) -> Vec<hatebm_rs::params::HostTensor> {
         self.file.with_prefix(prefix)
     }
 
@@ -250,7 +250,7 @@ macro_rules! backend_tests {
             $(
                 #[test]
                 fn $name() {
-                    super::$name(&hatebm_core::cpu::CpuBackend::new());
+                    super::$name(&hatebm_rs::cpu::CpuBackend::new());
                 }
             )*
         }

@@ -38,13 +38,13 @@
 //! algorithms are float32 with other summation orders, not less accurate.
 #![cfg(feature = "tch")]
 
-use hatebm_core::backend::Backend;
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::nets::{BuildNets, EnergyArch, GeneratorArch};
-use hatebm_core::noise::{NoiseKey, SeededNoise, Stream, fill_normal_rows};
-use hatebm_core::optim::AdamConfig;
-use hatebm_core::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler, LangevinStats};
-use hatebm_core::train::{Mode, StepStats, TrainConfig, Trainer, TrainerSettings};
+use hatebm_rs::backend::Backend;
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
+use hatebm_rs::noise::{NoiseKey, SeededNoise, Stream, fill_normal_rows};
+use hatebm_rs::optim::AdamConfig;
+use hatebm_rs::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler, LangevinStats};
+use hatebm_rs::train::{Mode, StepStats, TrainConfig, Trainer, TrainerSettings};
 use hatebm_tch::TchBackend;
 use hatebm_tests::{normwise_err, tch_test_backend};
 
@@ -207,10 +207,7 @@ struct RunResult {
     bank_x: Vec<f32>,
 }
 
-fn host_params<B: Backend>(
-    be: &B,
-    p: &hatebm_core::params::ParamSet<B>,
-) -> Vec<(String, Vec<f32>)> {
+fn host_params<B: Backend>(be: &B, p: &hatebm_rs::params::ParamSet<B>) -> Vec<(String, Vec<f32>)> {
     p.to_host(be)
         .unwrap()
         .into_iter()
@@ -237,7 +234,7 @@ fn train_run<B: BuildNets>(
     )
     .unwrap();
     let shape =
-        hatebm_core::backend::shape::batched(settings.train.batch_size, &e_arch.sample_shape());
+        hatebm_rs::backend::shape::batched(settings.train.batch_size, &e_arch.sample_shape());
     let x = be.from_host(data, &shape).unwrap();
     // Random bank images (same on both backends), so that the first generator
     // update is not trivially zero (a fresh bank holds x = G(z) exactly).
@@ -648,7 +645,7 @@ fn mode_run<B: BuildNets>(
         .as_ref()
         .map(|g| host_params(be, g.params()))
         .unwrap_or_default();
-    let shape = hatebm_core::backend::shape::batched(batch, &e_arch.sample_shape());
+    let shape = hatebm_rs::backend::shape::batched(batch, &e_arch.sample_shape());
     let x = be.from_host(data, &shape).unwrap();
     let (mut losses, mut gen_losses, mut energies) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iters {
@@ -804,8 +801,8 @@ fn generator_bn_training_mode_matches_cpu() {
         gc.set_bn_training(true).unwrap();
         gt.set_bn_training(true).unwrap();
         assert!(gt.bn_training());
-        let zs = hatebm_core::backend::shape::batched(3, gt.latent_shape());
-        let os = hatebm_core::backend::shape::batched(3, gt.output_shape());
+        let zs = hatebm_rs::backend::shape::batched(3, gt.latent_shape());
+        let os = hatebm_rs::backend::shape::batched(3, gt.output_shape());
         let z = host_noise(zs.iter().product(), 10, 1.0);
         let cot = host_noise(os.iter().product(), 11, 1.0);
         let (zc, zt) = (
@@ -829,8 +826,8 @@ fn generator_bn_training_mode_matches_cpu() {
             &cb.to_host(&gc.vjp_latent(&zc, &cc).unwrap()).unwrap(),
             GRAD_TOL,
         );
-        let mut grc = hatebm_core::params::Grads::zeros_like(&cb, gc.params()).unwrap();
-        let mut grt = hatebm_core::params::Grads::zeros_like(&tb, gt.params()).unwrap();
+        let mut grc = hatebm_rs::params::Grads::zeros_like(&cb, gc.params()).unwrap();
+        let mut grt = hatebm_rs::params::Grads::zeros_like(&tb, gt.params()).unwrap();
         gc.vjp_params(&zc, &cc, &mut grc).unwrap();
         gt.vjp_params(&zt, &ct, &mut grt).unwrap();
         let hc: Vec<Option<Vec<f32>>> = grc

@@ -16,14 +16,14 @@
 
 use std::path::{Path, PathBuf};
 
-use hatebm_core::Backend;
-use hatebm_core::config::{Config, ConfigBuilder};
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::data::Batcher;
-use hatebm_core::nets::GeneratorArch;
-use hatebm_core::noise::SeededNoise;
-use hatebm_core::run::{EvalReport, Run};
-use hatebm_core::train::{Autoencoder, AutoencoderConfig};
+use hatebm_rs::Backend;
+use hatebm_rs::config::{Config, ConfigBuilder};
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::data::Batcher;
+use hatebm_rs::nets::GeneratorArch;
+use hatebm_rs::noise::SeededNoise;
+use hatebm_rs::run::{EvalReport, Run, Silent};
+use hatebm_rs::train::{Autoencoder, AutoencoderConfig};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hatebm-exp-{}-{name}", std::process::id()));
@@ -65,7 +65,7 @@ fn with<'a>(base: &[(&'a str, &'a str)], more: &[(&'a str, &'a str)]) -> Vec<(&'
 /// its final evaluation (also in `eval.json`).
 fn train(cfg: Config) -> (Run<CpuBackend>, EvalReport) {
     let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
-    run.train(None, &mut |_| true).unwrap();
+    run.train(None, &mut Silent).unwrap();
     let report = run.evaluate().unwrap();
     (run, report)
 }
@@ -257,8 +257,7 @@ fn retrofit_on_a_pretrained_decoder_runs() {
     let arch: GeneratorArch = ae_cfg.model.generator.clone().unwrap();
     let mut ae = Autoencoder::new(be, settings.clone(), &arch, 0).unwrap();
     let mut batcher = Batcher::new(train_split.len(), settings.batch_size, 0).unwrap();
-    let shape =
-        hatebm_core::backend::shape::batched(settings.batch_size, train_split.sample_shape());
+    let shape = hatebm_rs::backend::shape::batched(settings.batch_size, train_split.sample_shape());
     let mut buf = vec![0.0f32; settings.batch_size * train_split.sample_len()];
     let mut losses = Vec::new();
     for _ in 0..settings.steps {
@@ -271,7 +270,7 @@ fn retrofit_on_a_pretrained_decoder_runs() {
         "the autoencoder learns: {losses:?}"
     );
     let decoder = dir.join("ae_decoder.safetensors");
-    hatebm_core::weights::save_params(ae.decoder.params(), &be, &decoder, &Default::default())
+    hatebm_rs::weights::save_params(ae.decoder.params(), &be, &decoder, &Default::default())
         .unwrap();
     // The joint Hat EBM on the frozen decoder.
     let pretrained = format!("\"{}\"", decoder.display());

@@ -2,13 +2,13 @@
 //! `adam`, `train_step`, `train_step_mlp` — at the golden README tolerances, on
 //! every compiled-in backend, with the stored noise replayed.
 
-use hatebm_core::backend::Backend;
-use hatebm_core::nets::BuildNets;
-use hatebm_core::noise::{ReplayNoise, SeededNoise, Stream};
-use hatebm_core::optim::{Adam, AdamConfig};
-use hatebm_core::params::{Grads, Init, ParamSet, ParamSpec};
-use hatebm_core::sampler::{ChainKey, Chains, LangevinSampler};
-use hatebm_core::train::Trainer;
+use hatebm_rs::backend::Backend;
+use hatebm_rs::nets::BuildNets;
+use hatebm_rs::noise::{ReplayNoise, SeededNoise, Stream};
+use hatebm_rs::optim::{Adam, AdamConfig};
+use hatebm_rs::params::{Grads, Init, ParamSet, ParamSpec};
+use hatebm_rs::sampler::{ChainKey, Chains, LangevinSampler};
+use hatebm_rs::train::Trainer;
 use hatebm_tests::algo::{ConstGenerator, add_steps, langevin_config, trainer_settings};
 use hatebm_tests::{Golden, assert_close, backend_tests, energy_arch, generator_arch, tol};
 
@@ -47,7 +47,7 @@ fn check_langevin<B: BuildNets>(be: &B, name: &str) {
 
     let mut noise = ReplayNoise::new();
     add_steps(&mut noise, &g, "input.noise_res", Stream::ChainNoiseRes);
-    let generator: Box<dyn hatebm_core::Generator<B>>;
+    let generator: Box<dyn hatebm_rs::Generator<B>>;
     let mut chains;
     if joint {
         add_steps(

@@ -2,8 +2,8 @@
 //! parameter gradient and the generator VJPs, at the golden README tolerances,
 //! on every compiled-in backend.
 
-use hatebm_core::nets::BuildNets;
-use hatebm_core::params::Grads;
+use hatebm_rs::nets::BuildNets;
+use hatebm_rs::params::Grads;
 use hatebm_tests::{Golden, assert_close, backend_tests, energy_arch, generator_arch, tol};
 
 fn check_energy<B: BuildNets>(be: &B, name: &str) {

@@ -11,17 +11,17 @@ mod common;
 
 use std::collections::HashMap;
 
-use hatebm_core::backend::{Backend, shape};
-use hatebm_core::nets::{BuildNets, EnergyArch, GeneratorArch};
-use hatebm_core::noise::{NoiseKey, SeededNoise, Stream};
-use hatebm_core::optim::AdamConfig;
-use hatebm_core::params::ParamSet;
-use hatebm_core::sampler::LangevinConfig;
-use hatebm_core::train::modes::fill_noise_init;
-use hatebm_core::train::{
+use hatebm_rs::backend::{Backend, shape};
+use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
+use hatebm_rs::noise::{NoiseKey, SeededNoise, Stream};
+use hatebm_rs::optim::AdamConfig;
+use hatebm_rs::params::ParamSet;
+use hatebm_rs::sampler::LangevinConfig;
+use hatebm_rs::train::modes::fill_noise_init;
+use hatebm_rs::train::{
     GenUpdate, Mode, NoiseInit, SampleOptions, StepStats, TrainConfig, Trainer, TrainerSettings,
 };
-use hatebm_core::{Energy, Error, Generator};
+use hatebm_rs::{Energy, Error, Generator};
 use hatebm_tests::backend_tests;
 
 use common::{bit_identical, host, mean};
@@ -164,7 +164,7 @@ fn trainer<B: BuildNets>(
 
 /// A ring8 batch for iteration `it` (2-D data).
 fn toy_batch<B: Backend>(be: &B, it: u64, n: usize) -> B::Tensor {
-    let (pts, _) = hatebm_core::data::ToyDistribution::ring8()
+    let (pts, _) = hatebm_rs::data::ToyDistribution::ring8()
         .sample_seeded(n, 1000 + it)
         .unwrap();
     be.from_host(&pts, &[n, 2]).unwrap()
@@ -508,11 +508,11 @@ fn refine_loads_a_saved_generator_and_keeps_it_frozen<B: BuildNets>(be: &B) {
     ));
     let mut meta = HashMap::new();
     meta.insert("origin".to_string(), "synthesis, 3 iterations".to_string());
-    hatebm_core::weights::save_params(pre.generator.as_ref().unwrap().params(), be, &path, &meta)
+    hatebm_rs::weights::save_params(pre.generator.as_ref().unwrap().params(), be, &path, &meta)
         .unwrap();
     // ... and loaded into a fresh network for refinement.
     let mut g = mlp_generator(be, 999);
-    hatebm_core::weights::load_params(g.params_mut(), be, &path, "").unwrap();
+    hatebm_rs::weights::load_params(g.params_mut(), be, &path, "").unwrap();
     std::fs::remove_file(&path).ok();
     assert!(all_equal(&params_host(be, g.params()), &trained));
     let mut t = trainer(be, settings(Mode::Refine), mlp_energy(be), Some(g));

@@ -21,14 +21,14 @@ use common::strategies::{
     sampler_clip_case,
 };
 use common::{bit_identical, host, mean, mean_square, row_norms, with_threads};
-use hatebm_core::BackendSpec;
-use hatebm_core::backend::{Backend, LangevinUpdate};
-use hatebm_core::bank::Bank;
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::model::{Energy, Generator};
-use hatebm_core::nets::{BuildNets, EnergyArch, GeneratorArch};
-use hatebm_core::noise::{NoiseKey, SeededNoise, Stream};
-use hatebm_core::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
+use hatebm_rs::BackendSpec;
+use hatebm_rs::backend::{Backend, LangevinUpdate};
+use hatebm_rs::bank::Bank;
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::model::{Energy, Generator};
+use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
+use hatebm_rs::noise::{NoiseKey, SeededNoise, Stream};
+use hatebm_rs::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
 use hatebm_tests::energies::DiagQuadratic;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -543,7 +543,7 @@ fn run_joint<B: BuildNets>(
     n: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     let mut z = be
-        .zeros(&hatebm_core::backend::shape::batched(
+        .zeros(&hatebm_rs::backend::shape::batched(
             n,
             nets.generator.latent_shape(),
         ))
@@ -554,7 +554,7 @@ fn run_joint<B: BuildNets>(
     )
     .unwrap();
     let mut y = be
-        .zeros(&hatebm_core::backend::shape::batched(
+        .zeros(&hatebm_rs::backend::shape::batched(
             n,
             nets.energy.sample_shape(),
         ))
@@ -745,8 +745,8 @@ fn energy_and_energy_grad_x_return_the_same_energies() {
 /// on 1 and 3 threads: every weight, optimiser moment and bank row is equal.
 #[test]
 fn training_is_bit_identical_across_thread_counts() {
-    use hatebm_core::optim::AdamConfig;
-    use hatebm_core::train::{Mode, TrainConfig, Trainer, TrainerSettings};
+    use hatebm_rs::optim::AdamConfig;
+    use hatebm_rs::train::{Mode, TrainConfig, Trainer, TrainerSettings};
 
     fn state(t: &Trainer<CpuBackend>) -> Vec<f32> {
         let be = &t.be;
@@ -806,7 +806,7 @@ fn training_is_bit_identical_across_thread_counts() {
                 (e, g, d)
             } else {
                 let nets = mlp_nets(&be, 1);
-                let (pts, _) = hatebm_core::data::ToyDistribution::ring8()
+                let (pts, _) = hatebm_rs::data::ToyDistribution::ring8()
                     .sample_seeded(6, 3)
                     .unwrap();
                 (
@@ -1081,7 +1081,7 @@ proptest! {
             (Err(e), None) => {
                 let msg = e.to_string();
                 prop_assert!(
-                    matches!(e, hatebm_core::Error::Config(_)) && msg.contains("accepted"),
+                    matches!(e, hatebm_rs::Error::Config(_)) && msg.contains("accepted"),
                     "{msg}"
                 );
             }
@@ -1108,7 +1108,7 @@ proptest! {
             Ok(()) => {
                 prop_assert!(!too_big, "validation accepts a u64 beyond i64::MAX");
                 let text = cfg.to_toml_string().unwrap();
-                let back = hatebm_core::config::Config::from_toml_str(&text)
+                let back = hatebm_rs::config::Config::from_toml_str(&text)
                     .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
                 prop_assert_eq!(back, cfg);
             }
@@ -1221,6 +1221,6 @@ macro_rules! backend_properties {
     };
 }
 
-backend_properties!(cpu, hatebm_core::cpu::CpuBackend::new(), 1, 8192);
+backend_properties!(cpu, hatebm_rs::cpu::CpuBackend::new(), 1, 8192);
 #[cfg(feature = "tch")]
 backend_properties!(tch, hatebm_tch::TchBackend::cpu(), 8, 1024);

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use hatebm_core::config::{Config, ConfigBuilder};
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::run::Run;
-use hatebm_core::weights::TensorFile;
-use hatebm_core::{Backend, Error};
+use hatebm_rs::config::{Config, ConfigBuilder};
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::run::{Progress, Run, Silent};
+use hatebm_rs::weights::TensorFile;
+use hatebm_rs::{Backend, Error};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hatebm-run-{}-{name}", std::process::id()));
@@ -60,10 +60,10 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u32>)> {
     f.tensors
         .values()
         .map(|t| match &t.data {
-            hatebm_core::weights::TensorData::F32(d) => {
+            hatebm_rs::weights::TensorData::F32(d) => {
                 (t.name.clone(), d.iter().map(|v| v.to_bits()).collect())
             }
-            hatebm_core::weights::TensorData::I64(_) => (t.name.clone(), Vec::new()),
+            hatebm_rs::weights::TensorData::I64(_) => (t.name.clone(), Vec::new()),
         })
         .collect()
 }
@@ -73,17 +73,17 @@ fn exact_resume(kind: &str) {
     // Uninterrupted: 6 iterations.
     let cfg = config(kind, &dir.join("a"));
     let mut a = Run::new(CpuBackend::new(), cfg.clone()).unwrap();
-    a.train(Some(6), &mut |_| true).unwrap();
+    a.train(Some(6), &mut Silent).unwrap();
     a.save_checkpoint(&dir.join("a.safetensors")).unwrap();
     // Interrupted: 3, save, resume in a fresh Run, 3 more.
     let cfg_b = config(kind, &dir.join("b"));
     let mut b = Run::new(CpuBackend::new(), cfg_b).unwrap();
-    b.train(Some(3), &mut |_| true).unwrap();
+    b.train(Some(3), &mut Silent).unwrap();
     b.save_checkpoint(&dir.join("half.safetensors")).unwrap();
     drop(b);
     let mut c = Run::resume(CpuBackend::new(), &dir.join("half.safetensors"), None).unwrap();
     assert_eq!(c.trainer.iteration, 3);
-    c.train(Some(3), &mut |_| true).unwrap();
+    c.train(Some(3), &mut Silent).unwrap();
     c.save_checkpoint(&dir.join("c.safetensors")).unwrap();
     let (ta, tc) = (
         tensors(&dir.join("a.safetensors")),
@@ -117,7 +117,7 @@ fn corrupt_and_foreign_checkpoints_are_rejected() {
     let dir = scratch("corrupt");
     let cfg = config("mlp", &dir);
     let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
-    run.train(Some(1), &mut |_| true).unwrap();
+    run.train(Some(1), &mut Silent).unwrap();
     let good = dir.join("good.safetensors");
     run.save_checkpoint(&good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
@@ -131,7 +131,7 @@ fn corrupt_and_foreign_checkpoints_are_rejected() {
     }
     // A plain weights file is not a checkpoint.
     let w = dir.join("weights.safetensors");
-    hatebm_core::weights::save_params(
+    hatebm_rs::weights::save_params(
         run.trainer.energy.params(),
         &CpuBackend::new(),
         &w,
@@ -151,7 +151,7 @@ fn corrupt_and_foreign_checkpoints_are_rejected() {
         .collect();
     kept.sort_by(|a, b| a.0.cmp(&b.0));
     let p = dir.join("missing.safetensors");
-    hatebm_core::weights::write(&p, &kept, &f.metadata).unwrap();
+    hatebm_rs::weights::write(&p, &kept, &f.metadata).unwrap();
     let e = Run::resume(CpuBackend::new(), &p, None)
         .unwrap_err()
         .to_string();
@@ -165,7 +165,7 @@ fn corrupt_and_foreign_checkpoints_are_rejected() {
 }
 
 /// Sets one EBM weight to NaN (as a numerical blow-up would).
-fn poison<B: hatebm_core::nets::BuildNets>(run: &mut Run<B>) {
+fn poison<B: hatebm_rs::nets::BuildNets>(run: &mut Run<B>) {
     let be = run.trainer.be.clone();
     let p = run.trainer.energy.params_mut().get_mut(0);
     let mut host = be.to_host(&p.value).unwrap();
@@ -178,12 +178,12 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     let dir = scratch("guard-stop");
     let cfg = config("mlp", &dir);
     let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
-    run.train(Some(2), &mut |_| true).unwrap();
+    run.train(Some(2), &mut Silent).unwrap();
     let ck = dir.join("checkpoint.safetensors");
     run.save_checkpoint(&ck).unwrap();
     let before = std::fs::read(&ck).unwrap();
     poison(&mut run);
-    let e = run.train(Some(2), &mut |_| true).unwrap_err();
+    let e = run.train(Some(2), &mut Silent).unwrap_err();
     assert!(matches!(e, Error::Diverged(_)), "{e}");
     assert!(e.to_string().contains("iteration 2"), "{e}");
     assert_eq!(
@@ -193,7 +193,7 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     );
     // The saved state resumes and trains.
     let mut again = Run::resume(CpuBackend::new(), &ck, None).unwrap();
-    again.train(Some(1), &mut |_| true).unwrap();
+    again.train(Some(1), &mut Silent).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -201,12 +201,12 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
 fn rollback_policy_restores_reseeds_and_lowers_the_learning_rate() {
     let dir = scratch("guard-rollback");
     let mut cfg = config("mlp", &dir);
-    cfg.guard.policy = hatebm_core::config::GuardPolicy::Rollback;
+    cfg.guard.policy = hatebm_rs::config::GuardPolicy::Rollback;
     cfg.guard.snapshot_every = 1;
     cfg.guard.lr_factor = 0.5;
     cfg.guard.max_rollbacks = 2;
     let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
-    run.train(Some(2), &mut |_| true).unwrap();
+    run.train(Some(2), &mut Silent).unwrap();
     // Take a snapshot at iteration 2 with good weights, then poison.
     run.step().unwrap();
     poison(&mut run);
@@ -257,7 +257,7 @@ fn cancellation_leaves_a_resumable_run() {
     let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
     let mut calls = 0;
     let e = run
-        .train(None, &mut |p| {
+        .train(None, &mut |p: &Progress<'_>| {
             calls += 1;
             p.iteration < 2
         })
@@ -286,7 +286,7 @@ fn runs_are_identical_across_thread_counts() {
         let cfg = config("conv", &dir.join(format!("out{threads}")));
         pool.install(|| {
             let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
-            run.train(Some(3), &mut |_| true).unwrap();
+            run.train(Some(3), &mut Silent).unwrap();
             run.save_checkpoint(&path).unwrap();
         });
         files.push(tensors(&path));

@@ -19,13 +19,13 @@ mod common;
 
 use std::time::Instant;
 
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::data::{Batcher, ToyDistribution};
-use hatebm_core::nets::{BuildNets, EnergyArch, GeneratorArch};
-use hatebm_core::noise::SeededNoise;
-use hatebm_core::optim::AdamConfig;
-use hatebm_core::sampler::LangevinConfig;
-use hatebm_core::train::{GenUpdate, Mode, SampleOptions, TrainConfig, Trainer, TrainerSettings};
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::data::{Batcher, ToyDistribution};
+use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
+use hatebm_rs::noise::SeededNoise;
+use hatebm_rs::optim::AdamConfig;
+use hatebm_rs::sampler::LangevinConfig;
+use hatebm_rs::train::{GenUpdate, Mode, SampleOptions, TrainConfig, Trainer, TrainerSettings};
 
 use common::host;
 

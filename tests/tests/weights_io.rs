@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use hatebm_core::Backend;
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::nets::BuildNets;
-use hatebm_core::weights::{self, TensorFile};
+use hatebm_rs::Backend;
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::nets::BuildNets;
+use hatebm_rs::weights::{self, TensorFile};
 use hatebm_tests::{Golden, energy_arch, generator_arch};
 
 fn scratch(name: &str) -> PathBuf {
@@ -54,7 +54,7 @@ fn state_dicts_load_save_and_fail_clearly() {
         assert_eq!(a, b, "{golden}: saved state dict equals the loaded one");
 
         let victim = state[state.len() / 2].0.clone();
-        let cases: Vec<(&str, Vec<hatebm_core::params::HostTensor>, String)> = vec![
+        let cases: Vec<(&str, Vec<hatebm_rs::params::HostTensor>, String)> = vec![
             (
                 "missing",
                 state.iter().filter(|t| t.0 != victim).cloned().collect(),

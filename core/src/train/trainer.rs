@@ -3,7 +3,7 @@
 //!
 //! The per-mode iteration lives in [`super::modes`]; sampling from a trained
 //! model in [`super::sample`]. Data batches come from the caller (a harness, the
-//! [`crate::run`] loop or the C ABI), already on the backend.
+//! facade's `Run` loop or the C ABI), already on the backend.
 
 use crate::backend::{Backend, shape};
 use crate::bank::Bank;

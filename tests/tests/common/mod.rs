@@ -7,7 +7,7 @@
 
 pub mod strategies;
 
-use hatebm_core::backend::Backend;
+use hatebm_rs::backend::Backend;
 
 /// A tensor's host copy.
 pub fn host<B: Backend>(be: &B, t: &B::Tensor) -> Vec<f32> {

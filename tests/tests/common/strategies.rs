@@ -4,11 +4,11 @@
 //! pasted into a regression) with the derived quantities (step sizes chosen to
 //! hit a target stability ratio, ...) as methods.
 
-use hatebm_core::BackendSpec;
-use hatebm_core::config::Config;
-use hatebm_core::optim::AdamConfig;
-use hatebm_core::sampler::LangevinConfig;
-use hatebm_core::train::{GenUpdate, Mode, NoiseInit, TrainConfig};
+use hatebm_rs::BackendSpec;
+use hatebm_rs::config::Config;
+use hatebm_rs::optim::AdamConfig;
+use hatebm_rs::sampler::LangevinConfig;
+use hatebm_rs::train::{GenUpdate, Mode, NoiseInit, TrainConfig};
 use proptest::collection::vec;
 use proptest::prelude::*;
 

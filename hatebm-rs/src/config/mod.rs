@@ -64,7 +64,9 @@ impl Default for ModelConfig {
     }
 }
 
-/// When the stderr progress line is shown.
+/// When the `hatebm` CLI shows its progress bar on stderr. The library itself
+/// never draws one (it reports to a [`crate::run::Observer`]); this key is
+/// read by applications such as the CLI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ProgressMode {
@@ -91,7 +93,7 @@ pub struct OutputConfig {
     pub sample_every: u64,
     /// Images per sample grid.
     pub grid_samples: usize,
-    /// The stderr progress line.
+    /// The CLI's progress bar (the library draws none).
     pub progress: ProgressMode,
     /// Plot the training curves (SVG) at the end.
     pub plot: bool,

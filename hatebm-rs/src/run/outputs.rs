@@ -1,12 +1,13 @@
-//! What a run writes: the metrics log (one JSON object per line), the stderr
-//! progress line, sample pictures and the training-curve plot.
+//! What a run writes to its output folder: the metrics log (one JSON object per
+//! line), evaluation lines, sample pictures and the training-curve plot — all
+//! through one [`Observer`], [`FileOutputs`].
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::Path;
-use std::time::Instant;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
-use crate::config::ProgressMode;
+use super::observer::{Event, Flow, Observer};
+use crate::config::OutputConfig;
 use crate::report::{GridOptions, ScatterOptions, save_image_grid, save_scatter_png};
 use crate::train::StepStats;
 use crate::{Error, Result};
@@ -89,73 +90,89 @@ impl MetricsLog {
     }
 }
 
-/// The `step / total, it/s, ETA` line on stderr.
+/// The observer that writes a run's output folder: `metrics.jsonl` (one line
+/// every `output.log_every` iterations and at the end of each call, with the
+/// mean seconds per iteration since the last line), `eval.jsonl` (periodic
+/// evaluations), `eval.json` (the final one), `<name>.png` for every
+/// [`Event::Samples`] and, when the run completes with `output.plot`,
+/// `curves.svg`. [`Run::train`](super::Run::train) runs it before the caller's
+/// observer; it prints nothing.
 #[derive(Debug)]
-pub struct ProgressLine {
-    on: bool,
-    start: Instant,
-    start_it: u64,
-    total: u64,
-    last_draw: Option<Instant>,
+pub struct FileOutputs {
+    dir: PathBuf,
+    log_every: u64,
+    plot: bool,
+    metrics: Option<MetricsLog>,
+    target: u64,
+    window: f64,
+    window_n: u64,
 }
 
-impl ProgressLine {
-    /// A progress line for iterations `start_it .. total`.
-    pub fn new(mode: ProgressMode, start_it: u64, total: u64) -> Self {
-        let on = match mode {
-            ProgressMode::Always => true,
-            ProgressMode::Never => false,
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-        };
-        ProgressLine {
-            on,
-            start: Instant::now(),
-            start_it,
-            total,
-            last_draw: None,
-        }
-    }
-
-    /// Redraws (at most 5 times a second).
-    pub fn update(&mut self, it: u64, s: &StepStats) {
-        if !self.on
-            || self
-                .last_draw
-                .is_some_and(|t| t.elapsed().as_millis() < 200 && it < self.total)
-        {
-            return;
-        }
-        self.last_draw = Some(Instant::now());
-        let done = it.saturating_sub(self.start_it).max(1) as f64;
-        let el = self.start.elapsed().as_secs_f64();
-        let rate = done / el.max(1e-9);
-        let eta = (self.total.saturating_sub(it)) as f64 / rate.max(1e-12);
-        let gen_txt = s
-            .loss_gen
-            .map(|g| format!(" loss_gen {g:.3e}"))
-            .unwrap_or_default();
-        eprint!(
-            "\r[{it}/{}] {rate:.2} it/s, ETA {}  loss_ebm {:+.3e}{gen_txt}   ",
-            self.total,
-            fmt_secs(eta),
-            s.loss_ebm
-        );
-    }
-
-    /// Ends the line.
-    pub fn finish(&mut self) {
-        if self.on && self.last_draw.is_some() {
-            eprintln!();
+impl FileOutputs {
+    /// A writer for the folder and settings of `output`.
+    pub fn new(output: &OutputConfig) -> Self {
+        FileOutputs {
+            dir: output.dir.clone(),
+            log_every: output.log_every.max(1),
+            plot: output.plot,
+            metrics: None,
+            target: 0,
+            window: 0.0,
+            window_n: 0,
         }
     }
 }
 
-fn fmt_secs(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
+impl Observer for FileOutputs {
+    fn on_event(&mut self, event: &Event<'_>) -> Result<Flow> {
+        match event {
+            Event::Started {
+                iteration, target, ..
+            } => {
+                std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+                if self.metrics.is_none() {
+                    self.metrics = Some(MetricsLog::open(
+                        &self.dir.join("metrics.jsonl"),
+                        *iteration,
+                    )?);
+                }
+                self.target = *target;
+            }
+            Event::Step(p) => {
+                self.window += p.stats.seconds;
+                self.window_n += 1;
+                if p.iteration.is_multiple_of(self.log_every) || p.iteration == self.target {
+                    let sec = self.window / self.window_n.max(1) as f64;
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.write(p.stats, p.iteration, sec, p.lr_scale, p.rollbacks)?;
+                    }
+                    self.window = 0.0;
+                    self.window_n = 0;
+                }
+            }
+            Event::Samples(s) => save_picture(
+                &self.dir.join(format!("{}.png", s.name)),
+                s.data,
+                s.n,
+                s.image_dims,
+                s.reference,
+            )?,
+            Event::Evaluated {
+                report,
+                is_final: false,
+            } => append_eval_line(&self.dir.join("eval.jsonl"), report)?,
+            Event::Evaluated {
+                report,
+                is_final: true,
+            } => {
+                let text = serde_json::to_string_pretty(report)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                crate::fsutil::write_atomic(&self.dir.join("eval.json"), text.as_bytes())?;
+            }
+            Event::Finished { complete: true, .. } if self.plot => plot_curves(&self.dir)?,
+            _ => {}
+        }
+        Ok(Flow::Continue)
     }
 }
 

@@ -8,10 +8,11 @@
 pub mod checkpoint;
 mod eval;
 mod guard;
+mod observer;
 mod outputs;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::backend::Backend;
@@ -24,22 +25,10 @@ use crate::{Error, Result};
 
 pub use checkpoint::Checkpoint;
 pub use eval::EvalReport;
-pub use outputs::{MetricsLog, ProgressLine};
+pub use observer::{Both, Event, Flow, GuardAction, Observer, Progress, Samples, Silent};
+pub use outputs::{FileOutputs, MetricsLog, save_picture};
 
 use guard::Snapshot;
-
-/// What a progress observer sees after every iteration.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Progress<'a> {
-    /// Iterations completed in this run so far (including resumed ones).
-    pub iteration: u64,
-    /// The configured total (`train.steps`).
-    pub total: u64,
-    /// The iteration's statistics.
-    pub stats: &'a StepStats,
-    /// Guard rollbacks so far.
-    pub rollbacks: u32,
-}
 
 /// A training run.
 pub struct Run<B: BuildNets> {
@@ -53,7 +42,9 @@ pub struct Run<B: BuildNets> {
     batch_buf: Vec<f32>,
     rollbacks: u32,
     snapshot: Option<Snapshot<B>>,
-    metrics: Option<MetricsLog>,
+    files: Option<FileOutputs>,
+    /// Guard events of the last [`Run::step`], reported by [`Run::train`].
+    guard_events: Vec<(u64, String, GuardAction)>,
     eval_pca: Option<crate::metrics::Pca>,
     /// FD of the generator's samples before training (see [`EvalReport`]).
     fd_at_start: Option<f64>,
@@ -170,7 +161,8 @@ impl<B: BuildNets> Run<B> {
             batcher,
             rollbacks: 0,
             snapshot: None,
-            metrics: None,
+            files: None,
+            guard_events: Vec::new(),
             eval_pca: None,
             fd_at_start: None,
             last_stats: None,
@@ -301,11 +293,17 @@ impl<B: BuildNets> Run<B> {
         };
         let at = self.trainer.iteration;
         match self.config.guard.policy {
-            GuardPolicy::Stop => Err(Error::Diverged(format!(
-                "iteration {at}: {problem}; stopping (the last checkpoint written, if any, holds the last good state)"
-            ))),
+            GuardPolicy::Stop => {
+                self.guard_events
+                    .push((at, problem.clone(), GuardAction::Stopped));
+                Err(Error::Diverged(format!(
+                    "iteration {at}: {problem}; stopping (the last checkpoint written, if any, holds the last good state)"
+                )))
+            }
             GuardPolicy::Rollback => {
                 if self.rollbacks >= self.config.guard.max_rollbacks {
+                    self.guard_events
+                        .push((at, problem.clone(), GuardAction::Stopped));
                     return Err(Error::Diverged(format!(
                         "iteration {at}: {problem}; {} rollbacks already used (guard.max_rollbacks)",
                         self.rollbacks
@@ -336,6 +334,14 @@ impl<B: BuildNets> Run<B> {
                     self.rollbacks,
                     self.config.guard.max_rollbacks
                 );
+                self.guard_events.push((
+                    at,
+                    problem,
+                    GuardAction::RolledBack {
+                        to_iteration: self.trainer.iteration,
+                        rollbacks: self.rollbacks,
+                    },
+                ));
                 let stats = StepStats {
                     iteration: self.trainer.iteration,
                     ..Default::default()
@@ -346,61 +352,71 @@ impl<B: BuildNets> Run<B> {
     }
 
     /// Trains until `train.steps` iterations are done (or `max_steps` more, if
-    /// given), writing metrics, grids and checkpoints as configured (and always a
-    /// checkpoint when the call ends), and calling
-    /// `observer` after every iteration (return `false` to cancel; the run then
-    /// stops with [`Error::Cancelled`] after a consistent iteration and can be
-    /// saved or resumed).
+    /// given), writing checkpoints as configured (and always one when the call
+    /// ends), and reporting every [`Event`] first to the run's [`FileOutputs`]
+    /// (metrics, evaluations, pictures, curves in `output.dir`) and then to
+    /// `observer`. An observer that returns [`Flow::Cancel`] after a step stops
+    /// the run with [`Error::Cancelled`] after a consistent iteration; it can
+    /// then be saved or resumed. Nothing is printed.
     ///
     /// # Errors
-    /// As [`Run::step`], plus [`Error::Cancelled`] and output I/O errors.
-    pub fn train(
-        &mut self,
-        max_steps: Option<u64>,
-        observer: &mut dyn FnMut(&Progress<'_>) -> bool,
-    ) -> Result<()> {
+    /// As [`Run::step`], plus [`Error::Cancelled`], output I/O errors and the
+    /// observer's errors.
+    pub fn train(&mut self, max_steps: Option<u64>, observer: &mut dyn Observer) -> Result<()> {
+        let mut files = match self.files.take() {
+            Some(f) => f,
+            None => FileOutputs::new(&self.config.output),
+        };
+        let result = self.train_inner(max_steps, &mut Both(&mut files, observer));
+        self.files = Some(files);
+        result
+    }
+
+    fn train_inner(&mut self, max_steps: Option<u64>, obs: &mut dyn Observer) -> Result<()> {
         let total = self.config.train.steps;
         let target = match max_steps {
             Some(n) => (self.trainer.iteration + n).min(total),
             None => total,
         };
         let out = self.config.output.clone();
-        std::fs::create_dir_all(&out.dir).map_err(|e| Error::io(&out.dir, e))?;
-        if self.metrics.is_none() {
-            self.metrics = Some(MetricsLog::open(
-                &out.dir.join("metrics.jsonl"),
-                self.trainer.iteration,
-            )?);
-        }
+        let backend = self.trainer.be.name();
+        obs.on_event(&Event::Started {
+            iteration: self.trainer.iteration,
+            target,
+            total,
+            backend: &backend,
+            output_dir: &out.dir,
+        })?;
+        log::info!(
+            "training on {backend} from iteration {} to {target} of {total} ({} threads); outputs in {}",
+            self.trainer.iteration,
+            rayon::current_num_threads(),
+            out.dir.display()
+        );
         if self.trainer.iteration == 0 {
-            self.write_start_pictures()?;
+            self.write_start_pictures(obs)?;
         }
-        let mut progress = ProgressLine::new(out.progress, self.trainer.iteration, total);
         let t0 = Instant::now();
-        let mut window = 0.0f64;
-        let mut window_n = 0u64;
         while self.trainer.iteration < target {
-            let stats = self.step()?;
-            let it = self.trainer.iteration;
-            window += stats.seconds;
-            window_n += 1;
-            progress.update(it, &stats);
-            if it.is_multiple_of(out.log_every) || it == target {
-                let sec = window / window_n.max(1) as f64;
-                if let Some(m) = self.metrics.as_mut() {
-                    m.write(
-                        &stats,
-                        it,
-                        sec,
-                        self.trainer.ebm_opt.lr_scale,
-                        self.rollbacks,
-                    )?;
-                }
-                window = 0.0;
-                window_n = 0;
+            let step = self.step();
+            for (iteration, problem, action) in std::mem::take(&mut self.guard_events) {
+                obs.on_event(&Event::Guard {
+                    iteration,
+                    problem: &problem,
+                    action,
+                })?;
             }
+            let stats = step?;
+            let it = self.trainer.iteration;
+            let flow = obs.on_event(&Event::Step(Progress {
+                iteration: it,
+                total,
+                stats: &stats,
+                rollbacks: self.rollbacks,
+                lr_scale: self.trainer.ebm_opt.lr_scale,
+            }))?;
             if out.checkpoint_every > 0 && it.is_multiple_of(out.checkpoint_every) {
-                self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
+                self.checkpoint_to(&out.dir, obs)?;
             }
             let every = self.config.eval.every;
             if every > 0
@@ -410,35 +426,25 @@ impl<B: BuildNets> Run<B> {
                 && self.heldout.is_some()
             {
                 let report = self.evaluate()?;
-                outputs::append_eval_line(&out.dir.join("eval.jsonl"), &report)?;
+                obs.on_event(&Event::Evaluated {
+                    report: &report,
+                    is_final: false,
+                })?;
             }
             if out.sample_every > 0 && it.is_multiple_of(out.sample_every) && it < total {
-                self.write_samples(&format!("samples_{it:06}"))?;
+                self.emit_samples(&format!("samples_{it:06}"), obs)?;
             }
-            let p = Progress {
-                iteration: it,
-                total,
-                stats: &stats,
-                rollbacks: self.rollbacks,
-            };
-            if !observer(&p) {
-                progress.finish();
+            if flow == Flow::Cancel {
                 return Err(Error::Cancelled);
             }
         }
-        progress.finish();
         // Every call ends with a checkpoint, so a partial run can be resumed.
-        self.save_checkpoint(&out.dir.join("checkpoint.safetensors"))?;
-        if self.trainer.iteration >= total {
-            self.write_samples("samples_final")?;
-            if out.plot {
-                outputs::plot_curves(&out.dir)?;
-            }
+        self.checkpoint_to(&out.dir, obs)?;
+        let complete = self.trainer.iteration >= total;
+        if complete {
+            self.emit_samples("samples_final", obs)?;
             if self.config.eval.num_samples > 0 && self.heldout.is_some() {
                 let report = self.evaluate()?;
-                let text = serde_json::to_string_pretty(&report)
-                    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-                crate::fsutil::write_atomic(&out.dir.join("eval.json"), text.as_bytes())?;
                 log::info!(
                     "evaluation ({}): {}",
                     report.feature_space,
@@ -449,14 +455,39 @@ impl<B: BuildNets> Run<B> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+                obs.on_event(&Event::Evaluated {
+                    report: &report,
+                    is_final: true,
+                })?;
             }
         }
+        let seconds = t0.elapsed().as_secs_f64();
         log::info!(
-            "trained to iteration {} in {:.1} s; outputs in {}",
+            "trained to iteration {} in {seconds:.1} s; outputs in {}",
             self.trainer.iteration,
-            t0.elapsed().as_secs_f64(),
             out.dir.display()
         );
+        obs.on_event(&Event::Finished {
+            iteration: self.trainer.iteration,
+            complete,
+            seconds,
+        })?;
+        Ok(())
+    }
+
+    /// Writes `dir/checkpoint.safetensors` and reports it.
+    fn checkpoint_to(&self, dir: &Path, obs: &mut dyn Observer) -> Result<()> {
+        let path = dir.join("checkpoint.safetensors");
+        self.save_checkpoint(&path)?;
+        log::info!(
+            "checkpoint written: {} (iteration {})",
+            path.display(),
+            self.trainer.iteration
+        );
+        obs.on_event(&Event::CheckpointSaved {
+            path: &path,
+            iteration: self.trainer.iteration,
+        })?;
         Ok(())
     }
 
@@ -487,11 +518,16 @@ impl<B: BuildNets> Run<B> {
         Ok(out)
     }
 
-    fn write_start_pictures(&mut self) -> Result<()> {
-        let dir = self.config.output.dir.clone();
+    fn write_start_pictures(&mut self, obs: &mut dyn Observer) -> Result<()> {
         let n = self.config.output.grid_samples.min(self.train_data.len());
         let data = self.data_subset(n)?;
-        outputs::save_picture(&dir.join("data.png"), &data, n, self.image_dims(), None)?;
+        obs.on_event(&Event::Samples(Samples {
+            name: "data",
+            data: &data,
+            n,
+            image_dims: self.image_dims(),
+            reference: None,
+        }))?;
         if self.trainer.generator.is_some() {
             let opts = SampleOptions {
                 n: self.config.output.grid_samples,
@@ -499,13 +535,13 @@ impl<B: BuildNets> Run<B> {
                 ..self.config.sample.clone()
             };
             let (g, _) = self.sample(&opts)?;
-            outputs::save_picture(
-                &dir.join("generator_init.png"),
-                &g,
-                opts.n,
-                self.image_dims(),
-                Some(&data),
-            )?;
+            obs.on_event(&Event::Samples(Samples {
+                name: "generator_init",
+                data: &g,
+                n: opts.n,
+                image_dims: self.image_dims(),
+                reference: Some(&data),
+            }))?;
             // The untrained generator's FD, reported next to the final numbers.
             if self.config.eval.num_samples > 0
                 && self.heldout.is_some()
@@ -517,12 +553,9 @@ impl<B: BuildNets> Run<B> {
         Ok(())
     }
 
-    /// Writes `<name>.png` (grid or scatter) with the configured sampler.
-    ///
-    /// # Errors
-    /// Model, backend and I/O errors.
-    pub fn write_samples(&mut self, name: &str) -> Result<PathBuf> {
-        let dir = self.config.output.dir.clone();
+    /// Draws `output.grid_samples` samples with the configured sampler and
+    /// reports them as [`Event::Samples`] named `name`.
+    fn emit_samples(&mut self, name: &str, obs: &mut dyn Observer) -> Result<()> {
         let opts = SampleOptions {
             n: self.config.output.grid_samples,
             ..self.config.sample.clone()
@@ -530,8 +563,13 @@ impl<B: BuildNets> Run<B> {
         let (s, _) = self.sample(&opts)?;
         let n_ref = self.config.output.grid_samples.min(self.train_data.len());
         let reference = self.data_subset(n_ref)?;
-        let path = dir.join(format!("{name}.png"));
-        outputs::save_picture(&path, &s, opts.n, self.image_dims(), Some(&reference))?;
-        Ok(path)
+        obs.on_event(&Event::Samples(Samples {
+            name,
+            data: &s,
+            n: opts.n,
+            image_dims: self.image_dims(),
+            reference: Some(&reference),
+        }))?;
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Run-time backend dispatch: the one closed enum that turns `backend = "..."`
 //! into a concrete backend (burn-dispatch / candle `Storage` style).
 //!
-//! Hot loops stay monomorphised inside [`hatebm_core::run::Run`]; this layer
+//! Hot loops stay monomorphised inside [`crate::run::Run`]; this layer
 //! matches once per high-level call. There is deliberately no catch-all arm:
 //! a new backend does not compile until it is wired in everywhere.
 //!
@@ -15,15 +15,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use hatebm_core::Backend;
-use hatebm_core::config::Config;
-use hatebm_core::cpu::CpuBackend;
-use hatebm_core::nets::BuildNets;
-use hatebm_core::run::{Progress, Run};
-use hatebm_core::sampler::{ChainKey, LangevinConfig, LangevinStats};
-use hatebm_core::spec::BackendSpec;
-use hatebm_core::train::{SampleOptions, StepStats};
-use hatebm_core::{Error, Result};
+use crate::Backend;
+use crate::config::Config;
+use crate::cpu::CpuBackend;
+use crate::nets::BuildNets;
+use crate::run::{Observer, Run};
+use crate::sampler::{ChainKey, LangevinConfig, LangevinStats};
+use crate::spec::BackendSpec;
+use crate::train::{SampleOptions, StepStats};
+use crate::{Error, Result};
 
 /// A run on whichever backend the configuration named.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ pub fn resolve(spec: BackendSpec) -> Result<Resolved> {
     let unavailable = |name: String| {
         Error::BackendUnavailable {
         name,
-        hint: "rebuild hatebm-ffi with `--features tch` (and `cuda` for GPUs); see docs/tch-backend.md".into(),
+        hint: "rebuild with `--features tch` (and `cuda` for GPUs) of hatebm-rs, hatebm-ffi or hatebm-cli; see docs/tch-backend.md".into(),
     }
     };
     match spec {
@@ -148,7 +148,7 @@ impl AnyRun {
         let spec = match &config {
             Some(c) => c.backend,
             None => {
-                let ck = hatebm_core::run::Checkpoint::read(path)?;
+                let ck = crate::run::Checkpoint::read(path)?;
                 let text = ck
                     .meta_str("config")
                     .ok_or_else(|| Error::format(&ck.context, "metadata `config` missing"))?;
@@ -181,7 +181,7 @@ impl AnyRun {
 
     /// The backend's name, e.g. `cpu` or `tch:cuda:0`.
     pub fn backend_name(&self) -> String {
-        use hatebm_core::Backend;
+        use crate::Backend;
         dispatch!(self, r => r.trainer.be.name())
     }
 
@@ -207,11 +207,7 @@ impl AnyRun {
     ///
     /// # Errors
     /// As [`Run::train`].
-    pub fn train(
-        &mut self,
-        max_steps: Option<u64>,
-        observer: &mut dyn FnMut(&Progress<'_>) -> bool,
-    ) -> Result<()> {
+    pub fn train(&mut self, max_steps: Option<u64>, observer: &mut dyn Observer) -> Result<()> {
         dispatch!(self, r => r.train(max_steps, observer))
     }
 
@@ -304,7 +300,7 @@ impl AnyRun {
     /// `use_ema`, the energy's EMA weights are used (if the optimiser keeps them).
     ///
     /// # Errors
-    /// As [`hatebm_core::sampler::LangevinSampler::run`].
+    /// As [`crate::sampler::LangevinSampler::run`].
     pub fn langevin(
         &mut self,
         config: LangevinConfig,
@@ -415,9 +411,7 @@ impl Model {
 /// Chains after a sampler call: latents (if any), residuals / images, diagnostics.
 pub type ChainsOut = (Option<Vec<f32>>, Vec<f32>, LangevinStats);
 
-fn generator_of<B: Backend>(
-    t: &hatebm_core::train::Trainer<B>,
-) -> Result<&dyn hatebm_core::Generator<B>> {
+fn generator_of<B: Backend>(t: &crate::train::Trainer<B>) -> Result<&dyn crate::Generator<B>> {
     t.generator.as_deref().ok_or_else(|| {
         Error::InvalidArgument(format!("mode `{}` has no generator", t.config.mode.name()))
     })
@@ -425,7 +419,7 @@ fn generator_of<B: Backend>(
 
 fn reset_ema<B: Backend>(
     ema: Option<&mut Vec<Option<B::Tensor>>>,
-    params: &hatebm_core::params::ParamSet<B>,
+    params: &crate::params::ParamSet<B>,
 ) {
     if let Some(ema) = ema {
         for (e, p) in ema.iter_mut().zip(params.iter()) {
@@ -437,7 +431,7 @@ fn reset_ema<B: Backend>(
 }
 
 fn load_weights<B: BuildNets>(r: &mut Run<B>, which: Model, path: &Path) -> Result<()> {
-    let file = hatebm_core::weights::TensorFile::read(path)?;
+    let file = crate::weights::TensorFile::read(path)?;
     let t = &mut r.trainer;
     let be = t.be.clone();
     let stem = if which == Model::Generator {
@@ -519,17 +513,17 @@ fn save_weights<B: BuildNets>(r: &Run<B>, which: Model, path: &Path) -> Result<(
     meta.insert("hatebm.model".to_string(), which.name().to_string());
     meta.insert("hatebm.network".to_string(), describe);
     meta.insert("hatebm.iteration".to_string(), t.iteration.to_string());
-    hatebm_core::weights::write(path, &tensors, &meta)
+    crate::weights::write(path, &tensors, &meta)
 }
 
 /// Model evaluation and sampling on host buffers, for any backend: upload,
 /// compute, download. Used by sessions (their networks) and by the callback
 /// models (on the CPU backend).
 pub mod host {
-    use hatebm_core::backend::shape::batched;
-    use hatebm_core::noise::SeededNoise;
-    use hatebm_core::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
-    use hatebm_core::{Backend, Energy, Generator, Result};
+    use crate::backend::shape::batched;
+    use crate::noise::SeededNoise;
+    use crate::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
+    use crate::{Backend, Energy, Generator, Result};
 
     use super::ChainsOut;
 
@@ -590,7 +584,7 @@ pub mod host {
     /// Runs the Langevin sampler on host chains (`z` only with a generator).
     ///
     /// # Errors
-    /// As [`LangevinSampler::run`]; [`hatebm_core::Error::Config`] for bad knobs.
+    /// As [`LangevinSampler::run`]; [`crate::Error::Config`] for bad knobs.
     #[allow(clippy::too_many_arguments)]
     pub fn langevin<B: Backend>(
         be: &B,

@@ -20,7 +20,7 @@
 //! checkpoints so that a resumed run sees the same batches.
 //!
 //! ```
-//! use hatebm_core::data::{Batcher, DataSpec, Dataset};
+//! use hatebm_rs::data::{Batcher, DataSpec, Dataset};
 //!
 //! let spec: DataSpec = toml::from_str(r#"kind = "digits""#).unwrap();
 //! let digits: Dataset = spec.load()?; // 1797 samples of [1, 8, 8] in [-1, 1]
@@ -31,7 +31,7 @@
 //! let resume_from = batcher.state(); // store in the checkpoint
 //! assert_eq!((resume_from.epoch, resume_from.position), (0, 64));
 //! # assert_eq!(heldout.len(), 180);
-//! # Ok::<(), hatebm_core::Error>(())
+//! # Ok::<(), hatebm_rs::Error>(())
 //! ```
 
 mod batcher;

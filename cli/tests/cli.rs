@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hatebm_core::weights::{TensorData, TensorFile};
+use hatebm_rs::weights::{TensorData, TensorFile};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hatebm"))
@@ -120,7 +120,7 @@ fn resume_in_a_new_process_is_bit_exact_and_sampling_works() {
             .args(["--n", "10", "--out"])
             .arg(&out),
     );
-    let npy = hatebm_core::data::npy::read_npy(out.join("samples.npy")).unwrap();
+    let npy = hatebm_rs::data::npy::read_npy(out.join("samples.npy")).unwrap();
     assert_eq!(npy.shape, vec![10, 64]);
     assert!(out.join("samples.png").exists());
     let _ = std::fs::remove_dir_all(&d);

@@ -443,7 +443,7 @@ mod tests {
         assert_eq!(c, vec![1.0, 2.0, 2.0, 4.0]);
     }
 
-    /// Jacobi cost (`cargo test -p hatebm-core --lib jacobi_timing -- --ignored --nocapture`).
+    /// Jacobi cost (`cargo test -p hatebm-rs --lib jacobi_timing -- --ignored --nocapture`).
     #[test]
     #[ignore]
     fn jacobi_timing() {

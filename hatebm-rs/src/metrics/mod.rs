@@ -30,7 +30,7 @@
 //! `docs/metrics.md` gives the formulas, the estimators and the reasons for each choice.
 //!
 //! ```
-//! use hatebm_core::metrics::{FeatureSpace, Pca, fd_in_space, precision_recall};
+//! use hatebm_rs::metrics::{FeatureSpace, Pca, fd_in_space, precision_recall};
 //!
 //! // 200 "training images" of 16 features and 100 "generated" ones.
 //! let train: Vec<f32> = (0..200 * 16).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
@@ -40,7 +40,7 @@
 //! let fd = fd_in_space(&space, &train, &fake, 200, 100, 16)?;
 //! let pr = precision_recall(&train, 200, &fake, 100, 16, 3)?;
 //! assert!(fd >= 0.0 && (0.0..=1.0).contains(&pr.precision));
-//! # Ok::<(), hatebm_core::Error>(())
+//! # Ok::<(), hatebm_rs::Error>(())
 //! ```
 
 pub mod frechet;
@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(quantile_sorted(&[7.0], 0.3), 7.0);
     }
 
-    /// Timings of the pairwise metrics (`cargo test -p hatebm-core --lib
+    /// Timings of the pairwise metrics (`cargo test -p hatebm-rs --lib
     /// metrics_timing -- --ignored --nocapture`).
     #[test]
     #[ignore]

@@ -289,7 +289,7 @@ fn save_load_round_trip() {
     ));
 }
 
-/// Timing for the documented size (`cargo test -p hatebm-core --release
+/// Timing for the documented size (`cargo test -p hatebm-rs --release
 /// pca_timing -- --ignored --nocapture`).
 #[test]
 #[ignore]

@@ -1,7 +1,7 @@
 //! The bundled data sets: the 8×8 digits (embedded in the library) and MNIST-5k
 //! (shipped in the repository's top-level `data/mnist5k/` folder).
 //!
-//! Provenance, licences and attribution: `core/data/README.md` and `data/README.md`.
+//! Provenance, licences and attribution: `hatebm-rs/data/README.md` and `data/README.md`.
 
 use std::path::{Path, PathBuf};
 

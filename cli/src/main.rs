@@ -1,0 +1,403 @@
+//! `hatebm`: the command-line front end of libhatebm (train, resume, sample,
+//! compare runs). Everything goes through the facade crate's public API
+//! ([`hatebm_rs::runtime::AnyRun`]); this binary adds what a library must not
+//! do on its own: argument parsing (`clap`), a progress bar (`indicatif`, an
+//! [`Observer`] of the run) and a logger on stderr (`env_logger`: `RUST_LOG`,
+//! default `info`; `HATEBM_DEBUG=1` is `debug`).
+
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use hatebm_rs::config::{Config, ConfigBuilder, presets};
+use hatebm_rs::run::Observer;
+use hatebm_rs::runtime::AnyRun;
+use hatebm_rs::train::SampleOptions;
+use hatebm_rs::{Error, Result};
+
+/// Hat EBM training, sampling and evaluation (Hill et al., NeurIPS 2022).
+#[derive(Debug, Parser)]
+#[command(name = "hatebm", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Where the configuration comes from: a preset or a TOML file, then overrides.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Start from a built-in preset (see `hatebm presets`); default: digits.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    preset: Option<String>,
+    /// A TOML configuration (may itself name a preset).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one key, e.g. `--set backend=tch:cuda:0 --set langevin.steps=50`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn given(&self) -> bool {
+        self.preset.is_some() || self.config.is_some() || !self.set.is_empty()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Train (or resume) a run; writes grids, curves, metrics and a checkpoint to output.dir.
+    Train {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Train at most N more iterations (default: up to train.steps).
+        #[arg(long, value_name = "N")]
+        steps: Option<u64>,
+        /// Continue exactly from a checkpoint.
+        #[arg(long, value_name = "CHECKPOINT")]
+        resume: Option<PathBuf>,
+    },
+    /// Draw samples from a checkpoint (PNG grid + .npy).
+    Sample {
+        /// The checkpoint to sample from.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// Number of samples.
+        #[arg(long, default_value_t = 64)]
+        n: usize,
+        /// Langevin steps (default: the training chain's K; 0 = generator only).
+        #[arg(long, value_name = "K")]
+        steps: Option<usize>,
+        /// Sample with the raw weights even if EMA weights exist.
+        #[arg(long)]
+        no_ema: bool,
+        /// Seed of the chains' noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder (default: the checkpoint's folder).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Print the resolved configuration as TOML.
+    Config {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Train the retrofit autoencoder (`[autoencoder]` keys; decoder = model.generator,
+    /// kind = "decoder32") on the configured data with the CPU backend; writes
+    /// ae_decoder.safetensors (use it as model.pretrained_generator),
+    /// ae_encoder.safetensors and ae_reconstructions.png to output.dir.
+    PretrainAe {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Overlay the curves of several runs: one panel per key, one series per run.
+    Compare {
+        /// The figure to write (SVG).
+        #[arg(long, value_name = "FIG.svg")]
+        out: PathBuf,
+        /// The log file in each run folder.
+        #[arg(long, default_value = "metrics.jsonl")]
+        file: String,
+        /// Keys to plot, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "loss_ebm,loss_gen")]
+        keys: Vec<String>,
+        /// Keys to plot on a log scale, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        log: Vec<String>,
+        /// Figure title.
+        #[arg(long)]
+        title: Option<String>,
+        /// Runs as NAME=RUN_DIR.
+        #[arg(required = true, value_name = "NAME=RUN_DIR")]
+        runs: Vec<String>,
+    },
+    /// List the built-in presets.
+    Presets,
+}
+
+fn build_config(args: &ConfigArgs) -> Result<Config> {
+    let mut b = ConfigBuilder::new();
+    match (&args.preset, &args.config) {
+        (Some(p), _) => b.set("preset", &format!("\"{p}\""))?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            b.merge_toml_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        }
+        (None, None) => b.set("preset", "\"digits\"")?,
+    }
+    for kv in &args.set {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::InvalidArgument(format!("--set `{kv}`: expected KEY=VALUE")))?;
+        b.set(k.trim(), v.trim())?;
+    }
+    let mut cfg = b.build()?;
+    if let Some(base) = args.config.as_deref().and_then(Path::parent) {
+        cfg.resolve_paths(base);
+    }
+    Ok(cfg)
+}
+
+fn cmd_train(cfg_args: &ConfigArgs, steps: Option<u64>, resume: Option<&Path>) -> Result<()> {
+    let cfg = if resume.is_none() || cfg_args.given() {
+        Some(build_config(cfg_args)?)
+    } else {
+        None
+    };
+    let t0 = Instant::now();
+    let mut session = match (resume, cfg) {
+        (Some(path), cfg) => AnyRun::resume(path, cfg)?,
+        (None, Some(cfg)) => AnyRun::new(cfg)?,
+        (None, None) => unreachable!("a config is built when not resuming"),
+    };
+    let c = session.config().clone();
+    eprintln!(
+        "hatebm: training `{}` ({} mode) on {}: {} -> {} iterations, outputs in {}",
+        c.preset.as_deref().unwrap_or("custom config"),
+        c.train.mode.name(),
+        session.backend_name(),
+        session.iteration(),
+        steps.map_or(c.train.steps, |n| (session.iteration() + n)
+            .min(c.train.steps)),
+        c.output.dir.display()
+    );
+    let mut bar = progress::Bar::new(c.output.progress);
+    let result = session.train(steps, &mut bar as &mut dyn Observer);
+    bar.finish();
+    result?;
+    let dir = &c.output.dir;
+    eprintln!(
+        "hatebm: done in {:.1} s. Outputs in {}:",
+        t0.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    for f in [
+        "data.png",
+        "generator_init.png",
+        "samples_final.png",
+        "curves.svg",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+        "eval.json",
+    ] {
+        if dir.join(f).exists() {
+            eprintln!("  {}", dir.join(f).display());
+        }
+    }
+    Ok(())
+}
+
+fn cmd_sample(
+    ckpt: &Path,
+    n: usize,
+    steps: Option<usize>,
+    no_ema: bool,
+    seed: u64,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    let mut session = AnyRun::resume(ckpt, None)?;
+    let dir = out.unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let opts = SampleOptions {
+        n,
+        steps,
+        use_ema: !no_ema,
+        seed,
+        batch_size: session.config().sample.batch_size,
+    };
+    let (data, shape) = session.sample(&opts)?;
+    let npy = dir.join("samples.npy");
+    hatebm_rs::data::npy::write_npy_f32(&npy, &shape, &data)?;
+    let png = dir.join("samples.png");
+    hatebm_rs::run::save_picture(&png, &data, n, session.image_dims(), None)?;
+    eprintln!(
+        "hatebm: {n} samples from {} written to {} and {}",
+        ckpt.display(),
+        npy.display(),
+        png.display()
+    );
+    Ok(())
+}
+
+fn cmd_pretrain_ae(cfg_args: &ConfigArgs) -> Result<()> {
+    use hatebm_rs::Backend;
+    use hatebm_rs::cpu::CpuBackend;
+    use hatebm_rs::data::Batcher;
+    use hatebm_rs::noise::SeededNoise;
+    use hatebm_rs::train::Autoencoder;
+
+    let cfg = build_config(cfg_args)?;
+    hatebm_rs::runtime::apply_threads(cfg.threads);
+    let dec_arch = cfg.model.generator.clone().ok_or_else(|| {
+        Error::Config("pretrain-ae needs [model.generator] (kind = \"decoder32\")".into())
+    })?;
+    let be = CpuBackend::new();
+    let data = cfg.data.load()?;
+    let (train, held) = data.split(f64::from(cfg.eval.holdout_fraction), cfg.seed)?;
+    let ae_cfg = cfg.autoencoder.clone();
+    let mut ae = Autoencoder::new(be, ae_cfg.clone(), &dec_arch, cfg.seed)?;
+    let mut batcher = Batcher::new(train.len(), ae_cfg.batch_size, cfg.seed)?;
+    let shape = hatebm_rs::backend::shape::batched(ae_cfg.batch_size, train.sample_shape());
+    let mut buf = vec![0.0f32; ae_cfg.batch_size * train.sample_len()];
+    let dir = cfg.output.dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let t0 = Instant::now();
+    let mut log = String::new();
+    let bar = progress::plain_bar(ae_cfg.steps, cfg.output.progress);
+    for it in 1..=ae_cfg.steps {
+        batcher.next_batch(&train, &mut buf)?;
+        let x = be.from_host(&buf, &shape)?;
+        let loss = ae.step(&x, &mut SeededNoise)?;
+        if it % 50 == 0 || it == ae_cfg.steps {
+            log.push_str(&format!("{{\"step\":{it},\"loss\":{loss}}}\n"));
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+        bar.set_position(it);
+    }
+    bar.finish_and_clear();
+    hatebm_rs::fsutil::write_atomic(&dir.join("ae_metrics.jsonl"), log.as_bytes())?;
+    let meta = std::collections::HashMap::new();
+    hatebm_rs::weights::save_params(
+        ae.decoder.params(),
+        &be,
+        &dir.join("ae_decoder.safetensors"),
+        &meta,
+    )?;
+    hatebm_rs::weights::save_params(
+        ae.encoder.params(),
+        &be,
+        &dir.join("ae_encoder.safetensors"),
+        &meta,
+    )?;
+    let n = 32.min(held.len());
+    let xs = hatebm_rs::backend::shape::batched(n, held.sample_shape());
+    let x = be.from_host(&held.data()[..n * held.sample_len()], &xs)?;
+    let recon = be.to_host(&ae.reconstruct(&x)?)?;
+    let mut both = held.data()[..n * held.sample_len()].to_vec();
+    both.extend_from_slice(&recon);
+    let mut s2 = xs.clone();
+    s2[0] = 2 * n;
+    hatebm_rs::report::save_image_grid(
+        dir.join("ae_reconstructions.png"),
+        &both,
+        &s2,
+        &Default::default(),
+    )?;
+    eprintln!(
+        "pretrain-ae: {} iterations in {:.1} s; held-out loss {:.4}; wrote {}/ae_decoder.safetensors (top half of ae_reconstructions.png: data, bottom: reconstructions)",
+        ae_cfg.steps,
+        t0.elapsed().as_secs_f64(),
+        ae.eval_loss(&x)?,
+        dir.display()
+    );
+    Ok(())
+}
+
+fn cmd_compare(
+    out: &Path,
+    file: &str,
+    keys: &[String],
+    log: &[String],
+    title: Option<String>,
+    runs: &[String],
+) -> Result<()> {
+    use hatebm_rs::report::{Panel, PlotOptions, metrics_series, read_metrics_jsonl, save_svg};
+    let runs: Vec<(String, PathBuf)> = runs
+        .iter()
+        .map(|r| {
+            r.split_once('=')
+                .map(|(n, d)| (n.to_string(), PathBuf::from(d)))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("compare: `{r}` is not NAME=RUN_DIR"))
+                })
+        })
+        .collect::<Result<_>>()?;
+    let records: Vec<(String, Vec<serde_json::Value>)> = runs
+        .iter()
+        .map(|(n, d)| Ok((n.clone(), read_metrics_jsonl(d.join(file))?)))
+        .collect::<Result<_>>()?;
+    let panels: Vec<Panel> = keys
+        .iter()
+        .map(|k| Panel {
+            title: k.clone(),
+            x_label: "iteration".into(),
+            y_label: k.clone(),
+            series: records
+                .iter()
+                .map(|(n, r)| {
+                    let mut s = metrics_series(r, k, "step");
+                    s.name = n.clone();
+                    s
+                })
+                .collect(),
+            log_y: log.contains(k),
+        })
+        .collect();
+    let opts = PlotOptions {
+        columns: panels.len().min(2),
+        title,
+        ..PlotOptions::default()
+    };
+    save_svg(out, &panels, &opts)?;
+    eprintln!("hatebm: wrote {}", out.display());
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Train { cfg, steps, resume } => cmd_train(&cfg, steps, resume.as_deref()),
+        Cmd::Sample {
+            checkpoint,
+            n,
+            steps,
+            no_ema,
+            seed,
+            out,
+        } => cmd_sample(&checkpoint, n, steps, no_ema, seed, out),
+        Cmd::Config { cfg } => {
+            print!("{}", build_config(&cfg)?.to_toml_string()?);
+            Ok(())
+        }
+        Cmd::PretrainAe { cfg } => cmd_pretrain_ae(&cfg),
+        Cmd::Compare {
+            out,
+            file,
+            keys,
+            log,
+            title,
+            runs,
+        } => cmd_compare(&out, &file, &keys, &log, title, &runs),
+        Cmd::Presets => {
+            for n in presets::names() {
+                println!("{n}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let default = if std::env::var_os("HATEBM_DEBUG").is_some() {
+        "debug"
+    } else {
+        "info"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format(|f, r| {
+            use std::io::Write;
+            writeln!(f, "[{}] {}", r.level().as_str().to_lowercase(), r.args())
+        })
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hatebm: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
