@@ -33,6 +33,11 @@ if [[ $quick == 0 ]]; then
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+    # Crate boundaries (docs/architecture.md): the core parses no file formats.
+    if cargo tree -p hatebm-core -e normal --prefix none | grep -E '^(png|toml|safetensors|serde_json|npyz|ndarray-npy) '; then
+        echo "test.sh: hatebm-core must not depend on the crates above" >&2
+        exit 1
+    fi
 fi
 
 step "Rust tests (CPU backend)"

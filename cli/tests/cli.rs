@@ -165,3 +165,32 @@ fn errors_are_clear_and_nonzero() {
     let out = bin().arg("frobnicate").output().unwrap();
     assert!(!out.status.success());
 }
+
+/// `hatebm --help`, `hatebm --version` and `hatebm SUBCOMMAND --help` print
+/// usage and exit 0; a misspelled option names the closest valid one.
+#[test]
+fn help_on_every_subcommand_and_suggestions() {
+    for args in [
+        vec!["--help"],
+        vec!["--version"],
+        vec!["train", "--help"],
+        vec!["sample", "--help"],
+        vec!["config", "--help"],
+        vec!["pretrain-ae", "--help"],
+        vec!["compare", "--help"],
+        vec!["presets", "--help"],
+        vec!["train", "-h"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: exit {:?}", out.status);
+        assert!(
+            text.contains("Usage") || text.starts_with("hatebm "),
+            "{args:?}: {text}"
+        );
+    }
+    let out = bin().args(["train", "--stpes", "3"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--steps"), "suggests --steps: {err}");
+}
