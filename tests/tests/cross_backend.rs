@@ -28,8 +28,11 @@
 //! * **Short runs** (20 MLP iterations, 3 SN-GAN-32 iterations, 3 iterations of
 //!   every mode): errors compound across iterations (samples feed the next EBM
 //!   update; Adam amplifies near-zero gradients), so: generator loss history
-//!   normwise 1e-4 (observed ≤ 1.5e-7); EBM loss and mean energies 1e-3
-//!   (batch means of energies of both signs: cancellation; observed ≤ 1.1e-4);
+//!   normwise 1e-4 (observed ≤ 1.5e-7); EBM loss 1e-3 (batch means of
+//!   energies of both signs: cancellation; observed ≤ 1.1e-4); mean energies
+//!   split into the differential part the loss sees (1e-4) and the common
+//!   shift the loss cannot see, which Adam's ±lr steps on rounding-noise
+//!   gradients make grow linearly (1e-3; see `check_energy_history`);
 //!   final samples 1e-3 (observed ≤ 1.6e-4 after 20 iterations); at most 0.1%
 //!   of the weights may differ by more than 0.05·lr (observed ≤ 0.006%), none by
 //!   more than 2·lr per iteration (observed ≤ 1.6·lr after 3 iterations).
@@ -453,51 +456,68 @@ fn one_trainer_step_sngan32() {
 /// Short runs: normwise tolerance of the generator loss history.
 const RUN_LOSS_TOL: f64 = 1e-4;
 
-/// The mean data and sample energies of every iteration, `[pos, neg, pos, neg, ...]`.
-fn energy_history(r: &RunResult) -> Vec<f32> {
-    r.stats
+/// Compares the mean data and sample energies of every iteration, split into
+/// the two parts the dynamics treat differently.
+///
+/// The EBM loss `mean H(x⁺) − mean H(x⁻)` does not change when every energy
+/// is shifted by the same constant. Parameter directions that shift all
+/// energies alike therefore have a zero loss gradient in exact arithmetic; the
+/// computed one is rounding noise whose sign differs between backends, and
+/// Adam turns it into steps of up to ≈ ±lr. So, per iteration:
+///
+/// * the **differential** part `Δpos − Δneg` is what the loss, its gradient
+///   and the sampler see: held normwise (relative to the largest energy) to
+///   `RUN_LOSS_TOL` (observed ≤ 1.5e-7 on SN-GAN-32);
+/// * the **common** part `(Δpos + Δneg)/2` is the energy's gauge freedom,
+///   which training does not constrain: it is at rounding level in iteration
+///   1 (identical weights) and then grows by a constant amount per iteration
+///   (measured on a Zen 3 CPU without AVX-512, GEMM path, 3 SN-GAN-32
+///   iterations at lr 1e-4: 1.5e-8, −1.70e-5, −3.24e-5, i.e. 0.17·lr per
+///   iteration, 1.6e-4 of the energy scale after 3 iterations — the value
+///   that failed the old single 1e-4 tolerance). It is bounded by the weight
+///   differences that `compare_runs` asserts (≤ 2·lr per iteration), so it is
+///   held to the energy tolerance class `RUN_EBM_LOSS_TOL` that the mode
+///   comparisons use; and in iteration 1, where the weights are still
+///   identical, it must be at rounding level (`RUN_LOSS_TOL`).
+fn check_energy_history(name: &str, t: &RunResult, c: &RunResult) {
+    let scale = c
+        .stats
         .iter()
-        .flat_map(|s| [s.energy_pos as f32, s.energy_neg as f32])
-        .collect()
-}
-
-/// `data` with every value moved by one ulp, up and down alternately: a
-/// perturbation of exactly the size of one float32 rounding of the input.
-fn one_ulp_apart(data: &[f32]) -> Vec<f32> {
-    data.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if i % 2 == 0 {
-                v.next_up()
-            } else {
-                v.next_down()
-            }
-        })
-        .collect()
-}
-
-/// How much the run at hand amplifies rounding: the normwise difference of the
-/// energy histories of two CPU-backend runs whose data differ by one ulp per
-/// value (the same code, the same summation orders, so nothing but that one
-/// rounding-sized perturbation, carried by the dynamics).
-fn rounding_sensitivity(
-    e_arch: &EnergyArch,
-    g_arch: &GeneratorArch,
-    s: &TrainerSettings,
-    data: &[f32],
-    iters: usize,
-    reference: &RunResult,
-) -> f64 {
-    let (_, p) = train_run(
-        &CpuBackend::new(),
-        e_arch,
-        g_arch,
-        s,
-        &one_ulp_apart(data),
-        iters,
+        .flat_map(|s| [s.energy_pos.abs(), s.energy_neg.abs()])
+        .fold(0.0f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let (mut diff, mut common) = (Vec::new(), Vec::new());
+    for (a, b) in t.stats.iter().zip(&c.stats) {
+        let (dp, dn) = (a.energy_pos - b.energy_pos, a.energy_neg - b.energy_neg);
+        diff.push((dp - dn).abs() / scale);
+        common.push((0.5 * (dp + dn)).abs() / scale);
+    }
+    let worst_diff = diff.iter().copied().fold(0.0, f64::max);
+    let worst_common = common.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "cross-backend\t{name} energy history, differential part\t{worst_diff:.3e}\t(tol {RUN_LOSS_TOL:.0e}); common part per iteration [{}] (tol {RUN_EBM_LOSS_TOL:.0e}; iteration 1: {RUN_LOSS_TOL:.0e})",
+        common
+            .iter()
+            .map(|v| format!("{v:.2e}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    normwise_err(&energy_history(&p), &energy_history(reference))
+    assert!(
+        worst_diff <= RUN_LOSS_TOL,
+        "{name}: differential energy error {worst_diff:e} > {RUN_LOSS_TOL:e}"
+    );
+    assert!(
+        worst_common <= RUN_EBM_LOSS_TOL,
+        "{name}: common-mode energy shift {worst_common:e} > {RUN_EBM_LOSS_TOL:e}"
+    );
+    if let Some(&first) = common.first() {
+        assert!(
+            first <= RUN_LOSS_TOL,
+            "{name}: energies differ by {first:e} before any update (identical weights)"
+        );
+    }
 }
+
 /// Short runs: normwise tolerance of the EBM loss and of the mean energies of
 /// data and samples, per iteration. These are batch means of per-sample
 /// energies of both signs (and the loss a difference of two such means, over
@@ -511,7 +531,7 @@ const RUN_FRAC_TOL: f64 = 1e-3;
 /// Short runs: no weight may differ by more than this many lr per iteration.
 const RUN_MAX_LR_PER_IT: f64 = 2.0;
 
-fn compare_runs(name: &str, t: &RunResult, c: &RunResult, lr: f32, energy_tol: f64) {
+fn compare_runs(name: &str, t: &RunResult, c: &RunResult, lr: f32) {
     let iters = t.stats.len() as f64;
     let lt: Vec<f32> = t.stats.iter().map(|s| s.loss_ebm as f32).collect();
     let lc: Vec<f32> = c.stats.iter().map(|s| s.loss_ebm as f32).collect();
@@ -521,25 +541,7 @@ fn compare_runs(name: &str, t: &RunResult, c: &RunResult, lr: f32, energy_tol: f
         &lc,
         RUN_EBM_LOSS_TOL,
     );
-    for (a, b) in t.stats.iter().zip(&c.stats) {
-        eprintln!(
-            "DBG pos {:e} neg {:e} |E| {:e}",
-            a.energy_pos - b.energy_pos,
-            a.energy_neg - b.energy_neg,
-            b.energy_pos.abs()
-        );
-    }
-    for ((n, a), (_, b)) in t.ebm_w.iter().zip(&c.ebm_w) {
-        if a.len() < 4 {
-            eprintln!("DBG {n} {:?} vs {:?} ({} lr)", a, b, (a[0] - b[0]) / lr);
-        }
-    }
-    check(
-        &format!("{name} energy_pos/neg history"),
-        &energy_history(t),
-        &energy_history(c),
-        energy_tol,
-    );
+    check_energy_history(name, t, c);
     let gt: Vec<f32> = t
         .stats
         .iter()
@@ -610,9 +612,7 @@ fn mlp_toy_synthesis_20_iterations() {
         .collect();
     let (_, c) = train_run(&CpuBackend::new(), &e_arch, &g_arch, &s, &data, 20);
     let (_, t) = train_run(&tb, &e_arch, &g_arch, &s, &data, 20);
-    let sens = rounding_sensitivity(&e_arch, &g_arch, &s, &data, 20, &c);
-    eprintln!("cross-backend\tmlp toy 20 it energy sensitivity to one ulp of data\t{sens:.3e}");
-    compare_runs("mlp toy 20 it", &t, &c, 1e-3, RUN_LOSS_TOL);
+    compare_runs("mlp toy 20 it", &t, &c, 1e-3);
 }
 
 /// 3 iterations of the conditional Hat EBM with SN-GAN-32 networks.
@@ -632,9 +632,7 @@ fn sngan32_synthesis_3_iterations() {
     let data = host_noise(4 * 3 * 32 * 32, 2, 0.5);
     let (_, c) = train_run(&CpuBackend::new(), &e_arch, &g_arch, &s, &data, 3);
     let (_, t) = train_run(&tb, &e_arch, &g_arch, &s, &data, 3);
-    let sens = rounding_sensitivity(&e_arch, &g_arch, &s, &data, 3, &c);
-    eprintln!("cross-backend\tsngan32 3 it energy sensitivity to one ulp of data\t{sens:.3e}");
-    compare_runs("sngan32 3 it", &t, &c, 1e-4, RUN_LOSS_TOL);
+    compare_runs("sngan32 3 it", &t, &c, 1e-4);
 }
 
 /// GPU only: the Langevin comparison on `tch:cuda:0` (skips without CUDA).
