@@ -743,6 +743,21 @@ mod tests {
         v
     }
 
+    /// `to_tch` hands out an independent copy: mutating it (also through
+    /// `&self` methods such as `set_requires_grad`) leaves the tensor alone.
+    #[test]
+    fn to_tch_is_an_independent_copy() {
+        let tb = TchBackend::cpu();
+        let t = tb.from_host(&[1.0, 2.0, 3.0], &[3]).unwrap();
+        let c = t.to_tch().unwrap();
+        let _ = c.set_requires_grad(true);
+        assert!(c.requires_grad());
+        let mut c2 = t.to_tch().unwrap();
+        let _ = c2.f_fill_(5.0).unwrap();
+        assert_eq!(tb.to_host(&t).unwrap(), vec![1.0, 2.0, 3.0]);
+        assert!(!t.inner.requires_grad());
+    }
+
     /// The fused updates agree bit for bit with the CPU backend.
     #[test]
     fn fused_updates_match_cpu_bitwise() {

@@ -52,8 +52,10 @@ pub struct TchTensor {
 // `detach()`ed aliases that are private to one call, and every mutation of a
 // `TchTensor` goes through `&mut`. Concurrent read-only use of one ATen tensor
 // from several threads is supported by libtorch (shared weights in
-// multi-threaded inference). Users who reach the inner tensor through
-// [`TchTensor::as_tch`] must keep to read-only operations as well.
+// multi-threaded inference). The only public way to the inner tensor by
+// reference, [`TchTensor::as_tch`], is an `unsafe fn` whose contract is this
+// promise; safe code gets a deep copy ([`TchTensor::to_tch`]) or the tensor by
+// value ([`TchTensor::into_tch`]).
 unsafe impl Sync for TchTensor {}
 
 impl TchTensor {
@@ -75,10 +77,26 @@ impl TchTensor {
         })
     }
 
-    /// The wrapped tensor, read-only. Do not mutate it through tch methods that
-    /// take `&self` (`set_requires_grad`, in-place ops on a `shallow_clone`):
-    /// [`TchTensor`] is shared between threads on that promise.
-    pub fn as_tch(&self) -> &tch::Tensor {
+    /// An independent deep copy as a plain libtorch tensor, on the same device:
+    /// the safe way to hand the data to other tch code (the copy is the
+    /// caller's to mutate).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if libtorch fails (e.g. out of device memory).
+    pub fn to_tch(&self) -> Result<tch::Tensor> {
+        deep_copy(&self.inner)
+    }
+
+    /// The wrapped tensor itself, without a copy.
+    ///
+    /// # Safety
+    /// [`TchTensor`] is `Sync` on the promise that nothing mutates the C++
+    /// tensor through a shared reference. tch has methods that do so through
+    /// `&self` (`set_requires_grad`, in-place ops on a `shallow_clone`, ...), so
+    /// the caller must use the returned reference for read-only operations only
+    /// — or make sure no other thread uses this tensor meanwhile. Use
+    /// [`TchTensor::to_tch`] for a copy that may be mutated.
+    pub unsafe fn as_tch(&self) -> &tch::Tensor {
         &self.inner
     }
 
