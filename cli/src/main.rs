@@ -86,7 +86,7 @@ enum Cmd {
         cfg: ConfigArgs,
     },
     /// Train the retrofit autoencoder (`[autoencoder]` keys; decoder = model.generator,
-    /// kind = "decoder32") on the configured data with the CPU backend; writes
+    /// kind = "decoder32") on the configured data and backend; writes
     /// ae_decoder.safetensors (use it as model.pretrained_generator),
     /// ae_encoder.safetensors and ae_reconstructions.png to output.dir.
     PretrainAe {
@@ -224,75 +224,22 @@ fn cmd_sample(
 }
 
 fn cmd_pretrain_ae(cfg_args: &ConfigArgs) -> Result<()> {
-    use hatebm_rs::Backend;
-    use hatebm_rs::cpu::CpuBackend;
-    use hatebm_rs::data::Batcher;
-    use hatebm_rs::noise::SeededNoise;
-    use hatebm_rs::train::Autoencoder;
-
     let cfg = build_config(cfg_args)?;
-    hatebm_rs::runtime::apply_threads(cfg.threads);
-    let dec_arch = cfg.model.generator.clone().ok_or_else(|| {
-        Error::Config("pretrain-ae needs [model.generator] (kind = \"decoder32\")".into())
-    })?;
-    let be = CpuBackend::new();
-    let data = cfg.data.load()?;
-    let (train, held) = data.split(f64::from(cfg.eval.holdout_fraction), cfg.seed)?;
-    let ae_cfg = cfg.autoencoder.clone();
-    let mut ae = Autoencoder::new(be, ae_cfg.clone(), &dec_arch, cfg.seed)?;
-    let mut batcher = Batcher::new(train.len(), ae_cfg.batch_size, cfg.seed)?;
-    let shape = hatebm_rs::backend::shape::batched(ae_cfg.batch_size, train.sample_shape());
-    let mut buf = vec![0.0f32; ae_cfg.batch_size * train.sample_len()];
-    let dir = cfg.output.dir.clone();
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let t0 = Instant::now();
-    let mut log = String::new();
-    let bar = progress::plain_bar(ae_cfg.steps, cfg.output.progress);
-    for it in 1..=ae_cfg.steps {
-        batcher.next_batch(&train, &mut buf)?;
-        let x = be.from_host(&buf, &shape)?;
-        let loss = ae.step(&x, &mut SeededNoise)?;
-        if it % 50 == 0 || it == ae_cfg.steps {
-            log.push_str(&format!("{{\"step\":{it},\"loss\":{loss}}}\n"));
+    let bar = progress::plain_bar(cfg.autoencoder.steps, cfg.output.progress);
+    let done = hatebm_rs::runtime::pretrain_autoencoder(&cfg, &mut |it, _, loss| {
+        if it % 50 == 0 {
             bar.set_message(format!("loss {loss:.4}"));
         }
         bar.set_position(it);
-    }
+    });
     bar.finish_and_clear();
-    hatebm_rs::fsutil::write_atomic(&dir.join("ae_metrics.jsonl"), log.as_bytes())?;
-    let meta = std::collections::HashMap::new();
-    hatebm_rs::weights::save_params(
-        ae.decoder.params(),
-        &be,
-        &dir.join("ae_decoder.safetensors"),
-        &meta,
-    )?;
-    hatebm_rs::weights::save_params(
-        ae.encoder.params(),
-        &be,
-        &dir.join("ae_encoder.safetensors"),
-        &meta,
-    )?;
-    let n = 32.min(held.len());
-    let xs = hatebm_rs::backend::shape::batched(n, held.sample_shape());
-    let x = be.from_host(&held.data()[..n * held.sample_len()], &xs)?;
-    let recon = be.to_host(&ae.reconstruct(&x)?)?;
-    let mut both = held.data()[..n * held.sample_len()].to_vec();
-    both.extend_from_slice(&recon);
-    let mut s2 = xs.clone();
-    s2[0] = 2 * n;
-    hatebm_rs::report::save_image_grid(
-        dir.join("ae_reconstructions.png"),
-        &both,
-        &s2,
-        &Default::default(),
-    )?;
+    let done = done?;
     eprintln!(
-        "pretrain-ae: {} iterations in {:.1} s; held-out loss {:.4}; wrote {}/ae_decoder.safetensors (top half of ae_reconstructions.png: data, bottom: reconstructions)",
-        ae_cfg.steps,
-        t0.elapsed().as_secs_f64(),
-        ae.eval_loss(&x)?,
-        dir.display()
+        "pretrain-ae: {} iterations in {:.1} s; held-out loss {:.4}; wrote {} (top half of ae_reconstructions.png: data, bottom: reconstructions)",
+        done.losses.len(),
+        done.seconds,
+        done.heldout_loss,
+        done.decoder.display()
     );
     Ok(())
 }

@@ -643,3 +643,30 @@ pub fn apply_threads(threads: usize) {
         );
     }
 }
+
+/// Pretrains the retrofit autoencoder ([`crate::run::pretrain_autoencoder`])
+/// on the backend that `config.backend` names.
+///
+/// # Errors
+/// As [`resolve`] and [`crate::run::pretrain_autoencoder`].
+pub fn pretrain_autoencoder(
+    config: &Config,
+    progress: &mut dyn FnMut(u64, u64, f64),
+) -> Result<crate::run::AePretrained> {
+    apply_threads(config.threads);
+    match resolve(config.backend)? {
+        Resolved::Cpu => crate::run::pretrain_autoencoder(CpuBackend::new(), config, progress),
+        #[cfg(feature = "tch")]
+        Resolved::TchCpu => {
+            crate::run::pretrain_autoencoder(hatebm_tch::TchBackend::cpu(), config, progress)
+        }
+        #[cfg(feature = "tch")]
+        Resolved::TchCuda(n) => {
+            crate::run::pretrain_autoencoder(hatebm_tch::TchBackend::cuda(n)?, config, progress)
+        }
+        #[cfg(not(feature = "tch"))]
+        Resolved::TchCpu | Resolved::TchCuda(_) => {
+            unreachable!("resolve() refuses tch specs without the feature")
+        }
+    }
+}

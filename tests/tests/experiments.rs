@@ -16,14 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hatebm_rs::Backend;
 use hatebm_rs::config::{Config, ConfigBuilder};
 use hatebm_rs::cpu::CpuBackend;
-use hatebm_rs::data::Batcher;
-use hatebm_rs::nets::GeneratorArch;
-use hatebm_rs::noise::SeededNoise;
 use hatebm_rs::run::{EvalReport, Run, Silent};
-use hatebm_rs::train::{Autoencoder, AutoencoderConfig};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hatebm-exp-{}-{name}", std::process::id()));
@@ -238,40 +233,29 @@ fn appendix_h_no_residual_energy_difference_grows_and_refine_runs() {
 #[test]
 fn retrofit_on_a_pretrained_decoder_runs() {
     let dir = scratch("retrofit");
-    // Autoencoder pretraining (as `hatebm pretrain-ae`), tiny widths.
+    // Autoencoder pretraining (the library function behind `hatebm pretrain-ae`), tiny widths.
     let dec = "{ kind = \"decoder32\", ngf = 8, nch = 1, out_factor = 2.0 }";
     let ae_cfg = config(
         "mnist",
         &dir.join("ae"),
-        &[("model.generator", dec), ("eval.num_samples", "0")],
+        &[
+            ("model.generator", dec),
+            ("eval.num_samples", "0"),
+            ("eval.holdout_fraction", "0.1"),
+            ("autoencoder.steps", "60"),
+            ("autoencoder.batch_size", "16"),
+            ("autoencoder.lr", "1e-3"),
+        ],
     );
-    let be = CpuBackend::new();
-    let data = ae_cfg.data.load().unwrap();
-    let (train_split, _) = data.split(0.1, 0).unwrap();
-    let settings = AutoencoderConfig {
-        steps: 60,
-        batch_size: 16,
-        lr: 1e-3,
-        ..AutoencoderConfig::default()
-    };
-    let arch: GeneratorArch = ae_cfg.model.generator.clone().unwrap();
-    let mut ae = Autoencoder::new(be, settings.clone(), &arch, 0).unwrap();
-    let mut batcher = Batcher::new(train_split.len(), settings.batch_size, 0).unwrap();
-    let shape = hatebm_rs::backend::shape::batched(settings.batch_size, train_split.sample_shape());
-    let mut buf = vec![0.0f32; settings.batch_size * train_split.sample_len()];
-    let mut losses = Vec::new();
-    for _ in 0..settings.steps {
-        batcher.next_batch(&train_split, &mut buf).unwrap();
-        let x = be.from_host(&buf, &shape).unwrap();
-        losses.push(ae.step(&x, &mut SeededNoise).unwrap());
-    }
+    let done = hatebm_rs::runtime::pretrain_autoencoder(&ae_cfg, &mut |_, _, _| {}).unwrap();
+    let losses = &done.losses;
+    assert_eq!(losses.len(), 60);
     assert!(
         losses[losses.len() - 5..].iter().sum::<f64>() < losses[..5].iter().sum::<f64>(),
         "the autoencoder learns: {losses:?}"
     );
-    let decoder = dir.join("ae_decoder.safetensors");
-    hatebm_rs::weights::save_params(ae.decoder.params(), &be, &decoder, &Default::default())
-        .unwrap();
+    let decoder = done.decoder;
+    assert!(done.encoder.exists() && dir.join("ae/ae_reconstructions.png").exists());
     // The joint Hat EBM on the frozen decoder.
     let pretrained = format!("\"{}\"", decoder.display());
     let cfg = config(

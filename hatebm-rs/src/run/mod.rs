@@ -10,6 +10,7 @@ mod eval;
 mod guard;
 mod observer;
 mod outputs;
+mod pretrain;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +28,7 @@ pub use checkpoint::Checkpoint;
 pub use eval::EvalReport;
 pub use observer::{Both, Event, Flow, GuardAction, Observer, Progress, Samples, Silent};
 pub use outputs::{FileOutputs, MetricsLog, save_picture};
+pub use pretrain::{AePretrained, pretrain_autoencoder};
 
 use guard::Snapshot;
 
