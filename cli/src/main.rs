@@ -119,15 +119,27 @@ enum Cmd {
 }
 
 fn build_config(args: &ConfigArgs) -> Result<Config> {
-    let mut b = ConfigBuilder::new();
+    build_config_over(ConfigBuilder::new(), args)
+}
+
+/// `--preset` / `--config` (either replaces `base`), then every `--set` on top.
+fn build_config_over(base: ConfigBuilder, args: &ConfigArgs) -> Result<Config> {
+    let mut b = base;
     match (&args.preset, &args.config) {
-        (Some(p), _) => b.set("preset", &format!("\"{p}\""))?,
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            b.merge_toml_str(&text)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        (Some(p), _) => {
+            b = ConfigBuilder::new();
+            b.set("preset", &format!("\"{p}\""))?;
         }
-        (None, None) => b.set("preset", "\"digits\"")?,
+        (None, Some(path)) => {
+            b = ConfigBuilder::new();
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            b.merge_toml_str(&text).map_err(|e| match e {
+                Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+                other => other,
+            })?;
+        }
+        (None, None) if b.document().trim().is_empty() => b.set("preset", "\"digits\"")?,
+        (None, None) => {}
     }
     for kv in &args.set {
         let (k, v) = kv
@@ -142,17 +154,23 @@ fn build_config(args: &ConfigArgs) -> Result<Config> {
     Ok(cfg)
 }
 
+/// Trains, or resumes: `--resume CK` continues with the checkpoint's own
+/// configuration; `--set` on top changes only the named keys; `--preset` or
+/// `--config` replace it. Either way the keys that cannot change across a
+/// resume are checked ([`Config::check_resumable_from`]).
 fn cmd_train(cfg_args: &ConfigArgs, steps: Option<u64>, resume: Option<&Path>) -> Result<()> {
-    let cfg = if resume.is_none() || cfg_args.given() {
-        Some(build_config(cfg_args)?)
-    } else {
-        None
-    };
     let t0 = Instant::now();
-    let mut session = match (resume, cfg) {
-        (Some(path), cfg) => AnyRun::resume(path, cfg)?,
-        (None, Some(cfg)) => AnyRun::new(cfg)?,
-        (None, None) => unreachable!("a config is built when not resuming"),
+    let mut session = match resume {
+        Some(path) => {
+            let cfg = if cfg_args.given() {
+                let stored = hatebm_rs::run::Checkpoint::read(path)?.config_builder()?;
+                Some(build_config_over(stored, cfg_args)?)
+            } else {
+                None
+            };
+            AnyRun::resume(path, cfg)?
+        }
+        None => AnyRun::new(build_config(cfg_args)?)?,
     };
     let c = session.config().clone();
     eprintln!(
@@ -284,6 +302,25 @@ fn cmd_compare(
             log_y: log.contains(k),
         })
         .collect();
+    // A key no run logged is a typo, not an empty panel: name what exists.
+    if let Some(p) = panels
+        .iter()
+        .find(|p| p.series.iter().all(|s| s.points.is_empty()))
+    {
+        let mut present: Vec<String> = records
+            .iter()
+            .flat_map(|(_, r)| r.iter())
+            .filter_map(serde_json::Value::as_object)
+            .flat_map(|o| o.keys().cloned())
+            .collect();
+        present.sort();
+        present.dedup();
+        return Err(Error::InvalidArgument(format!(
+            "compare: no run's {file} has values for `{}`; its keys are: {}",
+            p.title,
+            present.join(", ")
+        )));
+    }
     let opts = PlotOptions {
         columns: panels.len().min(2),
         title,

@@ -194,3 +194,183 @@ fn help_on_every_subcommand_and_suggestions() {
     assert!(!out.status.success());
     assert!(err.contains("--steps"), "suggests --steps: {err}");
 }
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "command succeeded: {cmd:?}\n{err}");
+    err
+}
+
+/// Issue 16, item 3: `--resume CK --set K=V` continues the checkpoint's own
+/// run with only K changed; keys that cannot change are refused.
+#[test]
+fn resume_with_set_changes_only_the_named_key() {
+    let d = scratch("resume-set");
+    let a = d.join("a");
+    run_ok(bin().arg("train").args(common(&a)).args([
+        "--set",
+        "train.batch_size=8",
+        "--steps",
+        "2",
+    ]));
+    let ck = a.join("checkpoint.safetensors");
+    run_ok(bin().args(["train", "--resume"]).arg(&ck).args([
+        "--set",
+        "train.steps=4",
+        "--set",
+        "ebm_optim.lr=1e-5",
+    ]));
+    let f = TensorFile::read(&ck).unwrap();
+    let cfg = hatebm_rs::config::Config::from_toml_str(&f.metadata["config"]).unwrap();
+    assert_eq!(cfg.train.batch_size, 8, "the run's batch size is kept");
+    assert_eq!(cfg.langevin.steps, 4, "the run's K is kept");
+    assert_eq!(cfg.output.dir, a, "the run's output folder is kept");
+    assert_eq!(cfg.train.steps, 4);
+    assert_eq!(cfg.ebm_optim.lr, 1e-5);
+    assert_eq!(f.metadata["iteration"], "4");
+    let err = run_err(
+        bin()
+            .args(["train", "--resume"])
+            .arg(&ck)
+            .args(["--set", "train.batch_size=16"]),
+    );
+    assert!(
+        err.contains("cannot change across a resume") && err.contains("train.batch_size"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 16, item 5: a baseline mode on top of a preset drops the preset's generator.
+#[test]
+fn baseline_modes_work_on_presets() {
+    for mode in ["short_run", "persistent"] {
+        let out = run_ok(
+            bin()
+                .args(["config", "--preset", "digits", "--set"])
+                .arg(format!("train.mode=\"{mode}\"")),
+        );
+        let _ = out;
+        let out = bin()
+            .args(["config", "--set"])
+            .arg(format!("train.mode={mode}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("[model.generator]"), "{mode}: {text}");
+    }
+    // Asking for a generator explicitly in a generator-less mode is still an error.
+    let err = run_err(bin().args([
+        "config",
+        "--set",
+        "train.mode=short_run",
+        "--set",
+        "model.generator={ kind = \"mlp\", dims = [8, 16, 64] }",
+    ]));
+    assert!(err.contains("has no generator"), "{err}");
+}
+
+/// Issue 16, item 6: resuming an older checkpoint into the same folder keeps
+/// the later metrics in a superseded file and says so.
+#[test]
+fn resuming_an_older_checkpoint_keeps_the_later_metrics() {
+    let d = scratch("older");
+    let a = d.join("a");
+    let log1 = ["--set", "output.log_every=1"];
+    run_ok(
+        bin()
+            .arg("train")
+            .args(common(&a))
+            .args(log1)
+            .args(["--steps", "3"]),
+    );
+    let old = d.join("at3.safetensors");
+    std::fs::copy(a.join("checkpoint.safetensors"), &old).unwrap();
+    run_ok(
+        bin()
+            .args(["train", "--resume"])
+            .arg(a.join("checkpoint.safetensors")),
+    );
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!(lines(&a.join("metrics.jsonl")), 6);
+    let err = run_ok(
+        bin()
+            .args(["train", "--resume"])
+            .arg(&old)
+            .args(["--steps", "1"]),
+    );
+    assert!(
+        err.contains("superseded-1.jsonl"),
+        "the log says where: {err}"
+    );
+    assert_eq!(
+        lines(&a.join("metrics.jsonl")),
+        4,
+        "steps 1-3, then 4 again"
+    );
+    assert_eq!(
+        lines(&a.join("metrics.superseded-1.jsonl")),
+        6,
+        "the later lines are kept"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 16, item 8: the small ones.
+#[test]
+fn small_input_defects_are_errors() {
+    let d = scratch("small");
+    // A value that smuggles more keys in.
+    let err = run_err(bin().args(["config", "--set", "seed=1\n[train]\nsteps=5"]));
+    assert!(err.contains("more than one TOML value"), "{err}");
+    // A TOML error does not echo a huge line.
+    let big = d.join("big.toml");
+    std::fs::write(&big, format!("seed = \"{}\n", "x".repeat(3_000_000))).unwrap();
+    let err = run_err(bin().args(["config", "--config"]).arg(&big));
+    assert!(err.len() < 2_000, "{} bytes on stderr", err.len());
+    // An array of tables is named as such.
+    let aot = d.join("aot.toml");
+    std::fs::write(&aot, "[[langevin]]\nsteps = 3\n").unwrap();
+    let err = run_err(bin().args(["config", "--config"]).arg(&aot));
+    assert!(
+        err.contains("array of tables") && err.contains("[langevin]"),
+        "{err}"
+    );
+    // Retrofit needs its pretrained decoder to train (printing the config is fine).
+    let retro = d.join("retro.toml");
+    std::fs::write(
+        &retro,
+        "preset = \"digits\"\n[train]\nmode = \"retrofit\"\n",
+    )
+    .unwrap();
+    run_ok(bin().args(["config", "--config"]).arg(&retro));
+    let err = run_err(
+        bin()
+            .args(["train", "--config"])
+            .arg(&retro)
+            .args(["--set", "train.steps=1"]),
+    );
+    assert!(err.contains("needs model.pretrained_generator"), "{err}");
+    // compare with a key no run has.
+    let a = d.join("a");
+    run_ok(bin().arg("train").args(common(&a)).args(["--steps", "1"]));
+    let err = run_err(
+        bin()
+            .args(["compare", "--out"])
+            .arg(d.join("fig.svg"))
+            .args(["--keys", "nonexistent"])
+            .arg(format!("a={}", a.display())),
+    );
+    assert!(
+        err.contains("nonexistent") && err.contains("loss_ebm"),
+        "{err}"
+    );
+    assert!(!d.join("fig.svg").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -241,6 +241,71 @@ impl<B: Backend> Adam<B> {
         Ok(())
     }
 
+    /// The largest step counter a state may hold: beyond 2⁵³ the counter is no
+    /// longer exact as the `f64` of a JSON/TOML reader, and `step + 1` must not
+    /// overflow.
+    pub const MAX_STEP: u64 = 1 << 53;
+
+    /// What is wrong with this state, if anything: a learning-rate scale
+    /// outside (0, 1] (the guard only ever lowers it from 1), a step counter
+    /// above [`Adam::MAX_STEP`], a second moment that is negative, or a NaN or
+    /// infinity in a moment or the EMA. `what` names the optimiser in the
+    /// message (`"ebm"`, `"gen"`). Run after every update and before a state
+    /// is saved or restored, so that a corrupt state is never kept.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub fn check_state(&self, be: &B, names: &[String], what: &str) -> Result<Option<String>> {
+        if !(self.lr_scale.is_finite() && self.lr_scale > 0.0 && self.lr_scale <= 1.0) {
+            return Ok(Some(format!(
+                "{what} learning-rate scale is {} (must be in (0, 1])",
+                self.lr_scale
+            )));
+        }
+        if self.step > Self::MAX_STEP {
+            return Ok(Some(format!(
+                "{what} optimiser step {} exceeds {}",
+                self.step,
+                Self::MAX_STEP
+            )));
+        }
+        let name = |i: usize| names.get(i).map_or("?", String::as_str);
+        for (kind, set) in [("adam_m", &self.m), ("adam_v", &self.v)] {
+            for (i, t) in set.iter().enumerate() {
+                if let Some(t) = t
+                    && !be.all_finite(t)?
+                {
+                    return Ok(Some(format!(
+                        "non-finite value in {what}_{kind}.{}",
+                        name(i)
+                    )));
+                }
+            }
+        }
+        for (i, t) in self.v.iter().enumerate() {
+            // A negative second moment cannot arise from an update (it is an
+            // average of squares); it can only come from a corrupt file.
+            if let Some(t) = t
+                && be.sum(t)? < 0.0
+            {
+                return Ok(Some(format!(
+                    "negative values in {what}_adam_v.{}",
+                    name(i)
+                )));
+            }
+        }
+        if let Some(ema) = &self.ema {
+            for (i, t) in ema.iter().enumerate() {
+                if let Some(t) = t
+                    && !be.all_finite(t)?
+                {
+                    return Ok(Some(format!("non-finite value in {what}_ema.{}", name(i))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Swaps the EMA weights into `params` (and the raw weights into the EMA
     /// slot); calling it twice restores the original state. No-op without EMA.
     pub fn swap_ema(&mut self, params: &mut ParamSet<B>) {

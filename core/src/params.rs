@@ -177,6 +177,20 @@ impl<B: Backend> ParamSet<B> {
         self.params.iter().map(|p| p.spec.clone()).collect()
     }
 
+    /// The name of the first tensor (in parameter order) holding a NaN or an
+    /// infinity, if any: the check run on every update and checkpoint.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub fn first_non_finite(&self, backend: &B) -> Result<Option<&str>> {
+        for p in &self.params {
+            if !backend.all_finite(&p.value)? {
+                return Ok(Some(&p.spec.name));
+            }
+        }
+        Ok(None)
+    }
+
     /// Total number of trainable scalars.
     pub fn num_trainable(&self) -> usize {
         self.params

@@ -175,6 +175,11 @@ static void test_vtables(void) {
     CHECK_STATUS(hatebm_energy_new(&vt, &q, NULL, 1, &untouched), HATEBM_NULL_PARAMETER);
     CHECK_STATUS(hatebm_energy_new(NULL, &q, shape, 1, &untouched), HATEBM_NULL_PARAMETER);
     CHECK_STATUS(hatebm_energy_new(&vt, &q, shape, 1, NULL), HATEBM_NULL_PARAMETER);
+    /* Strings crossing the ABI are UTF-8: a Latin-1 name is refused. */
+    vt.name = "caf\xe9";
+    CHECK_STATUS(hatebm_energy_new(&vt, &q, shape, 1, &untouched), HATEBM_INVALID_ARGUMENT);
+    CHECK_CONTAINS(hatebm_last_error_message(), "UTF-8");
+    vt.name = NULL;
     CHECK(untouched == (hatebm_energy *)(void *)&q);
     /* Failed constructors never call free. */
     CHECK(q.freed == 0);

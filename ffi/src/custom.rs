@@ -226,8 +226,14 @@ impl CallbackCommon {
         } else {
             // SAFETY: the vtable's `name` is NULL or NUL-terminated (documented).
             unsafe { CStr::from_ptr(name) }
-                .to_string_lossy()
-                .into_owned()
+                .to_str()
+                .map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "vtable->name is not UTF-8 (byte {} is invalid); every string crossing the ABI is UTF-8",
+                        e.valid_up_to()
+                    ))
+                })?
+                .to_owned()
         };
         Ok(CallbackCommon {
             name,

@@ -266,6 +266,51 @@ impl<B: Backend> Trainer<B> {
         })
     }
 
+    /// What is wrong with the trainer's state, if anything: a NaN or infinity
+    /// in a network's weights, an optimiser's moments or EMA, or the bank, or
+    /// an optimiser counter or learning-rate scale out of range (see
+    /// [`Adam::check_state`]). The divergence guard runs it after every
+    /// update, and checkpoints run it before saving and after loading, so a
+    /// state that fails it is never kept.
+    ///
+    /// # Errors
+    /// A backend error.
+    pub fn check_state(&self) -> Result<Option<String>> {
+        let be = &self.be;
+        let names = |p: &crate::params::ParamSet<B>| -> Vec<String> {
+            p.iter().map(|q| q.spec.name.clone()).collect()
+        };
+        let ebm = self.energy.params();
+        if let Some(n) = ebm.first_non_finite(be)? {
+            return Ok(Some(format!("non-finite value in ebm.{n}")));
+        }
+        if let Some(m) = self.ebm_opt.check_state(be, &names(ebm), "ebm")? {
+            return Ok(Some(m));
+        }
+        if let Some(g) = &self.generator {
+            let gp = g.params();
+            if let Some(n) = gp.first_non_finite(be)? {
+                return Ok(Some(format!("non-finite value in gen.{n}")));
+            }
+            if let Some(o) = &self.gen_opt
+                && let Some(m) = o.check_state(be, &names(gp), "gen")?
+            {
+                return Ok(Some(m));
+            }
+        }
+        if let Some(bank) = &self.bank {
+            if !be.all_finite(&bank.x)? {
+                return Ok(Some("non-finite value in bank.x".into()));
+            }
+            if let Some(z) = &bank.z
+                && !be.all_finite(z)?
+            {
+                return Ok(Some("non-finite value in bank.z".into()));
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether the mode keeps a bank, and whether that bank stores latents
     /// (`Some(true)`: historical synthesis; `Some(false)`: persistent images).
     pub fn bank_layout(&self) -> Option<bool> {

@@ -322,6 +322,9 @@ impl Config {
             }
             _ => {}
         }
+        // Retrofit's generator comes from `hatebm pretrain-ae`, which reads the
+        // same configuration before the decoder exists: the requirement is
+        // checked when a run is built ([`Config::check_trainable`]).
         if mode.needs_pretrained_generator()
             && self.model.pretrained_generator.is_none()
             && mode != Mode::Retrofit
@@ -393,6 +396,107 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The checks that apply to training but not to other uses of a
+    /// configuration (printing it, pretraining the retrofit autoencoder): a
+    /// retrofit run needs the pretrained decoder, since the joint Hat EBM on a
+    /// random frozen generator is not the paper's method.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the missing key.
+    pub fn check_trainable(&self) -> Result<()> {
+        if self.train.mode == Mode::Retrofit && self.model.pretrained_generator.is_none() {
+            return Err(Error::Config(
+                "train.mode = \"retrofit\" needs model.pretrained_generator: train the autoencoder with `hatebm pretrain-ae` and set it to the ae_decoder.safetensors it writes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that this configuration may continue a run stored with `stored`:
+    /// the keys that shape the state a checkpoint holds, or the data and noise
+    /// it was drawn from, cannot change across a resume (the networks, the
+    /// mode, the seed, the data and its held-out split, the batch and bank
+    /// sizes, and whether each optimiser keeps an EMA). Everything else — the
+    /// step count, sampler, learning rates, outputs, guard, evaluation,
+    /// backend, threads — may.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming every key that differs, with both values.
+    pub fn check_resumable_from(&self, stored: &Config) -> Result<()> {
+        fn show<T: Serialize>(v: &T) -> String {
+            toml::Value::try_from(v).map_or_else(|_| "?".into(), |v| clip(&v.to_string()))
+        }
+        let mut changed = Vec::new();
+        let mut cmp = |key: &str, a: String, b: String| {
+            if a != b {
+                changed.push(format!("{key} ({b} in the checkpoint, {a} now)"));
+            }
+        };
+        cmp("seed", show(&self.seed), show(&stored.seed));
+        cmp(
+            "model.energy",
+            show(&self.model.energy),
+            show(&stored.model.energy),
+        );
+        cmp(
+            "model.generator",
+            show(&self.model.generator),
+            show(&stored.model.generator),
+        );
+        cmp("data", show(&self.data), show(&stored.data));
+        cmp(
+            "eval.holdout_fraction",
+            show(&self.eval.holdout_fraction),
+            show(&stored.eval.holdout_fraction),
+        );
+        cmp(
+            "train.mode",
+            show(&self.train.mode),
+            show(&stored.train.mode),
+        );
+        cmp(
+            "train.batch_size",
+            show(&self.train.batch_size),
+            show(&stored.train.batch_size),
+        );
+        cmp(
+            "train.bank_size",
+            show(&self.train.bank_size),
+            show(&stored.train.bank_size),
+        );
+        cmp(
+            "train.persistent_bank_size",
+            show(&self.train.persistent_bank_size),
+            show(&stored.train.persistent_bank_size),
+        );
+        cmp(
+            "train.gen_update",
+            show(&self.train.gen_update),
+            show(&stored.train.gen_update),
+        );
+        let ema = |o: &AdamConfig| if o.ema_decay.is_some() { "on" } else { "off" }.to_string();
+        cmp(
+            "ebm_optim.ema_decay (EMA on/off)",
+            ema(&self.ebm_optim),
+            ema(&stored.ebm_optim),
+        );
+        cmp(
+            "gen_optim.ema_decay (EMA on/off)",
+            ema(&self.gen_optim),
+            ema(&stored.gen_optim),
+        );
+        if changed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "cannot change across a resume: {}",
+                changed.join("; ")
+            )))
+        }
+    }
+}
+
 /// Builds a [`Config`] from TOML fragments and single `key = value` settings.
 ///
 /// The builder keeps a TOML document; [`ConfigBuilder::build`] deserialises and
@@ -414,9 +518,9 @@ impl ConfigBuilder {
     /// # Errors
     /// [`Error::Config`] for syntax errors; the document is unchanged then.
     pub fn merge_toml_str(&mut self, text: &str) -> Result<()> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| Error::Config(format!("TOML syntax: {e}")))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            Error::Config(format!("TOML syntax: {}", clip(&e.to_string())))
+        })?;
         let mut doc = self.doc.clone();
         merge(&mut doc, table);
         check_by_building(&doc)?;
@@ -437,7 +541,10 @@ impl ConfigBuilder {
         if key.trim().is_empty() || parts.iter().any(|p| p.is_empty()) {
             return Err(Error::Config(format!("invalid key `{key}`")));
         }
-        let parsed = parse_value(value);
+        let parsed = parse_value(value).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{key}: {m}")),
+            other => other,
+        })?;
         let mut doc = self.doc.clone();
         let mut table = &mut doc;
         for p in &parts[..parts.len() - 1] {
@@ -460,7 +567,7 @@ impl ConfigBuilder {
         }
         table.insert(last.to_string(), parsed);
         check_by_building(&doc).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{key} = {value}: {m}")),
+            Error::Config(m) => Error::Config(format!("{key} = {}: {m}", clip(value))),
             other => other,
         })?;
         self.doc = doc;
@@ -497,6 +604,9 @@ impl ConfigBuilder {
     /// out-of-range values.
     pub fn build(&self) -> Result<Config> {
         let mut doc = self.doc.clone();
+        // Only the caller's own document counts as asking for a generator: a
+        // preset's generator is dropped when the chosen mode has none.
+        let explicit_generator = doc.get("model").and_then(|m| m.get("generator")).is_some();
         let preset = doc
             .get("preset")
             .map(|v| {
@@ -513,7 +623,11 @@ impl ConfigBuilder {
             merge(&mut base, doc);
             doc = base;
         }
-        let explicit_generator = doc.get("model").and_then(|m| m.get("generator")).is_some();
+        if let Some(path) = array_of_tables(&doc, "") {
+            return Err(Error::Config(format!(
+                "`{path}` is an array of tables (`[[{path}]]`); no key of the configuration is: write `[{path}]`"
+            )));
+        }
         let mut cfg: Config = toml::Value::Table(doc)
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config(suggest::explain(&e.to_string())))?;
@@ -554,14 +668,62 @@ fn is_cross_field(msg: &str) -> bool {
         || msg.contains("must be >= train.batch_size")
 }
 
-fn parse_value(value: &str) -> toml::Value {
+/// Parses the value of one `key = value` setting: a single TOML value, or
+/// else a bare string. Text that parses as more than one TOML entry (e.g.
+/// `1\n[train]\nsteps = 5`) or a bare string with control characters is
+/// refused rather than silently cut to its first value.
+fn parse_value(value: &str) -> Result<toml::Value> {
     let v = value.trim();
     match format!("v = {v}").parse::<toml::Table>() {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(v.to_string())),
-        Err(_) => toml::Value::String(v.to_string()),
+        Ok(mut t) => match (t.remove("v"), t.is_empty()) {
+            (Some(x), true) => Ok(x),
+            _ => Err(Error::Config(format!(
+                "value `{}` is more than one TOML value (set one key at a time)",
+                clip(&v.escape_debug().to_string())
+            ))),
+        },
+        Err(_) if v.chars().any(char::is_control) => Err(Error::Config(format!(
+            "value `{}` holds a control character (a newline?) and is not a TOML value; quote it as a TOML string",
+            clip(&v.escape_debug().to_string())
+        ))),
+        Err(_) => Ok(toml::Value::String(v.to_string())),
     }
+}
+
+/// The longest user text quoted back in an error message, in characters.
+const QUOTE_MAX: usize = 200;
+
+/// `text` shortened to [`QUOTE_MAX`] characters per line for an error message
+/// (a 3 MB value must not become a 3 MB message).
+pub(crate) fn clip(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let n = l.chars().count();
+            if n > QUOTE_MAX {
+                let head: String = l.chars().take(QUOTE_MAX).collect();
+                format!("{head}… ({} more characters)", n - QUOTE_MAX)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The dotted path of the first array of tables in `t`, if any.
+fn array_of_tables(t: &toml::Table, prefix: &str) -> Option<String> {
+    t.iter().find_map(|(k, v)| {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(sub) => array_of_tables(sub, &path),
+            toml::Value::Array(a) if a.iter().any(toml::Value::is_table) => Some(path),
+            _ => None,
+        }
+    })
 }
 
 /// Recursive merge: `over`'s keys win; sub-tables merge unless their `kind` differs.

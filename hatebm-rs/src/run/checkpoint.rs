@@ -116,6 +116,14 @@ pub fn save<B: Backend>(
     t: &Trainer<B>,
     extra: &HashMap<String, String>,
 ) -> Result<()> {
+    // A checkpoint reported as saved must load again: refuse a state the
+    // loader would refuse (the file at `path` keeps its previous content).
+    if let Some(problem) = t.check_state()? {
+        return Err(Error::Diverged(format!(
+            "refusing to write checkpoint {}: {problem} (the file keeps its previous content)",
+            path.display()
+        )));
+    }
     let (tensors, mut meta) = trainer_state(t)?;
     meta.insert("format".into(), FORMAT.into());
     meta.insert("format_version".into(), FORMAT_VERSION.to_string());
@@ -125,6 +133,21 @@ pub fn save<B: Backend>(
         meta.insert(k.clone(), v.clone());
     }
     crate::weights::write(path, &tensors, &meta)
+}
+
+/// Refuses a stored tensor holding a NaN or an infinity (or, for a second
+/// moment, a negative value), naming it and the first bad index.
+fn check_host(context: &str, key: &str, data: &[f32], non_negative: bool) -> Result<()> {
+    if let Some(i) = data
+        .iter()
+        .position(|v| !v.is_finite() || (non_negative && *v < 0.0))
+    {
+        return Err(Error::format(
+            context,
+            format!("tensor `{key}` holds {} at index {i}", data[i]),
+        ));
+    }
+    Ok(())
 }
 
 /// A parsed checkpoint file.
@@ -189,18 +212,46 @@ impl Checkpoint {
         Self::parse_meta(&self.file, &self.context, key)
     }
 
+    /// The configuration the run was saved with.
+    ///
+    /// # Errors
+    /// [`Error::Format`] if it is missing or does not parse.
+    pub fn config(&self) -> Result<crate::config::Config> {
+        self.config_builder()?
+            .build()
+            .map_err(|e| Error::format(&self.context, format!("stored config: {e}")))
+    }
+
+    /// A builder holding the stored configuration, to change a few keys of
+    /// it before [`Run::resume`](super::Run::resume) (what `hatebm train
+    /// --resume CK --set K=V` does).
+    ///
+    /// # Errors
+    /// [`Error::Format`] if the stored configuration is missing or does not parse.
+    pub fn config_builder(&self) -> Result<crate::config::ConfigBuilder> {
+        let text = self
+            .meta_str("config")
+            .ok_or_else(|| Error::format(&self.context, "metadata `config` missing"))?;
+        let mut b = crate::config::ConfigBuilder::new();
+        b.merge_toml_str(text)
+            .map_err(|e| Error::format(&self.context, format!("stored config: {e}")))?;
+        Ok(b)
+    }
+
     /// A metadata string, if present.
     pub fn meta_str(&self, key: &str) -> Option<&str> {
         self.file.metadata.get(key).map(String::as_str)
     }
 
     fn load_set<B: Backend>(&self, be: &B, params: &mut ParamSet<B>, prefix: &str) -> Result<()> {
-        params
-            .load_host(be, &self.file.with_prefix(prefix))
-            .map_err(|e| match e {
-                Error::Param(m) => Error::format(&self.context, m),
-                other => other,
-            })
+        let tensors = self.file.with_prefix(prefix);
+        for (name, _, data) in &tensors {
+            check_host(&self.context, &format!("{prefix}{name}"), data, false)?;
+        }
+        params.load_host(be, &tensors).map_err(|e| match e {
+            Error::Param(m) => Error::format(&self.context, m),
+            other => other,
+        })
     }
 
     fn load_opt<B: Backend>(
@@ -230,6 +281,7 @@ impl Checkpoint {
                                 format!("`{key}` has shape {shape:?}, expected {:?}", p.spec.shape),
                             ));
                         }
+                        check_host(&self.context, &key, data, kind == "adam_v")?;
                         Ok(Some(be.from_host(data, shape)?))
                     }
                     Err(_) => Ok(None),
@@ -256,8 +308,29 @@ impl Checkpoint {
         if opt.ema.is_some() {
             opt.ema = Some(ema);
         }
-        opt.step = self.meta(&format!("{prefix}_adam_step"))?;
-        opt.lr_scale = self.meta(&format!("{prefix}_lr_scale"))?;
+        let step_key = format!("{prefix}_adam_step");
+        opt.step = self.meta(&step_key)?;
+        if opt.step > Adam::<B>::MAX_STEP {
+            return Err(Error::format(
+                &self.context,
+                format!(
+                    "metadata `{step_key}` = {} exceeds {}",
+                    opt.step,
+                    Adam::<B>::MAX_STEP
+                ),
+            ));
+        }
+        let scale_key = format!("{prefix}_lr_scale");
+        opt.lr_scale = self.meta(&scale_key)?;
+        if !(opt.lr_scale.is_finite() && opt.lr_scale > 0.0 && opt.lr_scale <= 1.0) {
+            return Err(Error::format(
+                &self.context,
+                format!(
+                    "metadata `{scale_key}` = {} is outside (0, 1] (the guard only lowers it from 1)",
+                    opt.lr_scale
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -291,11 +364,13 @@ impl Checkpoint {
                     .file
                     .f32("bank.x")
                     .map_err(|_| Error::format(&self.context, "tensor `bank.x` missing"))?;
+                check_host(&self.context, "bank.x", x.1, false)?;
                 let z = if *has_z {
                     let (s, d) = self
                         .file
                         .f32("bank.z")
                         .map_err(|_| Error::format(&self.context, "tensor `bank.z` missing"))?;
+                    check_host(&self.context, "bank.z", d, false)?;
                     Some(be.from_host(d, s)?)
                 } else {
                     None
@@ -304,6 +379,12 @@ impl Checkpoint {
             }
         };
         let iteration: u64 = self.meta("iteration")?;
+        if iteration > i64::MAX as u64 {
+            return Err(Error::format(
+                &self.context,
+                format!("metadata `iteration` = {iteration} exceeds {}", i64::MAX),
+            ));
+        }
         let chain_seed: u64 = self.meta("chain_seed")?;
         // Commit.
         *t.energy.params_mut() = ebm_params;

@@ -52,6 +52,9 @@ pub struct Run<B: BuildNets> {
     fd_at_start: Option<f64>,
     /// The last iteration's statistics.
     pub last_stats: Option<StepStats>,
+    /// The file that holds the last good state on disk (the last checkpoint
+    /// written or resumed from) and its iteration, named by the guard.
+    last_good_file: std::sync::Mutex<Option<(std::path::PathBuf, u64)>>,
 }
 
 impl<B: BuildNets> std::fmt::Debug for Run<B> {
@@ -103,6 +106,7 @@ impl<B: BuildNets> Run<B> {
 
     fn build(be: B, config: Config, init_bank: bool) -> Result<Self> {
         config.validate()?;
+        config.check_trainable()?;
         let data = config.data.load()?;
         let (train_data, heldout) = if config.eval.holdout_fraction > 0.0 {
             let (t, h) = data.split(f64::from(config.eval.holdout_fraction), config.seed)?;
@@ -168,12 +172,14 @@ impl<B: BuildNets> Run<B> {
             eval_pca: None,
             fd_at_start: None,
             last_stats: None,
+            last_good_file: std::sync::Mutex::new(None),
         })
     }
 
     /// Resumes from a checkpoint written by [`Run::save_checkpoint`]. The
     /// configuration stored in the checkpoint is used unless `config` is given
-    /// (then it must describe the same networks). Continuing is exact: `2N`
+    /// (then it must pass [`Config::check_resumable_from`] the stored one; to
+    /// change a few keys, start from [`Checkpoint::config_builder`]). Continuing is exact: `2N`
     /// iterations equal `N`, save, resume, `N` more — bit for bit on the CPU
     /// backend.
     ///
@@ -181,15 +187,13 @@ impl<B: BuildNets> Run<B> {
     /// [`Error::Format`] for a corrupt, truncated or foreign file; as [`Run::new`].
     pub fn resume(be: B, path: &Path, config: Option<Config>) -> Result<Self> {
         let ck = Checkpoint::read(path)?;
+        let stored = ck.config()?;
         let config = match config {
-            Some(c) => c,
-            None => {
-                let text = ck
-                    .meta_str("config")
-                    .ok_or_else(|| Error::format(&ck.context, "metadata `config` missing"))?;
-                Config::from_toml_str(text)
-                    .map_err(|e| Error::format(&ck.context, format!("stored config: {e}")))?
+            Some(c) => {
+                c.check_resumable_from(&stored)?;
+                c
             }
+            None => stored,
         };
         let mut run = Self::build(be, config, false)?;
         ck.restore(&mut run.trainer)?;
@@ -207,7 +211,9 @@ impl<B: BuildNets> Run<B> {
         run.rollbacks = ck.meta("guard_rollbacks")?;
         run.fd_at_start = ck
             .meta_str("eval_fd_generator_at_start")
-            .and_then(|v| v.parse().ok());
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite());
+        run.set_last_good_file(path);
         Ok(run)
     }
 
@@ -228,7 +234,26 @@ impl<B: BuildNets> Run<B> {
         if let Some(v) = self.fd_at_start {
             extra.insert("eval_fd_generator_at_start".into(), v.to_string());
         }
-        checkpoint::save(path, &self.trainer, &extra)
+        checkpoint::save(path, &self.trainer, &extra)?;
+        self.set_last_good_file(path);
+        Ok(())
+    }
+
+    fn set_last_good_file(&self, path: &Path) {
+        if let Ok(mut g) = self.last_good_file.lock() {
+            *g = Some((path.to_path_buf(), self.trainer.iteration));
+        }
+    }
+
+    /// Where the last good state on disk is, for the guard's messages.
+    fn last_good_state(&self) -> String {
+        match self.last_good_file.lock().ok().and_then(|g| g.clone()) {
+            Some((p, it)) => format!(
+                "the last good state is in {} (iteration {it}); nothing will be saved over it",
+                p.display()
+            ),
+            None => "no checkpoint has been written by this run, and none will be".into(),
+        }
     }
 
     /// The training split.
@@ -277,7 +302,15 @@ impl<B: BuildNets> Run<B> {
         let x = self.next_batch()?;
         let result = self.trainer.step(&x, &mut SeededNoise);
         let problem = match &result {
-            Ok(s) => guard::check_stats(s, self.config.guard.max_energy_diff),
+            // The statistics, then the state the update left: a NaN weight or
+            // moment, or an exploded learning-rate scale, is a divergence too.
+            Ok(s) => match guard::check_stats(s, self.config.guard.max_energy_diff) {
+                Some(p) => Some(p),
+                None => self
+                    .trainer
+                    .check_state()?
+                    .map(|p| format!("after the update: {p}")),
+            },
             Err(Error::NonFinite(m)) => Some(format!("non-finite values: {m}")),
             Err(_) => None,
         };
@@ -299,7 +332,8 @@ impl<B: BuildNets> Run<B> {
                 self.guard_events
                     .push((at, problem.clone(), GuardAction::Stopped));
                 Err(Error::Diverged(format!(
-                    "iteration {at}: {problem}; stopping (the last checkpoint written, if any, holds the last good state)"
+                    "iteration {at}: {problem}; stopping: {}",
+                    self.last_good_state()
                 )))
             }
             GuardPolicy::Rollback => {
@@ -307,8 +341,9 @@ impl<B: BuildNets> Run<B> {
                     self.guard_events
                         .push((at, problem.clone(), GuardAction::Stopped));
                     return Err(Error::Diverged(format!(
-                        "iteration {at}: {problem}; {} rollbacks already used (guard.max_rollbacks)",
-                        self.rollbacks
+                        "iteration {at}: {problem}; {} rollbacks already used (guard.max_rollbacks): {}",
+                        self.rollbacks,
+                        self.last_good_state()
                     )));
                 }
                 let snap = self.snapshot.as_ref().ok_or_else(|| {

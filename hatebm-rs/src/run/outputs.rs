@@ -20,30 +20,18 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Opens the log for appending; lines of iterations after `from_iteration`
-    /// (left by a run that crashed after its last checkpoint) are dropped, so a
-    /// resumed run's log has no duplicates.
+    /// Opens the log for appending. A resumed run's log must have each
+    /// iteration once, so lines of iterations after `from_iteration` — left by
+    /// a run that crashed after its last checkpoint, or by a later part of the
+    /// run when an older checkpoint is resumed into the same folder — leave
+    /// `path`; nothing is lost: the whole previous log is first kept beside it
+    /// as `<stem>.superseded-<n>.jsonl` (the first free `n`), and a warning
+    /// says so.
     ///
     /// # Errors
     /// [`Error::Io`].
     pub fn open(path: &Path, from_iteration: u64) -> Result<Self> {
-        if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            let kept: Vec<&str> = text
-                .lines()
-                .filter(|l| {
-                    serde_json::from_str::<serde_json::Value>(l)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64))
-                        .is_some_and(|s| s <= from_iteration)
-                })
-                .collect();
-            let mut body = kept.join("\n");
-            if !body.is_empty() {
-                body.push('\n');
-            }
-            crate::fsutil::write_atomic(path, body.as_bytes())?;
-        }
+        trim_log_after(path, from_iteration)?;
         let f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -88,6 +76,53 @@ impl MetricsLog {
             .and_then(|()| self.out.flush())
             .map_err(|e| Error::io(&self.path, e))
     }
+}
+
+/// Removes the lines of iterations after `from_iteration` from a JSON-lines
+/// log with a `step` field, keeping the previous log beside it first (see
+/// [`MetricsLog::open`]). Nothing happens when no line is after it.
+///
+/// # Errors
+/// [`Error::Io`].
+pub fn trim_log_after(path: &Path, from_iteration: u64) -> Result<()> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let step_of = |l: &str| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64))
+        };
+        let (kept, dropped): (Vec<&str>, Vec<&str>) = text
+            .lines()
+            .partition(|l| step_of(l).is_some_and(|s| s <= from_iteration));
+        if !dropped.is_empty() {
+            let keep = superseded_path(path);
+            crate::fsutil::write_atomic(&keep, text.as_bytes())?;
+            log::warn!(
+                "{} had {} lines after iteration {from_iteration} (from a later point of this run, or a crashed one); resuming at iteration {from_iteration} drops them from the log: the previous log is kept as {}",
+                path.display(),
+                dropped.len(),
+                keep.display()
+            );
+            let mut body = kept.join("\n");
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            crate::fsutil::write_atomic(path, body.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// `dir/<stem>.superseded-<n>.jsonl` for the first `n ≥ 1` not taken.
+fn superseded_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "log".into(), |s| s.to_string_lossy().into_owned());
+    (1u32..)
+        .map(|n| path.with_file_name(format!("{stem}.superseded-{n}.jsonl")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| path.with_extension("superseded.jsonl"))
 }
 
 /// The observer that writes a run's output folder: `metrics.jsonl` (one line
@@ -135,6 +170,7 @@ impl Observer for FileOutputs {
                         &self.dir.join("metrics.jsonl"),
                         *iteration,
                     )?);
+                    trim_log_after(&self.dir.join("eval.jsonl"), *iteration)?;
                 }
                 self.target = *target;
             }

@@ -1,0 +1,368 @@
+//! Issue 16: nothing a user loads or runs can poison a checkpoint. Every
+//! tensor and metadata value of a checkpoint is checked on load, every update
+//! is checked before it is kept, a checkpoint reported as saved loads again,
+//! and the guard names the file that really holds the last good state.
+
+use std::path::{Path, PathBuf};
+
+use hatebm_rs::config::{Config, ConfigBuilder, GuardPolicy};
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::data::Dataset;
+use hatebm_rs::run::{Run, Silent};
+use hatebm_rs::weights::{TensorData, TensorFile};
+use hatebm_rs::{Backend, Error};
+use proptest::prelude::*;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hatebm-robust-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The digits MLP run, small: batch 8, bank 32, K = 3, EMA on both networks.
+fn builder(dir: &Path) -> ConfigBuilder {
+    let mut b = ConfigBuilder::new();
+    for (k, v) in [
+        ("preset", "\"digits\"".to_string()),
+        ("train.batch_size", "8".into()),
+        ("train.bank_size", "32".into()),
+        ("langevin.steps", "3".into()),
+        ("train.steps", "1000".into()),
+        ("ebm_optim.ema_decay", "0.99".into()),
+        ("gen_optim.ema_decay", "0.99".into()),
+        ("output.dir", format!("\"{}\"", dir.display())),
+        ("output.plot", "false".into()),
+        ("output.grid_samples", "4".into()),
+        ("eval.num_samples", "0".into()),
+    ] {
+        b.set(k, &v).unwrap();
+    }
+    b
+}
+
+fn config(dir: &Path) -> Config {
+    builder(dir).build().unwrap()
+}
+
+/// Rewrites a checkpoint with one metadata value replaced.
+fn with_meta(src: &Path, dst: &Path, key: &str, value: &str) {
+    let f = TensorFile::read(src).unwrap();
+    let mut meta = f.metadata.clone();
+    meta.insert(key.into(), value.into());
+    let mut t = f.with_prefix("");
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    hatebm_rs::weights::write(dst, &t, &meta).unwrap();
+}
+
+/// Rewrites a checkpoint with element `at` (mod its length) of tensor `name` set to `value`.
+fn with_tensor_value(src: &Path, dst: &Path, name: &str, at: usize, value: f32) {
+    let f = TensorFile::read(src).unwrap();
+    let mut t = f.with_prefix("");
+    for (n, _, d) in &mut t {
+        if n == name {
+            let i = at % d.len();
+            d[i] = value;
+        }
+    }
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    hatebm_rs::weights::write(dst, &t, &f.metadata).unwrap();
+}
+
+fn good_checkpoint(dir: &Path) -> PathBuf {
+    let mut run = Run::new(CpuBackend::new(), config(dir)).unwrap();
+    run.train(Some(2), &mut Silent).unwrap();
+    dir.join("checkpoint.safetensors")
+}
+
+fn format_error_naming(e: &Error, what: &str) -> bool {
+    matches!(e, Error::Format { .. }) && e.to_string().contains(what)
+}
+
+#[test]
+fn metadata_out_of_range_is_refused_on_load() {
+    let dir = scratch("meta");
+    let ck = good_checkpoint(&dir);
+    let bad = dir.join("bad.safetensors");
+    for key in ["ebm_lr_scale", "gen_lr_scale"] {
+        for v in ["NaN", "inf", "-inf", "-1", "0", "1e40", "1.5"] {
+            with_meta(&ck, &bad, key, v);
+            let e = Run::resume(CpuBackend::new(), &bad, None).unwrap_err();
+            assert!(format_error_naming(&e, key), "{key} = {v}: {e}");
+        }
+    }
+    for key in ["ebm_adam_step", "gen_adam_step"] {
+        for v in ["18446744073709551615", "9007199254740993", "-1", "1e3"] {
+            with_meta(&ck, &bad, key, v);
+            let e = Run::resume(CpuBackend::new(), &bad, None).unwrap_err();
+            assert!(format_error_naming(&e, key), "{key} = {v}: {e}");
+        }
+    }
+    with_meta(&ck, &bad, "iteration", "18446744073709551615");
+    let e = Run::resume(CpuBackend::new(), &bad, None).unwrap_err();
+    assert!(format_error_naming(&e, "iteration"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn non_finite_tensors_are_refused_on_load() {
+    let dir = scratch("tensors");
+    let ck = good_checkpoint(&dir);
+    let bad = dir.join("bad.safetensors");
+    let names: Vec<String> = TensorFile::read(&ck)
+        .unwrap()
+        .tensors
+        .keys()
+        .cloned()
+        .collect();
+    // Every kind of state: weights, both moments, EMA, the bank.
+    for prefix in [
+        "ebm.",
+        "ebm_adam_m.",
+        "ebm_adam_v.",
+        "ebm_ema.",
+        "gen.",
+        "gen_adam_m.",
+        "gen_adam_v.",
+        "gen_ema.",
+        "bank.x",
+        "bank.z",
+    ] {
+        let name = names
+            .iter()
+            .find(|n| n.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no tensor {prefix}* in {names:?}"));
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            with_tensor_value(&ck, &bad, name, 3, v);
+            let e = Run::resume(CpuBackend::new(), &bad, None).unwrap_err();
+            assert!(
+                e.to_string().contains(name.as_str()),
+                "{name} = {v}: accepted or unnamed: {e}"
+            );
+        }
+    }
+    // A second moment is an average of squares: negative only in a corrupt file.
+    let v = names.iter().find(|n| n.starts_with("ebm_adam_v.")).unwrap();
+    with_tensor_value(&ck, &bad, v, 0, -1.0);
+    let e = Run::resume(CpuBackend::new(), &bad, None).unwrap_err();
+    assert!(format_error_naming(&e, v), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The state an update leaves is checked: a NaN learning-rate scale (as a
+/// corrupt file or a caller could set) makes NaN weights with finite
+/// statistics; that is a divergence, never saved, and the message names the
+/// file that holds the last good state.
+#[test]
+fn a_poisoning_update_stops_names_the_good_file_and_is_never_saved() {
+    let dir = scratch("stop");
+    let mut run = Run::new(CpuBackend::new(), config(&dir)).unwrap();
+    run.train(Some(2), &mut Silent).unwrap();
+    let ck = dir.join("checkpoint.safetensors");
+    let before = std::fs::read(&ck).unwrap();
+    run.trainer.ebm_opt.lr_scale = f32::NAN;
+    let e = run.train(Some(3), &mut Silent).unwrap_err();
+    assert!(matches!(e, Error::Diverged(_)), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("after the update"), "{msg}");
+    assert!(
+        msg.contains(&ck.display().to_string()) && msg.contains("iteration 2"),
+        "the message names the good file and its iteration: {msg}"
+    );
+    // Saving the poisoned state is refused and leaves the file as it was.
+    let e = run.save_checkpoint(&ck).unwrap_err();
+    assert!(
+        e.to_string().contains("refusing to write checkpoint"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+    Run::resume(CpuBackend::new(), &ck, None).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_poisoning_update_rolls_back_to_a_checked_state() {
+    let dir = scratch("rollback");
+    let mut cfg = config(&dir);
+    cfg.guard.policy = GuardPolicy::Rollback;
+    cfg.guard.snapshot_every = 1;
+    let mut run = Run::new(CpuBackend::new(), cfg).unwrap();
+    run.train(Some(2), &mut Silent).unwrap();
+    run.trainer.ebm_opt.lr_scale = f32::NAN;
+    run.step().unwrap();
+    assert_eq!(run.rollbacks(), 1, "the poisoned update was rolled back");
+    assert_eq!(run.trainer.check_state().unwrap(), None);
+    assert_eq!(run.trainer.ebm_opt.lr_scale, 0.5);
+    // Training goes on from the restored state, and what it saves loads.
+    run.train(Some(2), &mut Silent).unwrap();
+    Run::resume(CpuBackend::new(), &dir.join("checkpoint.safetensors"), None).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A digits copy as a float npy file, with `value` at flat index `at`.
+fn write_data(path: &Path, at: usize, value: f32) {
+    let d = Dataset::digits().unwrap();
+    let mut x = d.data().to_vec();
+    let i = at % x.len();
+    x[i] = value;
+    let mut shape = vec![d.len()];
+    shape.extend_from_slice(d.sample_shape());
+    hatebm_rs::data::npy::write_npy_f32(path, &shape, &x).unwrap();
+}
+
+fn npy_config(dir: &Path, data: &Path) -> Config {
+    let mut b = builder(dir);
+    b.set(
+        "data",
+        &format!("{{ kind = \"npy\", path = \"{}\" }}", data.display()),
+    )
+    .unwrap();
+    b.build().unwrap()
+}
+
+/// One huge data value: whatever the run does, every checkpoint it reports
+/// as saved loads again.
+#[test]
+fn huge_data_values_never_produce_an_unloadable_checkpoint() {
+    let dir = scratch("huge-data");
+    let data = dir.join("x.npy");
+    for v in [1e25f32, -1e30, 3e38] {
+        // One value per sample, so that every batch holds it.
+        let d = Dataset::digits().unwrap();
+        let mut x = d.data().to_vec();
+        for s in x.chunks_mut(d.sample_len()) {
+            s[5] = v;
+        }
+        let mut shape = vec![d.len()];
+        shape.extend_from_slice(d.sample_shape());
+        hatebm_rs::data::npy::write_npy_f32(&data, &shape, &x).unwrap();
+        let _ = std::fs::remove_file(dir.join("checkpoint.safetensors"));
+        let mut run = Run::new(CpuBackend::new(), npy_config(&dir, &data)).unwrap();
+        let r = run.train(Some(20), &mut Silent);
+        let ck = dir.join("checkpoint.safetensors");
+        match r {
+            Ok(()) => {
+                Run::resume(CpuBackend::new(), &ck, None)
+                    .unwrap_or_else(|e| panic!("{v}: saved but does not load: {e}"));
+            }
+            Err(e) => {
+                assert!(matches!(e, Error::Diverged(_)), "{v}: {e}");
+                if ck.exists() {
+                    Run::resume(CpuBackend::new(), &ck, None).unwrap();
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const META_KEYS: &[&str] = &[
+    "ebm_lr_scale",
+    "gen_lr_scale",
+    "ebm_adam_step",
+    "gen_adam_step",
+    "iteration",
+    "chain_seed",
+    "guard_rollbacks",
+    "data_order",
+    "eval_fd_generator_at_start",
+    "format_version",
+    "config",
+];
+
+const META_VALUES: &[&str] = &[
+    "NaN",
+    "inf",
+    "-inf",
+    "-1",
+    "0",
+    "1",
+    "0.5",
+    "1e-40",
+    "1e40",
+    "18446744073709551615",
+    "9223372036854775807",
+    "9007199254740992",
+    "",
+    "garbage",
+    "{}",
+    "{\"epoch\": 1e300}",
+];
+
+const TENSOR_VALUES: &[f32] = &[f32::NAN, f32::INFINITY, -1.0, 1e30, -3e38, 0.0];
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    Meta(usize, usize),
+    Tensor(usize, usize, usize),
+    Data(usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (0..META_KEYS.len(), 0..META_VALUES.len()).prop_map(|(k, v)| Mutation::Meta(k, v)),
+        (0..64usize, 0..10_000usize, 0..TENSOR_VALUES.len())
+            .prop_map(|(t, i, v)| Mutation::Tensor(t, i, v)),
+        (0..100_000usize, 0..TENSOR_VALUES.len()).prop_map(|(i, v)| Mutation::Data(i, v)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Resume → step → save with a mutated checkpoint or data file: every
+    /// checkpoint a call reports as saved loads again, and a failed save
+    /// leaves the previous file untouched.
+    #[test]
+    fn every_saved_checkpoint_loads_again(muts in proptest::collection::vec(mutation(), 1..3)) {
+        let dir = scratch("prop");
+        let data = dir.join("x.npy");
+        write_data(&data, 0, -1.0);
+        let mut run = Run::new(CpuBackend::new(), npy_config(&dir, &data)).unwrap();
+        run.train(Some(2), &mut Silent).unwrap();
+        let ck = dir.join("checkpoint.safetensors");
+        let names: Vec<String> = TensorFile::read(&ck).unwrap().tensors.keys().cloned().collect();
+        for m in &muts {
+            match *m {
+                Mutation::Meta(k, v) => with_meta(&ck, &ck, META_KEYS[k], META_VALUES[v]),
+                Mutation::Tensor(t, i, v) => {
+                    with_tensor_value(&ck, &ck, &names[t % names.len()], i, TENSOR_VALUES[v]);
+                }
+                Mutation::Data(i, v) => write_data(&data, i, TENSOR_VALUES[v]),
+            }
+        }
+        if let Ok(mut run) = Run::resume(CpuBackend::new(), &ck, None) {
+            let _ = run.step();
+            let before = std::fs::read(&ck).unwrap();
+            match run.save_checkpoint(&ck) {
+                Ok(()) => {
+                    let again = Run::resume(CpuBackend::new(), &ck, None);
+                    prop_assert!(again.is_ok(), "{muts:?}: saved but not loadable: {:?}", again.err());
+                }
+                Err(_) => prop_assert_eq!(std::fs::read(&ck).unwrap(), before),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn tensor_files_hold_only_what_the_loader_accepts() {
+    // The mutation helpers above really change the file (so the tests that
+    // use them test something).
+    let dir = scratch("helpers");
+    let ck = good_checkpoint(&dir);
+    let bad = dir.join("bad.safetensors");
+    with_tensor_value(&ck, &bad, "bank.x", 1, 7.0);
+    let f = TensorFile::read(&bad).unwrap();
+    match &f.tensors["bank.x"].data {
+        TensorData::F32(d) => assert_eq!(d[1], 7.0),
+        TensorData::I64(_) => panic!("bank.x is f32"),
+    }
+    with_meta(&ck, &bad, "ebm_lr_scale", "0.25");
+    let r = Run::resume(CpuBackend::new(), &bad, None).unwrap();
+    assert_eq!(r.trainer.ebm_opt.lr_scale, 0.25);
+    let be = CpuBackend::new();
+    assert!(be.name().starts_with("cpu"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
