@@ -145,15 +145,29 @@ static void test_session_level_checks(void) {
         CHECK(s == NULL);
         CHECK_CONTAINS(hatebm_last_error_message(), "tch:cuda:0");
     }
-    /* Cross-field constraints are checked when resolving: a generator-less
-     * mode with the preset's generator section. */
+    /* A generator-less baseline mode on a preset drops the preset's
+     * generator (issue 16, item 5) ... */
     CHECK_OK(hatebm_config_set(cfg, "backend", "cpu"));
     CHECK_OK(hatebm_config_set(cfg, "train.mode", "short_run"));
+    toml = to_toml(cfg);
+    CHECK(toml != NULL && strstr(toml, "[model.generator]") == NULL);
+    free(toml);
+    CHECK_OK(hatebm_session_new(cfg, &s));
+    hatebm_session_free(s);
+    s = NULL;
+    /* ... but a generator the caller sets explicitly is a cross-field error,
+     * reported when resolving. */
+    CHECK_OK(hatebm_config_set(cfg, "model.generator", "{ kind = \"mlp\", dims = [2, 16, 2] }"));
     toml = to_toml(cfg);
     CHECK(toml == NULL);
     CHECK_STATUS(hatebm_session_new(cfg, &s), HATEBM_CONFIG);
     CHECK_CONTAINS(hatebm_last_error_message(), "generator");
     CHECK(s == NULL);
+    /* ... which unsetting the key repairs. */
+    CHECK_OK(hatebm_config_unset(cfg, "model.generator"));
+    CHECK_OK(hatebm_session_new(cfg, &s));
+    hatebm_session_free(s);
+    s = NULL;
     hatebm_config_free(cfg);
 
     /* A checkpoint that does not exist / is not a checkpoint. */

@@ -266,6 +266,12 @@ static void test_sampling(hatebm_session *s) {
     bad = p;
     bad.n = 0;
     CHECK_STATUS(hatebm_session_sample(s, &bad, c, 0), HATEBM_INVALID_ARGUMENT);
+    /* A huge step count is refused up front, not an abort or an endless call. */
+    bad = p;
+    bad.n = 1;
+    bad.steps = 100000000000;
+    CHECK_STATUS(hatebm_session_sample(s, &bad, c, 2), HATEBM_INVALID_ARGUMENT);
+    CHECK_CONTAINS(hatebm_last_error_message(), "at most");
 }
 
 static void test_checkpoint_and_weights(hatebm_session *s) {

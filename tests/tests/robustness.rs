@@ -366,3 +366,165 @@ fn tensor_files_hold_only_what_the_loader_accepts() {
     assert!(be.name().starts_with("cpu"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Long chains record their diagnostics a block of
+/// [`hatebm_rs::sampler::HISTORY_ROWS`] steps at a time (memory O(256·B), not
+/// O(K·B)); the statistics are the same sums in the same order as before: the
+/// first 256 per-step energies of a 600-step chain equal those of a 256-step
+/// chain bit for bit, and the drift statistics equal a recomputation from the
+/// recorder's clipped gradients.
+#[test]
+fn long_chain_diagnostics_are_blockwise_and_exact() {
+    use hatebm_rs::nets::{BuildNets, EnergyArch};
+    use hatebm_rs::noise::SeededNoise;
+    use hatebm_rs::sampler::{ChainKey, Chains, HISTORY_ROWS, LangevinConfig, LangevinSampler};
+    let be = CpuBackend::new();
+    let energy = be
+        .build_energy(
+            &EnergyArch::Mlp {
+                dims: vec![4, 16, 1],
+            },
+            3,
+        )
+        .unwrap();
+    let run = |k: usize| {
+        let cfg = LangevinConfig {
+            steps: k,
+            temperature: 1.0,
+            eps_res: 0.1,
+            clip_res: Some(1e-4),
+            ..LangevinConfig::default()
+        };
+        let mut chains = Chains {
+            z: None,
+            y: be.from_host(&[0.1; 5 * 4], &[5, 4]).unwrap(),
+        };
+        let mut drift = Vec::new();
+        let mut record =
+            |_k: usize, g: Option<&hatebm_rs::cpu::CpuTensor>, _c: &Chains<CpuBackend>| {
+                let g = be.to_host(g.unwrap()).unwrap();
+                drift.extend(
+                    g.chunks(4)
+                        .map(|r| r.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()),
+                );
+            };
+        let stats = LangevinSampler::new(cfg)
+            .unwrap()
+            .run(
+                &be,
+                energy.as_ref(),
+                None,
+                &mut chains,
+                &mut SeededNoise,
+                ChainKey {
+                    seed: 5,
+                    iteration: 0,
+                    row_offset: 0,
+                },
+                Some(&mut record),
+            )
+            .unwrap();
+        (stats, drift)
+    };
+    assert_eq!(HISTORY_ROWS, 256);
+    let (short, _) = run(256);
+    let (long, clipped_norms) = run(600);
+    assert_eq!(long.energy_per_step.len(), 600);
+    assert_eq!(
+        long.energy_per_step[..256]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>(),
+        short
+            .energy_per_step
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    );
+    // The recorder sees the clipped gradient (norm ≤ clip / s); the drift
+    // statistic is s · mean(min(‖g‖, c/s)) over all 600·5 (step, chain) pairs.
+    let s = 0.1f64 * 0.1 / 2.0;
+    let mean_clipped = clipped_norms.iter().sum::<f64>() / clipped_norms.len() as f64;
+    assert_eq!(clipped_norms.len(), 600 * 5);
+    let rel = (long.drift_norm_res - s * mean_clipped).abs() / (s * mean_clipped);
+    // f32 gradients and norms: agreement to f32 rounding (~1e-6 relative).
+    assert!(
+        rel < 1e-5,
+        "drift {} vs {} (rel {rel:e})",
+        long.drift_norm_res,
+        s * mean_clipped
+    );
+    assert!(long.clip_frac_res > 0.0 && long.clip_frac_res <= 1.0);
+}
+
+/// Issue 16, items 2 and 4: every size a user controls is bounded, and a run
+/// that does not fit the memory budget is refused before anything is
+/// allocated, naming the key.
+#[test]
+fn huge_sizes_are_typed_errors_naming_the_key() {
+    let dir = scratch("sizes");
+    for (key, value, named) in [
+        ("model.energy.dims", "[64, 10000000000, 1]", "largest width"),
+        ("train.bank_size", "100000000000", "train.bank_size"),
+        ("train.batch_size", "100000000000", "train.batch_size"),
+        ("langevin.steps", "1000000000", "langevin.steps"),
+        ("threads", "1000000", "threads"),
+        ("output.grid_samples", "1000000000", "output.grid_samples"),
+        ("eval.num_samples", "1000000000", "eval.num_samples"),
+        ("sample.steps", "1000000000000", "sample.steps"),
+        (
+            "data",
+            "{ kind = \"toy\", name = \"ring8\", n = 1000000000000 }",
+            "data.n",
+        ),
+        ("memory_limit_gib", "-1", "memory_limit_gib"),
+    ] {
+        let mut b = builder(&dir);
+        let e = b.set(key, value).unwrap_err();
+        assert!(
+            matches!(e, Error::Config(_)) && e.to_string().contains(named),
+            "{key} = {value}: {e}"
+        );
+    }
+    // Within the absolute bounds but beyond the budget: refused by the run.
+    let mut b = builder(&dir);
+    b.set("memory_limit_gib", "0.01").unwrap();
+    b.set("model.energy.dims", "[64, 200000, 1]").unwrap();
+    let e = Run::new(CpuBackend::new(), b.build().unwrap()).unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("model.energy") && m.contains("memory budget"),
+        "{m}"
+    );
+    let mut b = builder(&dir);
+    b.set("memory_limit_gib", "0.01").unwrap();
+    b.set("train.bank_size", "10000000").unwrap();
+    let e = Run::new(CpuBackend::new(), b.build().unwrap()).unwrap_err();
+    assert!(e.to_string().contains("train.bank_size"), "{e}");
+    // Sampling: a huge n or step count is refused before any work.
+    let mut run = Run::new(CpuBackend::new(), config(&dir)).unwrap();
+    let opts = hatebm_rs::train::SampleOptions {
+        n: 1_000_000_000_000,
+        ..Default::default()
+    };
+    let e = run.sample(&opts).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("n = 1000000000000"),
+        "{e}"
+    );
+    let opts = hatebm_rs::train::SampleOptions {
+        n: 1,
+        steps: Some(100_000_000_000),
+        ..Default::default()
+    };
+    let e = run.sample(&opts).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    // The default budget is this machine's memory, and the default runs fit it.
+    let cfg = config(&dir);
+    let est = cfg.memory_estimate().unwrap();
+    assert!(est.total() > 0.0);
+    if let Some(budget) = cfg.memory_budget_bytes() {
+        assert!(est.total() < budget);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

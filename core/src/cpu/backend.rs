@@ -63,7 +63,7 @@ impl Backend for CpuBackend {
     }
 
     fn zeros(&self, shape: &[usize]) -> Result<CpuTensor> {
-        Ok(CpuTensor::zeros(shape))
+        CpuTensor::try_zeros(shape)
     }
 
     fn from_host(&self, data: &[f32], shape: &[usize]) -> Result<CpuTensor> {

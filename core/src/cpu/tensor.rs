@@ -24,6 +24,32 @@ impl CpuTensor {
         }
     }
 
+    /// Zeros of the given shape, or an error instead of an abort when the
+    /// size overflows or the memory cannot be had (what the backend's
+    /// `zeros` uses, so that an impossible size a user asked for is a typed
+    /// error).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the shape and its size in bytes.
+    pub fn try_zeros(shape: &[usize]) -> Result<Self> {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|n| n.checked_mul(4).is_some())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("tensor of shape {shape:?}: size overflows"))
+            })?;
+        let mut data: Vec<f32> = Vec::new();
+        data.try_reserve_exact(n).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "tensor of shape {shape:?} ({:.3e} bytes): out of memory",
+                n as f64 * 4.0
+            ))
+        })?;
+        data.resize(n, 0.0);
+        Self::from_vec(data, shape)
+    }
+
     /// Wraps row-major data.
     ///
     /// # Errors
@@ -111,5 +137,25 @@ impl From<ArrayD<f32>> for CpuTensor {
 impl From<CpuTensor> for ArrayD<f32> {
     fn from(t: CpuTensor) -> Self {
         t.array
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_sizes_are_errors_not_aborts() {
+        // Overflows usize.
+        let e = CpuTensor::try_zeros(&[usize::MAX, 2]).unwrap_err();
+        assert!(e.to_string().contains("overflows"), "{e}");
+        // 2^60 floats fit in a usize count but in no machine's memory.
+        let e = CpuTensor::try_zeros(&[1 << 30, 1 << 30]).unwrap_err();
+        assert!(e.to_string().contains("out of memory"), "{e}");
+        // An ordinary size is zeros, as with `zeros`.
+        assert_eq!(
+            CpuTensor::try_zeros(&[3, 2]).unwrap(),
+            CpuTensor::zeros(&[3, 2])
+        );
     }
 }

@@ -170,10 +170,40 @@ fn bn_specs(out: &mut Vec<ParamSpec>, prefix: &str, c: usize) {
     ));
 }
 
+/// The widest MLP layer accepted (2²⁰ units): beyond any use here, and small
+/// enough that `width²` cannot overflow a size. Whether a network fits in
+/// memory is checked separately, against a budget, by the run.
+pub const MAX_MLP_WIDTH: usize = 1 << 20;
+/// The largest SN-GAN base width `ngf` (and latent size `nz`, channel count
+/// `nch`) accepted.
+pub const MAX_SNGAN_WIDTH: usize = 1 << 14;
+/// The most MLP layers accepted.
+pub const MAX_MLP_LAYERS: usize = 1024;
+
 fn check_mlp(dims: &[usize], what: &str) -> Result<()> {
     if dims.len() < 2 || dims.contains(&0) {
         return Err(Error::Config(format!(
             "{what} dims must have at least 2 positive entries, got {dims:?}"
+        )));
+    }
+    if dims.len() > MAX_MLP_LAYERS + 1 {
+        return Err(Error::Config(format!(
+            "{what} has {} layers, more than {MAX_MLP_LAYERS}",
+            dims.len() - 1
+        )));
+    }
+    if let Some(d) = dims.iter().find(|&&d| d > MAX_MLP_WIDTH) {
+        return Err(Error::Config(format!(
+            "{what} dims entry {d} exceeds the largest width {MAX_MLP_WIDTH}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_widths(widths: &[(&str, usize)]) -> Result<()> {
+    if let Some((name, v)) = widths.iter().find(|(_, v)| *v > MAX_SNGAN_WIDTH) {
+        return Err(Error::Config(format!(
+            "{name} = {v} exceeds the largest SN-GAN width {MAX_SNGAN_WIDTH}"
         )));
     }
     Ok(())
@@ -216,6 +246,7 @@ impl EnergyArch {
             }
             EnergyArch::Sngan { res, nch, ngf } => {
                 check_res(*res)?;
+                check_widths(&[("model.energy.nch", *nch), ("model.energy.ngf", *ngf)])?;
                 if *nch == 0 || *ngf == 0 {
                     return Err(Error::Config("nch and ngf must be positive".into()));
                 }
@@ -366,6 +397,11 @@ impl GeneratorArch {
                 out_factor,
             } => {
                 check_res(*res)?;
+                check_widths(&[
+                    ("model.generator.nz", *nz),
+                    ("model.generator.ngf", *ngf),
+                    ("model.generator.nch", *nch),
+                ])?;
                 if *nz == 0 || *ngf == 0 || *nch == 0 {
                     return Err(Error::Config("nz, ngf and nch must be positive".into()));
                 }
@@ -379,6 +415,7 @@ impl GeneratorArch {
                 nch,
                 out_factor,
             } => {
+                check_widths(&[("model.generator.ngf", *ngf), ("model.generator.nch", *nch)])?;
                 if *ngf == 0 || *nch == 0 {
                     return Err(Error::Config("ngf and nch must be positive".into()));
                 }
@@ -571,6 +608,10 @@ impl EncoderArch {
     /// [`Error::Config`] naming the bad value.
     pub fn validate(&self) -> Result<()> {
         let EncoderArch::Encoder32 { nch, ngf } = self;
+        check_widths(&[
+            ("autoencoder.encoder.nch", *nch),
+            ("autoencoder.encoder.ngf", *ngf),
+        ])?;
         if *nch == 0 || *ngf == 0 {
             return Err(Error::Config("encoder nch and ngf must be positive".into()));
         }

@@ -152,6 +152,7 @@ impl LangevinConfig {
     /// # Errors
     /// [`Error::Config`] naming the bad knob and its allowed range.
     pub fn validate(&self) -> Result<()> {
+        check_steps("langevin.steps", self.steps)?;
         let pos = |name: &str, v: f32| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -361,9 +362,21 @@ impl LangevinSampler {
         // Energies and input gradients, written in place every step.
         let mut e = be.zeros(&[batch])?;
         let mut g = be.zeros(&y_shape)?;
-        let mut hist_e = be.zeros(&[k_steps.max(1), batch])?;
-        let mut hist_ny = be.zeros(&[k_steps.max(1), batch])?;
-        let mut hist_nz = be.zeros(&[k_steps.max(1), batch])?;
+        // Per-(step, chain) diagnostics on the device, HISTORY_ROWS steps at a
+        // time: memory stays O(min(K, HISTORY_ROWS)·B) however long the chain,
+        // with one host copy per HISTORY_ROWS steps (one per call for K ≤ 256).
+        let rows = k_steps.clamp(1, HISTORY_ROWS);
+        let mut hist_e = be.zeros(&[rows, batch])?;
+        let mut hist_ny = be.zeros(&[rows, batch])?;
+        let mut hist_nz = be.zeros(&[rows, batch])?;
+        let mut energy_per_step = Vec::new();
+        energy_per_step.try_reserve_exact(k_steps).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "langevin: {k_steps} steps: out of memory for the per-step energies"
+            ))
+        })?;
+        let mut drift_res = DriftSum::default();
+        let mut drift_lat = DriftSum::default();
         // G(z), recomputed only when z moves.
         let mut gz = match (generator, &chains.z) {
             (Some(g), Some(z)) => Some(g.forward(z)?),
@@ -396,9 +409,9 @@ impl LangevinSampler {
                     noise.normal(be, key.key(Stream::ChainNoiseLatent, k), nz)?;
                 }
                 be.langevin_update(z, &mut gzrad, noise_z.as_ref(), upd_lat, &mut norms_z)?;
-                be.copy_into_row(&mut hist_nz, k, &norms_z)?;
+                be.copy_into_row(&mut hist_nz, k % rows, &norms_z)?;
                 if !c.update_res {
-                    be.copy_into_row(&mut hist_e, k, &e)?;
+                    be.copy_into_row(&mut hist_e, k % rows, &e)?;
                 }
                 gz = Some(gnet.forward(z)?);
             }
@@ -419,13 +432,26 @@ impl LangevinSampler {
                     upd_res,
                     &mut norms_y,
                 )?;
-                be.copy_into_row(&mut hist_e, k, &e)?;
-                be.copy_into_row(&mut hist_ny, k, &norms_y)?;
+                be.copy_into_row(&mut hist_e, k % rows, &e)?;
+                be.copy_into_row(&mut hist_ny, k % rows, &norms_y)?;
                 if let Some(r) = record.as_deref_mut() {
                     r(k, Some(&g), chains);
                 }
             } else if let Some(r) = record.as_deref_mut() {
                 r(k, None, chains);
+            }
+            // Flush a full (or the last) block of rows, in step order.
+            if k % rows == rows - 1 || k + 1 == k_steps {
+                let used = k % rows + 1;
+                let n = used * batch;
+                let e_host = be.to_host(&hist_e)?;
+                energy_per_step.extend(e_host[..n].chunks(batch).map(mean));
+                if c.update_res {
+                    drift_res.add(&be.to_host(&hist_ny)?[..n], s_res, upd_res.clip);
+                }
+                if latents_move {
+                    drift_lat.add(&be.to_host(&hist_nz)?[..n], s_lat, upd_lat.clip);
+                }
             }
         }
 
@@ -435,19 +461,14 @@ impl LangevinSampler {
             ..Default::default()
         };
         if k_steps > 0 {
-            let e = be.to_host(&hist_e)?;
-            stats.energy_per_step = e.chunks(batch).map(mean).collect();
+            stats.energy_per_step = energy_per_step;
             stats.mean_energy = mean_f64(&stats.energy_per_step);
             stats.last_energy = *stats.energy_per_step.last().unwrap_or(&0.0);
             if c.update_res {
-                let (d, f) = drift_stats(&be.to_host(&hist_ny)?, s_res, upd_res.clip);
-                stats.drift_norm_res = d;
-                stats.clip_frac_res = f;
+                (stats.drift_norm_res, stats.clip_frac_res) = drift_res.finish();
             }
             if latents_move {
-                let (d, f) = drift_stats(&be.to_host(&hist_nz)?, s_lat, upd_lat.clip);
-                stats.drift_norm_latent = d;
-                stats.clip_frac_latent = f;
+                (stats.drift_norm_latent, stats.clip_frac_latent) = drift_lat.finish();
             }
         }
         if let Some(z) = &chains.z {
@@ -503,23 +524,58 @@ fn mean_f64(v: &[f64]) -> f64 {
     }
 }
 
-/// From per-(step, sample) gradient norms before clipping: the mean clipped
-/// drift norm `s · min(n, c)` and the fraction of clipped entries.
-fn drift_stats(norms: &[f32], step: f32, clip: Option<f32>) -> (f64, f64) {
-    if norms.is_empty() {
-        return (0.0, 0.0);
+/// The most Langevin steps one chain may run (10⁷): far beyond any use in the
+/// paper (K ≤ 500) and still hours of compute, so a mistyped `1e9` is an error
+/// rather than a run that never ends.
+pub const MAX_STEPS: usize = 10_000_000;
+
+/// Refuses a step count above [`MAX_STEPS`], naming `key`.
+///
+/// # Errors
+/// [`Error::Config`].
+pub fn check_steps(key: &str, steps: usize) -> Result<()> {
+    if steps > MAX_STEPS {
+        return Err(Error::Config(format!(
+            "{key} must be at most {MAX_STEPS}, got {steps}"
+        )));
     }
-    let n = norms.len() as f64;
-    let (mut drift, mut clipped) = (0.0f64, 0usize);
-    for &g in norms {
-        let eff = match clip {
-            Some(c) if g > c => {
-                clipped += 1;
-                c
-            }
-            _ => g,
-        };
-        drift += f64::from(step) * f64::from(eff);
+    Ok(())
+}
+
+/// Steps of per-chain diagnostics kept on the device between host copies.
+pub const HISTORY_ROWS: usize = 256;
+
+/// From per-(step, sample) gradient norms before clipping, fed in step order
+/// a block at a time: the mean clipped drift norm `s · min(n, c)` and the
+/// fraction of clipped entries (the same sums, in the same order, as over the
+/// whole history at once).
+#[derive(Default)]
+struct DriftSum {
+    drift: f64,
+    clipped: usize,
+    n: usize,
+}
+
+impl DriftSum {
+    fn add(&mut self, norms: &[f32], step: f32, clip: Option<f32>) {
+        for &g in norms {
+            let eff = match clip {
+                Some(c) if g > c => {
+                    self.clipped += 1;
+                    c
+                }
+                _ => g,
+            };
+            self.drift += f64::from(step) * f64::from(eff);
+        }
+        self.n += norms.len();
     }
-    (drift / n, clipped as f64 / n)
+
+    fn finish(&self) -> (f64, f64) {
+        if self.n == 0 {
+            return (0.0, 0.0);
+        }
+        let n = self.n as f64;
+        (self.drift / n, self.clipped as f64 / n)
+    }
 }

@@ -2,4 +2,7 @@
 
 pub mod langevin;
 
-pub use langevin::{ChainKey, Chains, LangevinConfig, LangevinSampler, LangevinStats};
+pub use langevin::{
+    ChainKey, Chains, HISTORY_ROWS, LangevinConfig, LangevinSampler, LangevinStats, MAX_STEPS,
+    check_steps,
+};

@@ -93,6 +93,11 @@ pub enum NoiseInit {
     Normal,
 }
 
+/// The largest batch (chains per iteration) accepted: 2²⁰.
+pub const MAX_BATCH: usize = 1 << 20;
+/// The largest bank accepted: 2²⁸ slots.
+pub const MAX_BANK: usize = 1 << 28;
+
 /// Training settings shared by every mode (mode-specific ones are ignored by
 /// the other modes and documented as such).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,6 +181,24 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Error::Config("train.batch_size must be >= 1".into()));
         }
+        // Absolute bounds (whether the run fits in memory is checked against a
+        // budget by the run itself).
+        for (key, v, max) in [
+            ("train.batch_size", self.batch_size, MAX_BATCH),
+            ("train.bank_size", self.bank_size, MAX_BANK),
+            (
+                "train.persistent_bank_size",
+                self.persistent_bank_size,
+                MAX_BANK,
+            ),
+        ] {
+            if v > max {
+                return Err(Error::Config(format!(
+                    "{key} must be at most {max}, got {v}"
+                )));
+            }
+        }
+        crate::sampler::check_steps("train.coop_latent_steps", self.coop_latent_steps)?;
         nonneg("data_epsilon", self.data_epsilon)?;
         nonneg("init_scale_latent", self.init_scale_latent)?;
         nonneg("init_scale_res", self.init_scale_res)?;

@@ -10,7 +10,7 @@ pub mod sample;
 pub mod trainer;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
-pub use config::{GenUpdate, Mode, NoiseInit, TrainConfig};
+pub use config::{GenUpdate, MAX_BANK, MAX_BATCH, Mode, NoiseInit, TrainConfig};
 pub use modes::ReconEnergy;
 pub use sample::SampleOptions;
 pub use trainer::{StepStats, StepTensors, Trainer, TrainerSettings};

@@ -76,6 +76,8 @@ impl<B: Backend> Trainer<B> {
         let be = &self.be;
         let mut sampler = self.sampler.clone();
         if let Some(k) = opts.steps {
+            crate::sampler::check_steps("sample steps", k)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             sampler.config.steps = k;
         }
         let mut parts = Vec::new();

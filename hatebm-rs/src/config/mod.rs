@@ -10,6 +10,7 @@
 //! * [`ConfigBuilder::set`] sets one dotted key at a time (`"langevin.steps"`,
 //!   `"50"`), as the C ABI's `hatebm_config_set` does.
 
+pub mod limits;
 pub mod presets;
 mod suggest;
 
@@ -191,8 +192,12 @@ pub struct Config {
     pub backend: BackendSpec,
     /// Run seed: every random draw derives from it.
     pub seed: u64,
-    /// CPU threads for the CPU backend (0 = all cores). Results do not depend on it.
+    /// CPU threads for the CPU backend (0 = all cores; at most
+    /// [`limits::MAX_THREADS`]). Results do not depend on it.
     pub threads: usize,
+    /// Memory budget in GiB for the up-front estimate of a run (0 = the
+    /// machine's physical memory); see [`limits`].
+    pub memory_limit_gib: f64,
     /// Networks.
     pub model: ModelConfig,
     /// Training.
@@ -224,6 +229,7 @@ impl Default for Config {
             backend: BackendSpec::Cpu,
             seed: 0,
             threads: 0,
+            memory_limit_gib: 0.0,
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             langevin: LangevinConfig::default(),
@@ -298,6 +304,7 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the key and the allowed range.
     pub fn validate(&self) -> Result<()> {
+        limits::check_bounds(self)?;
         self.model.energy.validate()?;
         if let Some(g) = &self.model.generator {
             g.validate()?;

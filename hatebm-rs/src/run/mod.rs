@@ -107,6 +107,7 @@ impl<B: BuildNets> Run<B> {
     fn build(be: B, config: Config, init_bank: bool) -> Result<Self> {
         config.validate()?;
         config.check_trainable()?;
+        config.check_memory()?;
         let data = config.data.load()?;
         let (train_data, heldout) = if config.eval.holdout_fraction > 0.0 {
             let (t, h) = data.split(f64::from(config.eval.holdout_fraction), config.seed)?;
@@ -534,6 +535,19 @@ impl<B: BuildNets> Run<B> {
     /// # Errors
     /// Model and backend errors.
     pub fn sample(&mut self, opts: &SampleOptions) -> Result<(Vec<f32>, Vec<usize>)> {
+        // The result lives twice (backend tensor, host copy) at the end.
+        let per = crate::backend::shape::numel(self.trainer.energy.sample_shape()) as f64;
+        crate::config::limits::check_bytes(&self.config, 8.0 * per * opts.n as f64, || {
+            format!(
+                "sampling n = {} needs about {:.2} GiB",
+                opts.n,
+                8.0 * per * opts.n as f64 / f64::from(1u32 << 30)
+            )
+        })
+        .map_err(|e| match e {
+            Error::Config(m) => Error::InvalidArgument(m),
+            other => other,
+        })?;
         let (t, _) = self.trainer.sample(opts, &mut SeededNoise)?;
         let shape = self.trainer.be.shape(&t);
         Ok((self.trainer.be.to_host(&t)?, shape))
