@@ -374,3 +374,80 @@ fn small_input_defects_are_errors() {
     assert!(!d.join("fig.svg").exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 16, item 7 and the kill-during-save check: 50 SIGKILLs at seeded
+/// random times into runs that checkpoint every iteration (each run resuming
+/// the previous one's checkpoint). After every kill the checkpoint on disk
+/// loads; the run always resumes; and once a save completes, no temporary
+/// file of a killed process is left.
+#[test]
+fn sigkill_during_checkpointing_never_damages_the_checkpoint() {
+    let d = scratch("kill");
+    let a = d.join("a");
+    let ck = a.join("checkpoint.safetensors");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let temps = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".tmp"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (mut kills, mut left_temps, mut resumed) = (0, 0, 0);
+    for _ in 0..50 {
+        let mut cmd = bin();
+        if ck.exists() {
+            cmd.args(["train", "--resume"]).arg(&ck);
+            resumed += 1;
+        } else {
+            cmd.arg("train").args(common(&a)).args([
+                "--set",
+                "train.steps=1000000",
+                "--set",
+                "output.checkpoint_every=1",
+                "--set",
+                "train.bank_size=2048",
+            ]);
+        }
+        cmd.stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(40 + next() % 260));
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        kills += 1;
+        left_temps += usize::from(!temps(&a).is_empty());
+        if ck.exists() {
+            hatebm_rs::run::Run::resume(hatebm_rs::cpu::CpuBackend::new(), &ck, None)
+                .unwrap_or_else(|e| {
+                    panic!("after kill {kills}: the checkpoint does not load: {e}")
+                });
+        }
+    }
+    assert!(
+        ck.exists() && resumed > 0,
+        "the runs got far enough to checkpoint"
+    );
+    // One uninterrupted resume: its saves remove the dead processes' temporaries.
+    run_ok(
+        bin()
+            .args(["train", "--resume"])
+            .arg(&ck)
+            .args(["--steps", "2"]),
+    );
+    assert_eq!(
+        temps(&a),
+        Vec::<String>::new(),
+        "temporary files left behind"
+    );
+    eprintln!("{kills} SIGKILLs, {resumed} resumed runs, {left_temps} kills left a temporary file");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -29,6 +29,7 @@ pub use hatebm_core::{bail, ensure};
 pub mod config;
 pub mod data;
 pub mod fsutil;
+pub mod fuzz;
 pub mod metrics;
 pub mod report;
 pub mod run;

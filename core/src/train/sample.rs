@@ -76,8 +76,12 @@ impl<B: Backend> Trainer<B> {
         let be = &self.be;
         let mut sampler = self.sampler.clone();
         if let Some(k) = opts.steps {
-            crate::sampler::check_steps("sample steps", k)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            if k > crate::sampler::MAX_STEPS {
+                return Err(Error::InvalidArgument(format!(
+                    "sample steps must be at most {}, got {k}",
+                    crate::sampler::MAX_STEPS
+                )));
+            }
             sampler.config.steps = k;
         }
         let mut parts = Vec::new();

@@ -138,14 +138,43 @@ fn to_chw(img: &Decoded, out_c: usize, out: &mut Vec<f32>) {
 
 fn decode_png_file(path: &Path) -> Result<Decoded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let ctx = || path.display().to_string();
+    decode_png_bytes(&bytes, &path.display().to_string())
+}
+
+/// The largest decoded PNG accepted, in bytes (a 8192 × 8192 RGBA image at
+/// 16 bits): a header may claim any size up to 2³¹ × 2³¹ pixels.
+pub const MAX_PNG_DECODED_BYTES: usize = 8192 * 8192 * 8;
+
+/// Decodes one PNG held in memory; what [`load_png_folder`] does per file.
+/// Returns `(width, height, channels, samples in [0, 1])`.
+///
+/// # Errors
+/// [`Error::Format`] for bytes that are not a decodable PNG, or an image
+/// larger than [`MAX_PNG_DECODED_BYTES`].
+pub fn decode_png(bytes: &[u8], context: &str) -> Result<(u32, u32, usize, Vec<f32>)> {
+    let d = decode_png_bytes(bytes, context)?;
+    Ok((d.width, d.height, d.color_channels, d.samples))
+}
+
+fn decode_png_bytes(bytes: &[u8], context: &str) -> Result<Decoded> {
+    let ctx = || context.to_string();
     let bad = |e: png::DecodingError| Error::format(ctx(), format!("not a decodable PNG: {e}"));
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(bad)?;
     let size = reader
         .output_buffer_size()
-        .ok_or_else(|| Error::format(ctx(), "image too large to decode"))?;
+        .filter(|&s| s <= MAX_PNG_DECODED_BYTES)
+        .ok_or_else(|| {
+            let i = reader.info();
+            Error::format(
+                ctx(),
+                format!(
+                    "image of {} x {} pixels is larger than the {MAX_PNG_DECODED_BYTES} bytes accepted",
+                    i.width, i.height
+                ),
+            )
+        })?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(bad)?;
     buf.truncate(info.line_size * info.height as usize);

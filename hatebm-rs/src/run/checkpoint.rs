@@ -166,8 +166,18 @@ impl Checkpoint {
     /// [`Error::Io`]; [`Error::Format`] for a corrupt/truncated file, a file that
     /// is not a libhatebm checkpoint, or a newer format version.
     pub fn read(path: &Path) -> Result<Self> {
-        let file = TensorFile::read(path)?;
-        let context = path.display().to_string();
+        Self::from_file(TensorFile::read(path)?, path.display().to_string())
+    }
+
+    /// A checkpoint held in memory (`context` names it in messages).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::read`], without the I/O.
+    pub fn from_bytes(bytes: &[u8], context: &str) -> Result<Self> {
+        Self::from_file(TensorFile::from_bytes(bytes, context)?, context.to_string())
+    }
+
+    fn from_file(file: TensorFile, context: String) -> Result<Self> {
         match file.metadata.get("format").map(String::as_str) {
             Some(FORMAT) => {}
             Some(other) => {

@@ -188,6 +188,16 @@ impl<B: BuildNets> Run<B> {
     /// [`Error::Format`] for a corrupt, truncated or foreign file; as [`Run::new`].
     pub fn resume(be: B, path: &Path, config: Option<Config>) -> Result<Self> {
         let ck = Checkpoint::read(path)?;
+        let run = Self::resume_checkpoint(be, &ck, config)?;
+        run.set_last_good_file(path);
+        Ok(run)
+    }
+
+    /// [`Run::resume`] from a checkpoint already read (e.g. from memory).
+    ///
+    /// # Errors
+    /// As [`Run::resume`].
+    pub fn resume_checkpoint(be: B, ck: &Checkpoint, config: Option<Config>) -> Result<Self> {
         let stored = ck.config()?;
         let config = match config {
             Some(c) => {
@@ -214,7 +224,6 @@ impl<B: BuildNets> Run<B> {
             .meta_str("eval_fd_generator_at_start")
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|v| v.is_finite());
-        run.set_last_good_file(path);
         Ok(run)
     }
 
