@@ -21,12 +21,16 @@
  *  - Buffers. Every buffer comes with its length in elements (size_t). A NULL
  *    buffer is accepted only with length 0. Copy-out functions take
  *    (buf, len, size_t *out_n) and report the needed size in *out_n; a too-small
- *    buffer is left untouched and HATEBM_INSUFFICIENT_SIZE returned. Strings
- *    are NUL-terminated UTF-8. Tensors are row-major contiguous float.
+ *    buffer is left untouched and HATEBM_INSUFFICIENT_SIZE returned. A size
+ *    query (buf NULL, len 0) is not an error: it does not change the last error
+ *    or log. Strings are NUL-terminated UTF-8. Tensors are row-major contiguous
+ *    float.
  *  - Threads. Functions without a handle are thread-safe. A handle may be used
  *    by one thread at a time unless its documentation says otherwise; a const
  *    handle argument means the call does not mutate it. The log callback is the
- *    only global state.
+ *    only global state. A session called while it is inside another call (from
+ *    one of its own callbacks, or from a second thread) returns HATEBM_MISUSE
+ *    and is unchanged.
  *  - Callbacks receive a void *user_data. Control callbacks return bool:
  *    true = continue, false = cancel (HATEBM_CANCELLED). Compute callbacks (user
  *    energies/generators) return int: 0 = success, else HATEBM_CALLBACK.
@@ -153,6 +157,12 @@ typedef enum hatebm_status {
      * An internal invariant failed (a libhatebm bug that did not panic). Please report it.
      */
     HATEBM_INTERNAL = 18,
+    /**
+     * The handle is already inside a call: a call on it from one of its own
+     * callbacks, or from a second thread at the same time (like sqlite's
+     * `SQLITE_MISUSE`). The handle is unchanged.
+     */
+    HATEBM_MISUSE = 19,
 } hatebm_status;
 
 /**

@@ -227,7 +227,14 @@ fn cmd_sample(
         seed,
         batch_size: session.config().sample.batch_size,
     };
-    let (data, shape) = session.sample(&opts)?;
+    let bar = progress::plain_bar(n as u64, session.config().output.progress);
+    bar.set_message("sampling");
+    let result = session.sample_with_progress(&opts, &mut |done, _| {
+        bar.set_position(done as u64);
+        true
+    });
+    bar.finish_and_clear();
+    let (data, shape) = result?;
     let npy = dir.join("samples.npy");
     hatebm_rs::data::npy::write_npy_f32(&npy, &shape, &data)?;
     let png = dir.join("samples.png");

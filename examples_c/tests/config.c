@@ -45,6 +45,12 @@ static void test_set_and_print(void) {
     CHECK_CONTAINS(toml, "dims = [2, 16, 1]");
     CHECK_CONTAINS(toml, "out/x y");
 
+    /* A size query (NULL, 0) reports the size without touching the last error. */
+    CHECK_STATUS(hatebm_config_set(cfg, "sed", "1"), HATEBM_CONFIG);
+    CHECK_STATUS(hatebm_config_to_toml(cfg, NULL, 0, &n), HATEBM_INSUFFICIENT_SIZE);
+    CHECK(n == strlen(toml) + 1);
+    CHECK_CONTAINS(hatebm_last_error_message(), "sed");
+
     /* Copy-out: too small -> size reported, buffer untouched. */
     CHECK_STATUS(hatebm_config_to_toml(cfg, small, sizeof small, &n), HATEBM_INSUFFICIENT_SIZE);
     CHECK(toml != NULL && n == strlen(toml) + 1);
@@ -57,6 +63,9 @@ static void test_set_and_print(void) {
     CHECK_CONTAINS(hatebm_last_error_message(), "steps");
     CHECK_STATUS(hatebm_config_set(cfg, "sed", "1"), HATEBM_CONFIG);
     CHECK_CONTAINS(hatebm_last_error_message(), "seed");
+    /* A value is one TOML value: the rest is refused, not dropped (issue 16). */
+    CHECK_STATUS(hatebm_config_set(cfg, "seed", "1\n[train]\nsteps = 5"), HATEBM_CONFIG);
+    CHECK_CONTAINS(hatebm_last_error_message(), "more than one TOML value");
     CHECK_STATUS(hatebm_config_set(cfg, "", "1"), HATEBM_CONFIG);
     CHECK_STATUS(hatebm_config_set(cfg, "langevin..steps", "1"), HATEBM_CONFIG);
     /* Bad values and types. */

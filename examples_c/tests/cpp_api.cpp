@@ -78,6 +78,24 @@ void test_session() {
     }
     CHECK(s.iteration() == 3);
 
+    // Re-entering the session from its own callback is HATEBM_MISUSE (issue 17):
+    // the inner step throws, the outer train goes on, the iteration count is
+    // the train call's own.
+    int misuse = 0;
+    s.train(2, [&](const hatebm_progress &) {
+        try {
+            s.step();
+        } catch (const hatebm::Error &e) {
+            misuse += e.status() == HATEBM_MISUSE;
+        }
+        return true;
+    });
+    CHECK(misuse == 2 && s.iteration() == 5);
+    // The wrapper's string getters size-query first; that leaves the last error alone.
+    CHECK(std::string(hatebm_last_error_message()).find("already in use") != std::string::npos);
+    CHECK(s.backend_name() == "cpu");
+    CHECK(std::string(hatebm_last_error_message()).find("already in use") != std::string::npos);
+
     hatebm_sample_params sp = hatebm::sample_default_params();
     sp.n = 6;
     const std::vector<float> x = s.sample(sp);

@@ -230,6 +230,40 @@ static void test_training(hatebm_session *s) {
     CHECK(it == it0 + 6);
 }
 
+/* Issue 17, item 2: a progress callback that calls its own session. */
+typedef struct {
+    hatebm_session *s;
+    int calls;
+    hatebm_status step, save, iteration;
+} reentry_state;
+
+static bool reenter(const hatebm_progress *p, void *user_data) {
+    reentry_state *r = (reentry_state *)user_data;
+    uint64_t it = 0;
+    (void)p;
+    r->calls++;
+    r->step = hatebm_session_step(r->s, NULL);
+    r->save = hatebm_session_save_checkpoint(r->s, "reentry.safetensors");
+    r->iteration = hatebm_session_iteration(r->s, &it);
+    hatebm_session_free(r->s); /* refused: the session is inside a call */
+    return true;
+}
+
+static void test_reentry(hatebm_session *s) {
+    reentry_state r = {s, 0, HATEBM_OK, HATEBM_OK, HATEBM_OK};
+    uint64_t it0 = 0, it = 0;
+    CHECK_OK(hatebm_session_iteration(s, &it0));
+    CHECK_OK(hatebm_session_train(s, 2, reenter, &r));
+    CHECK(r.calls == 2);
+    CHECK(r.step == HATEBM_MISUSE && r.save == HATEBM_MISUSE && r.iteration == HATEBM_MISUSE);
+    CHECK_CONTAINS(hatebm_last_error_message(), "not freed");
+    /* The inner calls changed nothing: exactly the 2 iterations of the train call. */
+    CHECK_OK(hatebm_session_iteration(s, &it));
+    CHECK(it == it0 + 2);
+    /* And the session works normally once the outer call has returned. */
+    CHECK_OK(hatebm_session_step(s, NULL));
+}
+
 static void test_bank(hatebm_session *s) {
     size_t cap = 0;
     float z[2] = {7, 7}, x[2] = {7, 7}, x2[2];
@@ -401,6 +435,7 @@ int main(void) {
     test_networks(s);
     test_langevin(s);
     test_training(s);
+    test_reentry(s);
     test_bank(s);
     test_sampling(s);
     test_checkpoint_and_weights(s);

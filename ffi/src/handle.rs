@@ -473,6 +473,11 @@ impl<T: Copy> CopyOut<'_, T> {
         if self.len < needed {
             let (name, len) = (self.name, self.len);
             self.out_n.write(needed);
+            // A size query (NULL, 0) is not an error: it returns the status
+            // but leaves the last error and the log alone (issue 17).
+            if self.buf.is_null() && len == 0 {
+                return Err(Failure::quiet(HATEBM_INSUFFICIENT_SIZE));
+            }
             return Err(Failure::new(
                 HATEBM_INSUFFICIENT_SIZE,
                 format!("buffer `{name}` holds {len} elements but {needed} are needed"),

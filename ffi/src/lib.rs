@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod bank;
+pub mod busy;
 pub mod check;
 pub mod config;
 pub mod custom;

@@ -10,11 +10,12 @@ use hatebm_rs::run::Progress;
 use hatebm_rs::sampler::ChainKey;
 use hatebm_rs::train::{SampleOptions, StepStats};
 
+use crate::busy::{BusyCell, BusyGuard};
 use crate::config::hatebm_config;
 use crate::error::{Failure, FfiResult};
 use crate::handle::{
     Versioned, box_castable, expect_disjoint, expect_len, free_box, into_raw_box, opt_out,
-    try_copy_out, try_mut, try_out, try_ref, try_slice, try_slice_mut, try_str, try_versioned,
+    try_copy_out, try_out, try_ref, try_slice, try_slice_mut, try_str, try_versioned,
 };
 use crate::langevin::{chain_buffers, hatebm_langevin_params, hatebm_langevin_stats};
 use crate::status::hatebm_status;
@@ -32,7 +33,19 @@ pub struct hatebm_session {
     _private: [u8; 0],
 }
 
-box_castable!(hatebm_session => AnyRun);
+box_castable!(hatebm_session => BusyCell<AnyRun>);
+
+/// Takes a session for the duration of one call.
+///
+/// # Safety
+/// `session` is NULL or a live handle from `hatebm_session_new` /
+/// `hatebm_session_resume`.
+unsafe fn enter<'a>(session: *const hatebm_session) -> FfiResult<BusyGuard<'a, AnyRun>> {
+    // SAFETY: forwarded from this function's contract; the cell is only ever
+    // borrowed shared, its value only through the guard.
+    let cell: &'a BusyCell<AnyRun> = unsafe { try_ref(session, "session") }?;
+    cell.enter("session")
+}
 
 /// Which network a weights call addresses (pass as `int`).
 #[repr(C)]
@@ -194,7 +207,7 @@ pub unsafe extern "C" fn hatebm_session_new(
         // SAFETY: forwarded from this function's contract.
         let cfg = unsafe { try_ref(cfg, "cfg") }?;
         let run = AnyRun::new(cfg.build()?)?;
-        out.write(into_raw_box(run));
+        out.write(into_raw_box(BusyCell::new(run)));
         Ok(())
     }
 }
@@ -231,7 +244,7 @@ pub unsafe extern "C" fn hatebm_session_resume(
             Some(unsafe { try_ref(cfg, "cfg") }?.build()?)
         };
         let run = AnyRun::resume(Path::new(path), config)?;
-        out.write(into_raw_box(run));
+        out.write(into_raw_box(BusyCell::new(run)));
         Ok(())
     }
 }
@@ -244,6 +257,18 @@ pub unsafe extern "C" fn hatebm_session_resume(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hatebm_session_free(session: *mut hatebm_session) {
     crate::ffi_panic_boundary! {
+        // A session inside a call (freed from its own callback, or from
+        // another thread) must not be freed under that call.
+        // SAFETY: forwarded from this function's contract.
+        if let Ok(cell) = unsafe { try_ref::<hatebm_session>(session, "session") }
+            && cell.is_busy()
+        {
+            crate::error::fail(
+                hatebm_status::HATEBM_MISUSE,
+                "hatebm_session_free: the session is inside a call (freed from its own callback, or from another thread); it was not freed",
+            );
+            return;
+        }
         // SAFETY: forwarded from this function's contract.
         unsafe { free_box(session) }
     }
@@ -262,7 +287,7 @@ pub unsafe extern "C" fn hatebm_session_save_checkpoint(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let path = unsafe { try_str(path, "path") }?;
         s.save_checkpoint(Path::new(path))?;
@@ -289,7 +314,7 @@ pub unsafe extern "C" fn hatebm_session_load_weights(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_mut(session, "session") }?;
+        let mut s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let path = unsafe { try_str(path, "path") }?;
         s.load_weights(model_from_int(which)?, Path::new(path))?;
@@ -313,7 +338,7 @@ pub unsafe extern "C" fn hatebm_session_save_weights(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let path = unsafe { try_str(path, "path") }?;
         s.save_weights(model_from_int(which)?, Path::new(path))?;
@@ -336,7 +361,7 @@ pub unsafe extern "C" fn hatebm_session_backend_name(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_copy_out(buf, len, out_n, "buf") }?;
         out.write_str(&s.backend_name())
@@ -357,7 +382,7 @@ pub unsafe extern "C" fn hatebm_session_config_toml(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_copy_out(buf, len, out_n, "buf") }?;
         out.write_str(&s.config().to_toml_string()?)
@@ -377,7 +402,7 @@ pub unsafe extern "C" fn hatebm_session_iteration(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_out(out, "out") }?;
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         out.write(s.iteration());
         Ok(())
     }
@@ -399,7 +424,7 @@ pub unsafe extern "C" fn hatebm_session_sample_shape(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_copy_out(dims, len, out_n, "dims") }?;
         out.write_slice(&s.sample_shape())
@@ -420,7 +445,7 @@ pub unsafe extern "C" fn hatebm_session_latent_shape(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_copy_out(dims, len, out_n, "dims") }?;
         out.write_slice(&s.latent_shape().unwrap_or_default())
@@ -444,7 +469,7 @@ pub unsafe extern "C" fn hatebm_session_image_shape(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_copy_out(dims, len, out_n, "dims") }?;
         match s.image_dims() {
@@ -472,8 +497,8 @@ pub unsafe extern "C" fn hatebm_session_sizes(
         // SAFETY: forwarded from this function's contract.
         let o_l = unsafe { opt_out(out_latent_len, "out_latent_len") }?;
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
-        let (sl, ll) = sizes(s);
+        let s = unsafe { enter(session) }?;
+        let (sl, ll) = sizes(&s);
         if let Some(o) = o_s {
             o.write(sl);
         }
@@ -526,14 +551,14 @@ pub unsafe extern "C" fn hatebm_session_energy(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         expect_disjoint((x, x_len, "x"), (out_energy.cast_const(), out_len, "out_energy"))?;
         // SAFETY: forwarded from this function's contract.
         let x = unsafe { try_slice(x, x_len, "x") }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_slice_mut(out_energy, out_len, "out_energy") }?;
         expect_n(n)?;
-        expect_len("x", x.len(), n, sizes(s).0, "sample_len")?;
+        expect_len("x", x.len(), n, sizes(&s).0, "sample_len")?;
         expect_len("out_energy", out.len(), n, 1, "1")?;
         let e = s.energy(x, n)?;
         out.copy_from_slice(&e);
@@ -559,7 +584,7 @@ pub unsafe extern "C" fn hatebm_session_energy_grad(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         expect_disjoint((x, x_len, "x"), (out_energy.cast_const(), energy_len, "out_energy"))?;
         expect_disjoint((x, x_len, "x"), (out_grad.cast_const(), grad_len, "out_grad"))?;
         expect_disjoint(
@@ -573,7 +598,7 @@ pub unsafe extern "C" fn hatebm_session_energy_grad(
         // SAFETY: forwarded from this function's contract.
         let out_g = unsafe { try_slice_mut(out_grad, grad_len, "out_grad") }?;
         expect_n(n)?;
-        let sl = sizes(s).0;
+        let sl = sizes(&s).0;
         expect_len("x", x.len(), n, sl, "sample_len")?;
         expect_len("out_energy", out_e.len(), n, 1, "1")?;
         expect_len("out_grad", out_g.len(), n, sl, "sample_len")?;
@@ -601,15 +626,15 @@ pub unsafe extern "C" fn hatebm_session_generate(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         expect_disjoint((z, z_len, "z"), (out_x.cast_const(), x_len, "out_x"))?;
         // SAFETY: forwarded from this function's contract.
         let z = unsafe { try_slice(z, z_len, "z") }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_slice_mut(out_x, x_len, "out_x") }?;
         expect_n(n)?;
-        expect_len("z", z.len(), n, latent_len(s)?, "latent_len")?;
-        expect_len("out_x", out.len(), n, sizes(s).0, "sample_len")?;
+        expect_len("z", z.len(), n, latent_len(&s)?, "latent_len")?;
+        expect_len("out_x", out.len(), n, sizes(&s).0, "sample_len")?;
         let x = s.generate(z, n)?;
         out.copy_from_slice(&x);
         Ok(())
@@ -635,7 +660,7 @@ pub unsafe extern "C" fn hatebm_session_generator_vjp(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         expect_disjoint((z, z_len, "z"), (out_grad_z.cast_const(), grad_len, "out_grad_z"))?;
         expect_disjoint((cot, cot_len, "cot"), (out_grad_z.cast_const(), grad_len, "out_grad_z"))?;
         // SAFETY: forwarded from this function's contract.
@@ -645,9 +670,9 @@ pub unsafe extern "C" fn hatebm_session_generator_vjp(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_slice_mut(out_grad_z, grad_len, "out_grad_z") }?;
         expect_n(n)?;
-        let ll = latent_len(s)?;
+        let ll = latent_len(&s)?;
         expect_len("z", z.len(), n, ll, "latent_len")?;
-        expect_len("cot", cot.len(), n, sizes(s).0, "sample_len")?;
+        expect_len("cot", cot.len(), n, sizes(&s).0, "sample_len")?;
         expect_len("out_grad_z", out.len(), n, ll, "latent_len")?;
         let g = s.generator_vjp(z, cot, n)?;
         out.copy_from_slice(&g);
@@ -671,7 +696,7 @@ pub unsafe extern "C" fn hatebm_session_langevin_params(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_out(out, "out") }?;
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         let (c, seed) = s.langevin_config();
         let key = ChainKey { seed, iteration: s.iteration(), row_offset: 0 };
         out.write(hatebm_langevin_params::from_core(&c, key, false));
@@ -707,11 +732,11 @@ pub unsafe extern "C" fn hatebm_session_langevin(
         // SAFETY: forwarded from this function's contract.
         let out_stats = unsafe { opt_out(out_stats, "out_stats") }?;
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_mut(session, "session") }?;
+        let mut s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let params = unsafe { try_versioned(params, "params") }?;
         let (config, key) = params.to_core()?;
-        let (sl, ll) = sizes(s);
+        let (sl, ll) = sizes(&s);
         // SAFETY: forwarded from this function's contract.
         let bufs = unsafe { chain_buffers(z, z_len, y, y_len, n, sl, ll) }?;
         let (z_new, y_new, stats) =
@@ -747,7 +772,7 @@ pub unsafe extern "C" fn hatebm_session_step(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { opt_out(out_stats, "out_stats") }?;
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_mut(session, "session") }?;
+        let mut s = unsafe { enter(session) }?;
         let stats = s.step()?;
         if let Some(o) = out {
             o.write(hatebm_step_stats::from(&stats));
@@ -777,7 +802,7 @@ pub unsafe extern "C" fn hatebm_session_train(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_mut(session, "session") }?;
+        let mut s = unsafe { enter(session) }?;
         let max = if n_steps == 0 { None } else { Some(n_steps) };
         let mut observer = |p: &Progress<'_>| -> bool {
             let Some(cb) = progress else { return true };
@@ -811,7 +836,7 @@ pub unsafe extern "C" fn hatebm_session_last_stats(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_out(out, "out") }?;
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         let stats = s
             .last_stats()
             .ok_or_else(|| Failure::invalid("no iteration has run in this session yet"))?;
@@ -835,7 +860,7 @@ pub unsafe extern "C" fn hatebm_session_bank_size(
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_out(out, "out") }?;
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         out.write(s.bank_layout().map_or(0, |(c, _)| c));
         Ok(())
     }
@@ -860,7 +885,7 @@ pub unsafe extern "C" fn hatebm_session_bank_read(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_ref(session, "session") }?;
+        let s = unsafe { enter(session) }?;
         expect_disjoint((z.cast_const(), z_len, "z"), (x.cast_const(), x_len, "x"))?;
         // SAFETY: forwarded from this function's contract.
         let x = unsafe { try_slice_mut(x, x_len, "x") }?;
@@ -878,7 +903,7 @@ pub unsafe extern "C" fn hatebm_session_bank_read(
                 "bank slot {slot} is out of range (capacity {cap})"
             )));
         }
-        let (sl, ll) = sizes(s);
+        let (sl, ll) = sizes(&s);
         expect_len("x", x.len(), 1, sl, "sample_len")?;
         if let Some(z) = &z {
             if !has_z {
@@ -915,7 +940,7 @@ pub unsafe extern "C" fn hatebm_session_sample(
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        let s = unsafe { try_mut(session, "session") }?;
+        let mut s = unsafe { enter(session) }?;
         // SAFETY: forwarded from this function's contract.
         let p = unsafe { try_versioned(params, "params") }?;
         // SAFETY: forwarded from this function's contract.
@@ -923,7 +948,7 @@ pub unsafe extern "C" fn hatebm_session_sample(
         if p.n == 0 {
             return Err(Failure::invalid("params->n must be at least 1"));
         }
-        expect_len("out", out.len(), p.n, sizes(s).0, "sample_len")?;
+        expect_len("out", out.len(), p.n, sizes(&s).0, "sample_len")?;
         let opts = SampleOptions {
             n: p.n,
             batch_size: if p.batch_size == 0 {

@@ -57,13 +57,17 @@ pub enum hatebm_status {
     HATEBM_INVALID_UTF8 = 17,
     /// An internal invariant failed (a libhatebm bug that did not panic). Please report it.
     HATEBM_INTERNAL = 18,
+    /// The handle is already inside a call: a call on it from one of its own
+    /// callbacks, or from a second thread at the same time (like sqlite's
+    /// `SQLITE_MISUSE`). The handle is unchanged.
+    HATEBM_MISUSE = 19,
 }
 
 pub use hatebm_status::*;
 
 impl hatebm_status {
     /// Every status, in numeric order (index == value).
-    pub const ALL: [hatebm_status; 19] = [
+    pub const ALL: [hatebm_status; 20] = [
         HATEBM_OK,
         HATEBM_NULL_PARAMETER,
         HATEBM_INVALID_ARGUMENT,
@@ -83,6 +87,7 @@ impl hatebm_status {
         HATEBM_BACKEND_ERROR,
         HATEBM_INVALID_UTF8,
         HATEBM_INTERNAL,
+        HATEBM_MISUSE,
     ];
 
     /// The status with this numeric value, if there is one. C passes statuses as
@@ -117,6 +122,7 @@ impl hatebm_status {
             HATEBM_BACKEND_ERROR => c"HATEBM_BACKEND_ERROR",
             HATEBM_INVALID_UTF8 => c"HATEBM_INVALID_UTF8",
             HATEBM_INTERNAL => c"HATEBM_INTERNAL",
+            HATEBM_MISUSE => c"HATEBM_MISUSE",
         }
     }
 

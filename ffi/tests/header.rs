@@ -84,6 +84,7 @@ const FROZEN: &[(&str, i32)] = &[
     ("HATEBM_BACKEND_ERROR", 16),
     ("HATEBM_INVALID_UTF8", 17),
     ("HATEBM_INTERNAL", 18),
+    ("HATEBM_MISUSE", 19),
 ];
 
 #[test]

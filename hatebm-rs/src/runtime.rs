@@ -219,6 +219,18 @@ impl AnyRun {
         dispatch!(self, r => r.sample(opts))
     }
 
+    /// Samples with a progress callback ([`Run::sample_with_progress`]).
+    ///
+    /// # Errors
+    /// As [`Run::sample_with_progress`].
+    pub fn sample_with_progress(
+        &mut self,
+        opts: &SampleOptions,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        dispatch!(self, r => r.sample_with_progress(opts, progress))
+    }
+
     /// Saves a checkpoint ([`Run::save_checkpoint`]).
     ///
     /// # Errors

@@ -528,3 +528,31 @@ fn huge_sizes_are_typed_errors_naming_the_key() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Long sampling runs report progress after every batch and can be cancelled.
+#[test]
+fn sampling_reports_progress_and_cancels() {
+    let dir = scratch("sample-progress");
+    let mut run = Run::new(CpuBackend::new(), config(&dir)).unwrap();
+    let opts = hatebm_rs::train::SampleOptions {
+        n: 10,
+        batch_size: 4,
+        steps: Some(2),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let (a, _) = run
+        .sample_with_progress(&opts, &mut |done, n| {
+            seen.push((done, n));
+            true
+        })
+        .unwrap();
+    assert_eq!(seen, vec![(4, 10), (8, 10), (10, 10)]);
+    let (b, _) = run.sample(&opts).unwrap();
+    assert_eq!(a, b, "the callback does not change the samples");
+    let e = run
+        .sample_with_progress(&opts, &mut |done, _| done < 8)
+        .unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

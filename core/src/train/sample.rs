@@ -52,6 +52,20 @@ impl<B: Backend> Trainer<B> {
         opts: &SampleOptions,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<(B::Tensor, LangevinStats)> {
+        self.sample_with_progress(opts, noise, &mut |_, _| true)
+    }
+
+    /// [`Trainer::sample`], calling `progress(done, n)` after every batch of
+    /// chains; returning `false` stops with [`Error::Cancelled`].
+    ///
+    /// # Errors
+    /// As [`Trainer::sample`], plus [`Error::Cancelled`].
+    pub fn sample_with_progress(
+        &mut self,
+        opts: &SampleOptions,
+        noise: &mut dyn NoiseSource<B>,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(B::Tensor, LangevinStats)> {
         if opts.n == 0 || opts.batch_size == 0 {
             return Err(Error::InvalidArgument(
                 "sample: n and batch_size must be positive".into(),
@@ -61,7 +75,7 @@ impl<B: Backend> Trainer<B> {
         if swap {
             self.ebm_opt.swap_ema(self.energy.params_mut());
         }
-        let result = self.sample_inner(opts, noise);
+        let result = self.sample_inner(opts, noise, progress);
         if swap {
             self.ebm_opt.swap_ema(self.energy.params_mut());
         }
@@ -72,6 +86,7 @@ impl<B: Backend> Trainer<B> {
         &self,
         opts: &SampleOptions,
         noise: &mut dyn NoiseSource<B>,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<(B::Tensor, LangevinStats)> {
         let be = &self.be;
         let mut sampler = self.sampler.clone();
@@ -134,6 +149,9 @@ impl<B: Backend> Trainer<B> {
             };
             parts.push(images);
             start += n;
+            if !progress(start, opts.n) {
+                return Err(Error::Cancelled);
+            }
         }
         let refs: Vec<&B::Tensor> = parts.iter().collect();
         Ok((be.concat_rows(&refs)?, stats))

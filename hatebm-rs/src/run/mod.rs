@@ -544,6 +544,19 @@ impl<B: BuildNets> Run<B> {
     /// # Errors
     /// Model and backend errors.
     pub fn sample(&mut self, opts: &SampleOptions) -> Result<(Vec<f32>, Vec<usize>)> {
+        self.sample_with_progress(opts, &mut |_, _| true)
+    }
+
+    /// [`Run::sample`], calling `progress(done, n)` after every batch of
+    /// chains (for a progress display of long sampling runs); `false` cancels.
+    ///
+    /// # Errors
+    /// As [`Run::sample`], plus [`Error::Cancelled`].
+    pub fn sample_with_progress(
+        &mut self,
+        opts: &SampleOptions,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
         // The result lives twice (backend tensor, host copy) at the end.
         let per = crate::backend::shape::numel(self.trainer.energy.sample_shape()) as f64;
         crate::config::limits::check_bytes(&self.config, 8.0 * per * opts.n as f64, || {
@@ -557,7 +570,9 @@ impl<B: BuildNets> Run<B> {
             Error::Config(m) => Error::InvalidArgument(m),
             other => other,
         })?;
-        let (t, _) = self.trainer.sample(opts, &mut SeededNoise)?;
+        let (t, _) = self
+            .trainer
+            .sample_with_progress(opts, &mut SeededNoise, progress)?;
         let shape = self.trainer.be.shape(&t);
         Ok((self.trainer.be.to_host(&t)?, shape))
     }
