@@ -43,6 +43,19 @@ fi
 step "Rust tests (CPU backend)"
 cargo test --workspace
 
+# The CPU backend picks its kernels by instruction set (core/src/cpu/isa.rs).
+# On a CPU with AVX-512 the default run above uses the AVX-512 kernels, so the
+# kernel, golden, property and mode tests run again on the generic path
+# (the one AVX2-only CPUs use today), whatever machine CI lands on.
+lower_isas=()
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    lower_isas=(generic)
+fi
+for isa in "${lower_isas[@]}"; do
+    step "Rust tests (CPU backend, HATEBM_CPU_ISA=$isa)"
+    HATEBM_CPU_ISA=$isa cargo test -p hatebm-core -p hatebm-tests
+done
+
 if [[ $quick == 1 ]]; then
     exit 0
 fi
@@ -58,6 +71,9 @@ if [[ $tch == 1 ]]; then
     export OMP_WAIT_POLICY=PASSIVE
     cargo test -p hatebm-tch --features tch
     cargo test -p hatebm-tests --features tch
+    for isa in "${lower_isas[@]}"; do
+        HATEBM_CPU_ISA=$isa cargo test -p hatebm-tests --features tch --test cross_backend
+    done
     cargo test -p hatebm-ffi --features tch --test backend_swap --test parity
     cargo test -p hatebm-cli --features tch
 fi

@@ -451,3 +451,43 @@ fn sigkill_during_checkpointing_never_damages_the_checkpoint() {
     eprintln!("{kills} SIGKILLs, {resumed} resumed runs, {left_temps} kills left a temporary file");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 12, item 4: `HATEBM_CPU_ISA` forces a kernel path, lower than the
+/// CPU's best only; a name it does not know, or a path the CPU cannot run, is
+/// a clear error.
+#[test]
+fn cpu_isa_switch_forces_a_path_or_refuses() {
+    use hatebm_rs::cpu::isa::{Isa, detected};
+    let d = scratch("isa");
+    let train = |isa: &str| {
+        bin()
+            .env("HATEBM_CPU_ISA", isa)
+            .arg("train")
+            .args(common(&d.join(isa)))
+            .args(["--steps", "1"])
+            .output()
+            .unwrap()
+    };
+    let out = train("generic");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("cpu backend: generic kernels"), "{err}");
+    let out = train("sse9");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("HATEBM_CPU_ISA") && err.contains("sse9"),
+        "{err}"
+    );
+    let out = train("avx512");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if detected() >= Isa::Avx512 {
+        assert!(
+            out.status.success() && err.contains("avx512 kernels"),
+            "{err}"
+        );
+    } else {
+        assert!(!out.status.success() && err.contains("cannot run"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -75,7 +75,11 @@ pub fn resolve(spec: BackendSpec) -> Result<Resolved> {
     }
     };
     match spec {
-        BackendSpec::Cpu => Ok(Resolved::Cpu),
+        BackendSpec::Cpu => {
+            let isa = crate::cpu::isa::check_env()?;
+            log::info!("cpu backend: {isa} kernels");
+            Ok(Resolved::Cpu)
+        }
         BackendSpec::TchCpu => {
             if tch_compiled() {
                 Ok(Resolved::TchCpu)
@@ -109,7 +113,7 @@ pub fn resolve(spec: BackendSpec) -> Result<Resolved> {
             log::info!(
                 "backend = \"auto\": no CUDA device through libtorch in this build/machine; using cpu"
             );
-            Ok(Resolved::Cpu)
+            resolve(BackendSpec::Cpu)
         }
     }
 }

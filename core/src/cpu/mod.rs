@@ -9,6 +9,7 @@
 //! samples, and every reduction over the batch runs in a fixed order.
 
 mod backend;
+pub mod isa;
 pub mod nets;
 pub mod ops;
 mod tensor;

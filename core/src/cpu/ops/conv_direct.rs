@@ -39,16 +39,11 @@ const MIN_TASK_VECS: usize = 96;
 /// Tasks to keep at least, when the batch allows.
 const MIN_TASKS: usize = 4;
 
-/// `true` if this CPU can run the kernel (AVX-512F, detected once and cached by `std`).
+/// `true` if the kernels may run: the active ISA path ([`crate::cpu::isa::active`],
+/// which `HATEBM_CPU_ISA` can lower) is AVX-512 — which it only is on a CPU with
+/// AVX-512F.
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::isa::active() >= crate::cpu::isa::Isa::Avx512
 }
 
 /// `true` if the shapes suit the kernel: whole 16-pixel vectors per image and an odd `k`.
