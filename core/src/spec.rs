@@ -89,7 +89,11 @@ impl serde::Serialize for BackendSpec {
 impl<'de> serde::Deserialize<'de> for BackendSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // The message alone: the caller's error adds its own category prefix.
+        s.parse().map_err(|e| match e {
+            crate::Error::Config(m) => serde::de::Error::custom(m),
+            other => serde::de::Error::custom(other),
+        })
     }
 }
 

@@ -101,6 +101,16 @@ fn metadata_out_of_range_is_refused_on_load() {
     with_meta(&ck, &bad, "iteration", "18446744073709551615");
     let e = Run::resume(CpuBackend::new(), &bad, None).unwrap_err();
     assert!(format_error_naming(&e, "iteration"), "{e}");
+    // The largest counter loads, but the step past it is refused and never
+    // saved (found by the property test below: it saved i64::MAX + 1, which the
+    // loader refuses).
+    with_meta(&ck, &bad, "iteration", "9223372036854775807");
+    let mut run = Run::resume(CpuBackend::new(), &bad, None).unwrap();
+    let e = run.step().unwrap_err();
+    assert!(e.to_string().contains("iteration counter"), "{e}");
+    let before = std::fs::read(&bad).unwrap();
+    assert!(run.save_checkpoint(&bad).is_err());
+    assert_eq!(std::fs::read(&bad).unwrap(), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -308,7 +318,13 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/robustness.txt"),
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     /// Resume → step → save with a mutated checkpoint or data file: every
     /// checkpoint a call reports as saved loads again, and a failed save

@@ -277,6 +277,14 @@ impl<B: Backend> Trainer<B> {
     /// A backend error.
     pub fn check_state(&self) -> Result<Option<String>> {
         let be = &self.be;
+        // Counters are stored as TOML/JSON-compatible signed 64-bit integers.
+        if self.iteration > i64::MAX as u64 {
+            return Ok(Some(format!(
+                "iteration counter {} exceeds {}",
+                self.iteration,
+                i64::MAX
+            )));
+        }
         let names = |p: &crate::params::ParamSet<B>| -> Vec<String> {
             p.iter().map(|q| q.spec.name.clone()).collect()
         };

@@ -49,7 +49,20 @@ const OFFICIAL_KEYS: &[(&str, &str)] = &[
 /// unknown field or variant (the closest valid name, or where a key of the
 /// official code lives here).
 pub fn explain(msg: &str) -> String {
+    // toml's deserialisation errors read "message\nin `key`": one line instead.
     let msg = msg.trim_end();
+    match msg.rsplit_once("\nin `") {
+        Some((m, key)) if !key.contains('\n') => {
+            let m = m.trim_end();
+            let explained = explain_one(m);
+            format!("{m} (in `{key}){}", &explained[m.len()..])
+        }
+        _ => explain_one(msg),
+    }
+}
+
+/// [`explain`] of a one-line message: appends the suggestion, if any.
+fn explain_one(msg: &str) -> String {
     for marker in ["unknown field `", "unknown variant `"] {
         let Some(start) = msg.find(marker) else {
             continue;
@@ -59,13 +72,13 @@ pub fn explain(msg: &str) -> String {
         let bad = &rest[..end];
         if let Some((_, ours)) = OFFICIAL_KEYS.iter().find(|(k, _)| *k == bad) {
             return format!(
-                "{msg}\n  note: `{bad}` is the official Hat EBM code's name; here it is `{ours}`"
+                "{msg}; note: `{bad}` is the official Hat EBM code's name; here it is `{ours}`"
             );
         }
         let after = &rest[end + 1..];
         let candidates: Vec<&str> = after.split('`').skip(1).step_by(2).collect();
         if let Some(best) = closest(bad, &candidates) {
-            return format!("{msg}\n  did you mean `{best}`?");
+            return format!("{msg}; did you mean `{best}`?");
         }
     }
     msg.to_string()

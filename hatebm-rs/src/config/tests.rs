@@ -295,3 +295,20 @@ fn generator_less_modes_drop_the_default_generator() {
         .to_string();
     assert!(e.contains("pretrained_generator"), "{e}");
 }
+
+/// Issue 17, item 8: an error message is one line with one category prefix.
+#[test]
+fn config_errors_are_one_line_with_one_prefix() {
+    for (k, v) in [
+        ("backend", "cuda"),
+        ("langevin.stpes", "3"),
+        ("langevin.steps", "abc"),
+        ("mcmc_temp", "3"),
+        ("model.energy", "{ kind = \"mlp\", dims = \"x\" }"),
+    ] {
+        let mut b = ConfigBuilder::new();
+        let e = b.set(k, v).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{k} = {v}: {e:?}");
+        assert_eq!(e.matches("config error").count(), 1, "{k} = {v}: {e}");
+    }
+}

@@ -110,6 +110,19 @@ impl<B: BuildNets> Run<B> {
             self.eval_images(&samples, n, &held, &mut report)?;
         }
         report.seconds = t0.elapsed().as_secs_f64();
+        log::info!(
+            "evaluation at iteration {} ({}, {n} samples vs {} held out, {:.1} s): {}",
+            report.iteration,
+            report.feature_space,
+            report.num_heldout,
+            report.seconds,
+            report
+                .frechet
+                .iter()
+                .map(|(k, v)| format!("FD[{k}] = {v:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         Ok(report)
     }
 

@@ -190,6 +190,13 @@ impl<B: BuildNets> Run<B> {
         let ck = Checkpoint::read(path)?;
         let run = Self::resume_checkpoint(be, &ck, config)?;
         run.set_last_good_file(path);
+        log::info!(
+            "resumed from {} at iteration {} of {} (config {})",
+            path.display(),
+            run.trainer.iteration,
+            run.config.train.steps,
+            run.config_hash()
+        );
         Ok(run)
     }
 
@@ -435,15 +442,23 @@ impl<B: BuildNets> Run<B> {
             output_dir: &out.dir,
         })?;
         log::info!(
-            "training on {backend} from iteration {} to {target} of {total} ({} threads); outputs in {}",
+            "training `{}` ({} mode) on {backend} from iteration {} to {target} of {total} ({} threads, seed {}, config {}); outputs in {}",
+            self.config.preset.as_deref().unwrap_or("custom config"),
+            self.config.train.mode.name(),
             self.trainer.iteration,
             rayon::current_num_threads(),
+            self.config.seed,
+            self.config_hash(),
             out.dir.display()
         );
+        let start_iteration = self.trainer.iteration;
+        // Throughput about ten times per call (and at least every 1000 iterations).
+        let report_every = (target.saturating_sub(start_iteration) / 10).clamp(1, 1000);
         if self.trainer.iteration == 0 {
             self.write_start_pictures(obs)?;
         }
         let t0 = Instant::now();
+        let mut saved_at = None;
         while self.trainer.iteration < target {
             let step = self.step();
             for (iteration, problem, action) in std::mem::take(&mut self.guard_events) {
@@ -455,6 +470,18 @@ impl<B: BuildNets> Run<B> {
             }
             let stats = step?;
             let it = self.trainer.iteration;
+            if (it - start_iteration).is_multiple_of(report_every) && it < target {
+                let secs = t0.elapsed().as_secs_f64();
+                log::info!(
+                    "iteration {it}/{total}: {:.2} it/s, loss_ebm {:.4e}, chain energy {:.4e}{}",
+                    (it - start_iteration) as f64 / secs.max(1e-9),
+                    stats.loss_ebm,
+                    stats.langevin.mean_energy,
+                    stats
+                        .loss_gen
+                        .map_or_else(String::new, |g| format!(", loss_gen {g:.4e}"))
+                );
+            }
             let flow = obs.on_event(&Event::Step(Progress {
                 iteration: it,
                 total,
@@ -464,6 +491,7 @@ impl<B: BuildNets> Run<B> {
             }))?;
             if out.checkpoint_every > 0 && it.is_multiple_of(out.checkpoint_every) {
                 self.checkpoint_to(&out.dir, obs)?;
+                saved_at = Some(it);
             }
             let every = self.config.eval.every;
             if every > 0
@@ -485,23 +513,16 @@ impl<B: BuildNets> Run<B> {
                 return Err(Error::Cancelled);
             }
         }
-        // Every call ends with a checkpoint, so a partial run can be resumed.
-        self.checkpoint_to(&out.dir, obs)?;
+        // Every call ends with a checkpoint, so a partial run can be resumed
+        // (unless the periodic one was just written at this iteration).
+        if saved_at != Some(self.trainer.iteration) {
+            self.checkpoint_to(&out.dir, obs)?;
+        }
         let complete = self.trainer.iteration >= total;
         if complete {
             self.emit_samples("samples_final", obs)?;
             if self.config.eval.num_samples > 0 && self.heldout.is_some() {
                 let report = self.evaluate()?;
-                log::info!(
-                    "evaluation ({}): {}",
-                    report.feature_space,
-                    report
-                        .frechet
-                        .iter()
-                        .map(|(k, v)| format!("FD[{k}] = {v:.3}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
                 obs.on_event(&Event::Evaluated {
                     report: &report,
                     is_final: true,
@@ -520,6 +541,16 @@ impl<B: BuildNets> Run<B> {
             seconds,
         })?;
         Ok(())
+    }
+
+    /// A short fingerprint of the configuration (FNV-1a 64 of its canonical
+    /// TOML), so log lines of runs with the same settings can be matched.
+    pub fn config_hash(&self) -> String {
+        let text = self.config.to_toml_string().unwrap_or_default();
+        let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{h:016x}")
     }
 
     /// Writes `dir/checkpoint.safetensors` and reports it.
