@@ -88,6 +88,9 @@ install -m 0755 "$artifacts/libhatebm.so" "$dest/$libdir/$soname"
 ln -sfn "$soname" "$dest/$libdir/libhatebm.so"
 install -m 0644 "$artifacts/libhatebm.a" "$dest/$libdir/libhatebm.a"
 install -m 0644 include/hatebm.h include/hatebm.hpp "$dest/$includedir/"
+# Valgrind suppressions for the worker pool's thread-local storage (see the file).
+install -d "$dest/share/hatebm"
+install -m 0644 include/hatebm.supp "$dest/share/hatebm/hatebm.supp"
 
 cat >"$dest/$libdir/pkgconfig/hatebm.pc" <<PC
 prefix=$prefix
@@ -98,6 +101,8 @@ includedir=\${prefix}/$includedir
 #   cc app.c \$(pkg-config --cflags hatebm) \\
 #      "\$(pkg-config --variable=libdir hatebm)/libhatebm.a" \$(pkg-config --variable=native_static_libs hatebm)
 native_static_libs=$native_libs
+# Valgrind with default leak settings: valgrind --leak-check=full --suppressions=\$(pkg-config --variable=valgrind_supp hatebm) ./app
+valgrind_supp=\${prefix}/share/hatebm/hatebm.supp
 
 Name: hatebm
 Description: Hat EBM (energy-based models) training and sampling, C ABI
