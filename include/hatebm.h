@@ -1042,9 +1042,27 @@ enum hatebm_status hatebm_save_npy(const char *path,
                                    size_t ndim);
 
 /**
+ * Neutral sampler settings for a user energy U(x) (callback energies, the
+ * custom sampler): samples exp(-U) at T = 1, no drift clipping, no prior,
+ * residual moves with noise, 500 steps of eps_res = 0.2;
+ * seed/iteration/row_offset 0, `struct_size` set. Never fails.
+ *
+ * Choose eps_res against the energy's scale: for a direction of curvature a
+ * (standard deviation 1/sqrt(a)), unadjusted Langevin's stationary variance
+ * is (1/a) * 2 / (2 - a * eps^2 / 2), a relative bias of about a * eps^2 / 4
+ * (1 % for a = 1, eps = 0.2), and its mixing time is about 2 / (a * eps^2)
+ * steps (50 here): use eps of 0.1-0.3 times the energy's smallest standard
+ * deviation, and several mixing times of steps.
+ */
+struct hatebm_langevin_params hatebm_langevin_neutral_params(void);
+
+/**
  * The library's default sampler settings (the paper's CIFAR-10 values: 50
  * steps, T = 1e-3, eps_res = 5e-4, clip_res = 2.5, residual moves, noise on),
- * seed/iteration/row_offset 0, `struct_size` set. Never fails.
+ * seed/iteration/row_offset 0, `struct_size` set. Never fails. These are
+ * tuned for Hat EBM image energies; for your own energy start from
+ * `hatebm_langevin_neutral_params()` instead (with these, an N(0, 1) energy
+ * gives a sample variance of about 1e-5).
  */
 struct hatebm_langevin_params hatebm_langevin_default_params(void);
 

@@ -254,8 +254,12 @@ class Callback<R(Args...)> {
 // The training and sampling API
 // ---------------------------------------------------------------------------
 
-/// Library default sampler settings (hatebm_langevin_default_params()).
+/// Library default sampler settings (hatebm_langevin_default_params()): the
+/// paper's values for Hat EBM image energies.
 inline hatebm_langevin_params langevin_default_params() { return hatebm_langevin_default_params(); }
+/// Neutral sampler settings for your own energy (hatebm_langevin_neutral_params()):
+/// T = 1, no clipping, 500 steps of eps_res = 0.2.
+inline hatebm_langevin_params langevin_neutral_params() { return hatebm_langevin_neutral_params(); }
 
 /// Default sampling settings (hatebm_sample_default_params()).
 inline hatebm_sample_params sample_default_params() { return hatebm_sample_default_params(); }

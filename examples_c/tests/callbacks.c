@@ -269,6 +269,40 @@ static void test_sampler(void) {
     CHECK(q.freed == 1 && lg.freed == 1);
 }
 
+/* Issue 17, item 3: the neutral defaults sample a user energy's exp(-U):
+ * per-dimension mean m_j and variance (1/a_j) * 2 / (2 - a_j * eps^2 / 2)
+ * (unadjusted Langevin's exact stationary variance on a Gaussian), within 5
+ * standard errors over 2048 chains. */
+static void test_neutral_defaults(void) {
+    enum { N = 2048 };
+    static float y[N * DIM];
+    quad q = make_quad();
+    hatebm_energy *e = new_quad(&q);
+    hatebm_langevin_params p = hatebm_langevin_neutral_params();
+    size_t i, j;
+
+    CHECK(p.struct_size == sizeof p && p.temperature == 1.0f && p.clip_res == 0.0f);
+    CHECK(p.steps == 500 && p.eps_res == 0.2f && p.update_res && p.noise);
+    p.seed = 9;
+    CHECK_OK(hatebm_langevin_run_custom(e, NULL, &p, NULL, 0, y, N * DIM, N, NULL));
+    for (j = 0; j < DIM; j++) {
+        double mean = 0.0, var = 0.0, s = 0.5 * (double)p.eps_res * (double)p.eps_res;
+        double a = (double)q.a[j], want = 2.0 / (a * (2.0 - s * a));
+        for (i = 0; i < N; i++) {
+            mean += y[i * DIM + j];
+        }
+        mean /= N;
+        for (i = 0; i < N; i++) {
+            double d = y[i * DIM + j] - mean;
+            var += d * d;
+        }
+        var /= N - 1;
+        CHECK(fabs(mean - (double)q.m[j]) < 5.0 * sqrt(want / N));
+        CHECK(fabs(var - want) < 5.0 * want * sqrt(2.0 / (N - 1)));
+    }
+    hatebm_energy_free(e);
+}
+
 /* Failures inside callbacks: on the first call, in the middle of a long run,
  * and a callback that "succeeds" but leaves an output unwritten. */
 static void test_callback_failures(void) {
@@ -417,6 +451,7 @@ static void test_bank(void) {
 int main(void) {
     test_vtables();
     test_sampler();
+    test_neutral_defaults();
     test_callback_failures();
     test_bank();
     return check_summary("callbacks");

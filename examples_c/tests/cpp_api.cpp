@@ -141,7 +141,10 @@ void test_custom_models() {
         },
         "shifted bowl");
     hatebm::CustomEnergy moved = std::move(energy);  // the callable moves with it
+    const hatebm_langevin_params neutral = hatebm::langevin_neutral_params();
+    CHECK(neutral.temperature == 1.0f && neutral.clip_res == 0.0f && neutral.steps == 500);
     hatebm_langevin_params p = hatebm::langevin_default_params();
+    CHECK(p.temperature != neutral.temperature);
     p.steps = 200;
     p.temperature = 1.0f;
     p.eps_res = 1.0f;  // drift eps^2/2 = 0.5 per step

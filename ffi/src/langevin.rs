@@ -186,9 +186,48 @@ crate::panic::plain_return! {
     hatebm_langevin_params => default_params(),
 }
 
+fn neutral_params() -> hatebm_langevin_params {
+    hatebm_langevin_params::from_core(
+        &LangevinConfig {
+            steps: 500,
+            temperature: 1.0,
+            eps_res: 0.2,
+            clip_res: None,
+            ..LangevinConfig::default()
+        },
+        ChainKey {
+            seed: 0,
+            iteration: 0,
+            row_offset: 0,
+        },
+        false,
+    )
+}
+
+/// Neutral sampler settings for a user energy U(x) (callback energies, the
+/// custom sampler): samples exp(-U) at T = 1, no drift clipping, no prior,
+/// residual moves with noise, 500 steps of eps_res = 0.2;
+/// seed/iteration/row_offset 0, `struct_size` set. Never fails.
+///
+/// Choose eps_res against the energy's scale: for a direction of curvature a
+/// (standard deviation 1/sqrt(a)), unadjusted Langevin's stationary variance
+/// is (1/a) * 2 / (2 - a * eps^2 / 2), a relative bias of about a * eps^2 / 4
+/// (1 % for a = 1, eps = 0.2), and its mixing time is about 2 / (a * eps^2)
+/// steps (50 here): use eps of 0.1-0.3 times the energy's smallest standard
+/// deviation, and several mixing times of steps.
+#[unsafe(no_mangle)]
+pub extern "C" fn hatebm_langevin_neutral_params() -> hatebm_langevin_params {
+    crate::ffi_panic_boundary! {
+        neutral_params()
+    }
+}
+
 /// The library's default sampler settings (the paper's CIFAR-10 values: 50
 /// steps, T = 1e-3, eps_res = 5e-4, clip_res = 2.5, residual moves, noise on),
-/// seed/iteration/row_offset 0, `struct_size` set. Never fails.
+/// seed/iteration/row_offset 0, `struct_size` set. Never fails. These are
+/// tuned for Hat EBM image energies; for your own energy start from
+/// `hatebm_langevin_neutral_params()` instead (with these, an N(0, 1) energy
+/// gives a sample variance of about 1e-5).
 #[unsafe(no_mangle)]
 pub extern "C" fn hatebm_langevin_default_params() -> hatebm_langevin_params {
     crate::ffi_panic_boundary! {
