@@ -217,7 +217,8 @@ fn cmd_sample(
     seed: u64,
     out: Option<PathBuf>,
 ) -> Result<()> {
-    let mut session = AnyRun::resume(ckpt, None)?;
+    // The networks alone: a shipped checkpoint samples without its training data.
+    let mut model = hatebm_rs::runtime::AnyModel::load(ckpt, None)?;
     let dir = out.unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let opts = SampleOptions {
@@ -225,11 +226,11 @@ fn cmd_sample(
         steps,
         use_ema: !no_ema,
         seed,
-        batch_size: session.config().sample.batch_size,
+        batch_size: model.config().sample.batch_size,
     };
-    let bar = progress::plain_bar(n as u64, session.config().output.progress);
+    let bar = progress::plain_bar(n as u64, model.config().output.progress);
     bar.set_message("sampling");
-    let result = session.sample_with_progress(&opts, &mut |done, _| {
+    let result = model.sample(&opts, &mut |done, _| {
         bar.set_position(done as u64);
         true
     });
@@ -238,7 +239,7 @@ fn cmd_sample(
     let npy = dir.join("samples.npy");
     hatebm_rs::data::npy::write_npy_f32(&npy, &shape, &data)?;
     let png = dir.join("samples.png");
-    hatebm_rs::run::save_picture(&png, &data, n, session.image_dims(), None)?;
+    hatebm_rs::run::save_picture(&png, &data, n, model.image_dims(), None)?;
     eprintln!(
         "hatebm: {n} samples from {} written to {} and {}",
         ckpt.display(),

@@ -491,3 +491,42 @@ fn cpu_isa_switch_forces_a_path_or_refuses() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 17, item 1: `hatebm sample` needs the checkpoint only, not the
+/// training data it was trained on.
+#[test]
+fn sample_works_after_the_training_data_is_deleted() {
+    let d = scratch("no-data");
+    let data = d.join("x.npy");
+    let digits = hatebm_rs::data::Dataset::digits().unwrap();
+    let mut shape = vec![digits.len()];
+    shape.extend_from_slice(digits.sample_shape());
+    hatebm_rs::data::npy::write_npy_f32(&data, &shape, digits.data()).unwrap();
+    let a = d.join("a");
+    run_ok(
+        bin()
+            .arg("train")
+            .args(common(&a))
+            .args(["--steps", "2", "--set"])
+            .arg(format!(
+                "data={{ kind = \"npy\", path = \"{}\" }}",
+                data.display()
+            )),
+    );
+    std::fs::remove_file(&data).unwrap();
+    let ck = a.join("checkpoint.safetensors");
+    let err = run_err(bin().args(["train", "--resume"]).arg(&ck));
+    assert!(
+        err.contains("x.npy"),
+        "resuming training needs the data: {err}"
+    );
+    run_ok(
+        bin()
+            .args(["sample", "--checkpoint"])
+            .arg(&ck)
+            .args(["--n", "5", "--steps", "2"]),
+    );
+    let npy = hatebm_rs::data::npy::read_npy(a.join("samples.npy")).unwrap();
+    assert_eq!(npy.shape, vec![5, 64]);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -46,6 +46,92 @@ macro_rules! dispatch {
     };
 }
 
+/// A [`TrainedModel`](crate::run::TrainedModel) on whichever backend its
+/// checkpoint's configuration names: sampling and energies from a checkpoint
+/// alone, without the training data.
+#[derive(Debug)]
+pub enum AnyModel {
+    /// The CPU reference backend.
+    Cpu(Box<crate::run::TrainedModel<CpuBackend>>),
+    /// libtorch (CPU or CUDA).
+    #[cfg(feature = "tch")]
+    Tch(Box<crate::run::TrainedModel<hatebm_tch::TchBackend>>),
+}
+
+macro_rules! dispatch_model {
+    ($self:expr, $m:ident => $body:expr) => {
+        match $self {
+            AnyModel::Cpu($m) => $body,
+            #[cfg(feature = "tch")]
+            AnyModel::Tch($m) => $body,
+        }
+    };
+}
+
+impl AnyModel {
+    /// Loads a checkpoint's networks on the backend its configuration names
+    /// (or `backend`, if given).
+    ///
+    /// # Errors
+    /// As [`crate::run::TrainedModel::load`] and [`resolve`].
+    pub fn load(path: &Path, backend: Option<BackendSpec>) -> Result<Self> {
+        use crate::run::{Checkpoint, TrainedModel};
+        let ck = Checkpoint::read(path)?;
+        let cfg = ck.config()?;
+        apply_threads(cfg.threads);
+        Ok(match resolve(backend.unwrap_or(cfg.backend))? {
+            Resolved::Cpu => AnyModel::Cpu(Box::new(TrainedModel::from_checkpoint(
+                CpuBackend::new(),
+                &ck,
+            )?)),
+            #[cfg(feature = "tch")]
+            Resolved::TchCpu => AnyModel::Tch(Box::new(TrainedModel::from_checkpoint(
+                hatebm_tch::TchBackend::cpu(),
+                &ck,
+            )?)),
+            #[cfg(feature = "tch")]
+            Resolved::TchCuda(n) => AnyModel::Tch(Box::new(TrainedModel::from_checkpoint(
+                hatebm_tch::TchBackend::cuda(n)?,
+                &ck,
+            )?)),
+            #[cfg(not(feature = "tch"))]
+            Resolved::TchCpu | Resolved::TchCuda(_) => {
+                unreachable!("resolve() refuses tch specs without the feature")
+            }
+        })
+    }
+
+    /// The configuration the model was trained with.
+    pub fn config(&self) -> &Config {
+        dispatch_model!(self, m => m.config())
+    }
+
+    /// The image shape of the samples, if images.
+    pub fn image_dims(&self) -> Option<[usize; 3]> {
+        dispatch_model!(self, m => m.image_dims())
+    }
+
+    /// Samples ([`crate::run::TrainedModel::sample`]).
+    ///
+    /// # Errors
+    /// As [`crate::run::TrainedModel::sample`].
+    pub fn sample(
+        &mut self,
+        opts: &SampleOptions,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        dispatch_model!(self, m => m.sample(opts, progress))
+    }
+
+    /// Energies ([`crate::run::TrainedModel::energy`]).
+    ///
+    /// # Errors
+    /// As [`crate::run::TrainedModel::energy`].
+    pub fn energy(&mut self, x: &[f32], n: usize, use_ema: bool) -> Result<Vec<f32>> {
+        dispatch_model!(self, m => m.energy(x, n, use_ema))
+    }
+}
+
 /// The concrete backend a spec resolves to on this build and machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolved {

@@ -572,3 +572,60 @@ fn sampling_reports_progress_and_cancels() {
     assert!(matches!(e, Error::Cancelled), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 17, item 1 (Rust side): a checkpoint samples and scores with its
+/// networks alone after the training data is deleted, bit for bit as the
+/// resumed run does.
+#[test]
+fn a_checkpoint_samples_without_its_training_data() {
+    use hatebm_rs::run::TrainedModel;
+    let dir = scratch("model-only");
+    let data = dir.join("x.npy");
+    write_data(&data, 0, -1.0);
+    let mut run = Run::new(CpuBackend::new(), npy_config(&dir, &data)).unwrap();
+    run.train(Some(3), &mut Silent).unwrap();
+    let ck = dir.join("checkpoint.safetensors");
+    let opts = hatebm_rs::train::SampleOptions {
+        n: 6,
+        batch_size: 4,
+        steps: Some(3),
+        ..Default::default()
+    };
+    let mut resumed = Run::resume(CpuBackend::new(), &ck, None).unwrap();
+    let (want, shape) = resumed.sample(&opts).unwrap();
+    std::fs::remove_file(&data).unwrap();
+    assert!(matches!(
+        Run::resume(CpuBackend::new(), &ck, None).unwrap_err(),
+        Error::Io { .. }
+    ));
+    let mut m = TrainedModel::load(CpuBackend::new(), &ck).unwrap();
+    let (got, got_shape) = m.sample(&opts, &mut |_, _| true).unwrap();
+    assert_eq!(got_shape, shape);
+    assert_eq!(
+        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "the model samples as the run does"
+    );
+    assert_eq!(
+        m.image_dims(),
+        None,
+        "an npy data set has no known image shape"
+    );
+    // Energies: with and without the EMA weights, as the run's networks give them.
+    let x = &want[..2 * 64];
+    let e_raw = m.energy(x, 2, false).unwrap();
+    let e_ema = m.energy(x, 2, true).unwrap();
+    assert_eq!(e_raw.len(), 2);
+    assert_ne!(e_raw, e_ema, "the EMA weights differ from the raw ones");
+    let be = CpuBackend::new();
+    let xt = be.from_host(x, &[2, 64]).unwrap();
+    let e_run = be
+        .to_host(&resumed.trainer.energy.energy(&xt).unwrap())
+        .unwrap();
+    assert_eq!(e_raw, e_run);
+    assert!(
+        m.energy(&x[..10], 2, false).is_err(),
+        "wrong length is an error"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -105,6 +105,18 @@ impl Default for DataSpec {
 }
 
 impl DataSpec {
+    /// The image shape `[C, H, W]` this data set is known to hold without
+    /// loading it (the bundled digits and MNIST-5k), if any.
+    pub fn known_image_dims(&self) -> Option<[usize; 3]> {
+        match self {
+            DataSpec::Digits {} => Some([1, 8, 8]),
+            DataSpec::Mnist5k { pad_to_32, .. } => {
+                Some(if *pad_to_32 { [1, 32, 32] } else { [1, 28, 28] })
+            }
+            _ => None,
+        }
+    }
+
     /// Loads the data set.
     ///
     /// # Errors

@@ -344,6 +344,74 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Restores only the networks of a trainer built from the checkpoint's
+    /// configuration — the weights of the energy and the generator, and their
+    /// EMA weights where the optimisers keep an EMA — for sampling and
+    /// scoring ([`super::TrainedModel`]). The trainer is untouched on error.
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming a missing, mis-shaped or non-finite tensor.
+    pub fn restore_networks<B: Backend>(&self, t: &mut Trainer<B>) -> Result<()> {
+        let be = t.be.clone();
+        let mut ebm = t.energy.params().clone();
+        self.load_set(&be, &mut ebm, "ebm.")?;
+        let ebm_ema = self.load_ema(&be, &ebm, t.ebm_opt.ema.is_some(), "ebm")?;
+        let mut gen_state = None;
+        if let Some(g) = &t.generator {
+            let mut gp = g.params().clone();
+            self.load_set(&be, &mut gp, "gen.")?;
+            let keeps = t.gen_opt.as_ref().is_some_and(|o| o.ema.is_some());
+            let ema = self.load_ema(&be, &gp, keeps, "gen")?;
+            gen_state = Some((gp, ema));
+        }
+        *t.energy.params_mut() = ebm;
+        if ebm_ema.is_some() {
+            t.ebm_opt.ema = ebm_ema;
+        }
+        if let (Some(g), Some((gp, ema))) = (t.generator.as_mut(), gen_state) {
+            *g.params_mut() = gp;
+            if let (Some(o), Some(e)) = (t.gen_opt.as_mut(), ema) {
+                o.ema = Some(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The EMA tensors `{prefix}_ema.<p>` of the trainable parameters, when `keeps`.
+    #[allow(clippy::type_complexity)]
+    fn load_ema<B: Backend>(
+        &self,
+        be: &B,
+        params: &ParamSet<B>,
+        keeps: bool,
+        prefix: &str,
+    ) -> Result<Option<Vec<Option<B::Tensor>>>> {
+        if !keeps {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(params.len());
+        for p in params.iter() {
+            if !p.spec.trainable {
+                out.push(None);
+                continue;
+            }
+            let key = format!("{prefix}_ema.{}", p.spec.name);
+            let (shape, data) = self
+                .file
+                .f32(&key)
+                .map_err(|_| Error::format(&self.context, format!("tensor `{key}` missing")))?;
+            if shape != p.spec.shape.as_slice() {
+                return Err(Error::format(
+                    &self.context,
+                    format!("`{key}` has shape {shape:?}, expected {:?}", p.spec.shape),
+                ));
+            }
+            check_host(&self.context, &key, data, false)?;
+            out.push(Some(be.from_host(data, shape)?));
+        }
+        Ok(Some(out))
+    }
+
     /// Restores a trainer built from the checkpoint's configuration: weights,
     /// optimiser states, EMA, bank, iteration and chain seed. The trainer is
     /// untouched on error.

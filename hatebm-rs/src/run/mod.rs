@@ -8,6 +8,7 @@
 pub mod checkpoint;
 mod eval;
 mod guard;
+mod model;
 mod observer;
 mod outputs;
 mod pretrain;
@@ -26,11 +27,29 @@ use crate::{Error, Result};
 
 pub use checkpoint::Checkpoint;
 pub use eval::EvalReport;
+pub use model::TrainedModel;
 pub use observer::{Both, Event, Flow, GuardAction, Observer, Progress, Samples, Silent};
 pub use outputs::{FileOutputs, MetricsLog, save_picture};
 pub use pretrain::{AePretrained, pretrain_autoencoder};
 
 use guard::Snapshot;
+
+/// Refuses a sample call of `n` samples of `sample_shape` beyond the memory
+/// budget (the result lives twice at the end: backend tensor and host copy).
+fn check_sample_memory(config: &Config, sample_shape: &[usize], n: usize) -> Result<()> {
+    let per = crate::backend::shape::numel(sample_shape) as f64;
+    let bytes = 8.0 * per * n as f64;
+    crate::config::limits::check_bytes(config, bytes, || {
+        format!(
+            "sampling n = {n} needs about {:.2} GiB",
+            bytes / f64::from(1u32 << 30)
+        )
+    })
+    .map_err(|e| match e {
+        Error::Config(m) => Error::InvalidArgument(m),
+        other => other,
+    })
+}
 
 /// A training run.
 pub struct Run<B: BuildNets> {
@@ -588,19 +607,7 @@ impl<B: BuildNets> Run<B> {
         opts: &SampleOptions,
         progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
-        // The result lives twice (backend tensor, host copy) at the end.
-        let per = crate::backend::shape::numel(self.trainer.energy.sample_shape()) as f64;
-        crate::config::limits::check_bytes(&self.config, 8.0 * per * opts.n as f64, || {
-            format!(
-                "sampling n = {} needs about {:.2} GiB",
-                opts.n,
-                8.0 * per * opts.n as f64 / f64::from(1u32 << 30)
-            )
-        })
-        .map_err(|e| match e {
-            Error::Config(m) => Error::InvalidArgument(m),
-            other => other,
-        })?;
+        check_sample_memory(&self.config, self.trainer.energy.sample_shape(), opts.n)?;
         let (t, _) = self
             .trainer
             .sample_with_progress(opts, &mut SeededNoise, progress)?;

@@ -1,0 +1,138 @@
+//! [`TrainedModel`]: a trained Hat EBM loaded from a checkpoint alone — the
+//! energy, the generator, the EMA weights and the sampler settings the run
+//! used — for sampling and scoring, with no training data, bank or
+//! optimiser moments (a shipped model samples after its data is deleted).
+
+use std::path::Path;
+
+use super::checkpoint::Checkpoint;
+use crate::config::Config;
+use crate::nets::BuildNets;
+use crate::noise::SeededNoise;
+use crate::train::{SampleOptions, Trainer, TrainerSettings};
+use crate::{Error, Result};
+
+/// A model for sampling and energies, from a checkpoint's weights and
+/// configuration.
+pub struct TrainedModel<B: BuildNets> {
+    config: Config,
+    trainer: Trainer<B>,
+}
+
+impl<B: BuildNets> std::fmt::Debug for TrainedModel<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainedModel")
+            .field("energy", &self.config.model.energy.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: BuildNets> TrainedModel<B> {
+    /// Loads the networks (and the energy's EMA, when the run kept one) of a
+    /// checkpoint written by [`Run::save_checkpoint`](super::Run::save_checkpoint).
+    /// Nothing of the training data is read.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Format`] for a corrupt checkpoint or one whose
+    /// weights are missing, mis-shaped or not finite.
+    pub fn load(be: B, path: &Path) -> Result<Self> {
+        Self::from_checkpoint(be, &Checkpoint::read(path)?)
+    }
+
+    /// [`TrainedModel::load`] from a checkpoint already read.
+    ///
+    /// # Errors
+    /// As [`TrainedModel::load`].
+    pub fn from_checkpoint(be: B, ck: &Checkpoint) -> Result<Self> {
+        let config = ck.config()?;
+        let energy = be.build_energy(&config.model.energy, config.seed)?;
+        let generator = match &config.model.generator {
+            Some(arch) => Some(be.build_generator(arch, config.seed ^ 0x9e37_79b9)?),
+            None => None,
+        };
+        let mut settings = TrainerSettings::new(
+            config.train.clone(),
+            config.langevin.clone(),
+            config.ebm_optim.clone(),
+            config.gen_optim.clone(),
+            config.seed,
+        );
+        settings.init_bank = false;
+        let mut trainer = Trainer::new(be, settings, energy, generator, &mut SeededNoise)?;
+        ck.restore_networks(&mut trainer)?;
+        Ok(TrainedModel { config, trainer })
+    }
+
+    /// The configuration the model was trained with (its `sample` and
+    /// `langevin` sections are the defaults of [`TrainedModel::sample`]).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The shape of one sample.
+    pub fn sample_shape(&self) -> &[usize] {
+        self.trainer.energy.sample_shape()
+    }
+
+    /// The image shape `[C, H, W]` of the samples, if they are images: the
+    /// energy's input shape when it is 3-D, else what the data set is known
+    /// to hold (the digits' 8 × 8 for the MLP presets).
+    pub fn image_dims(&self) -> Option<[usize; 3]> {
+        match *self.sample_shape() {
+            [c, h, w] => Some([c, h, w]),
+            [n] => self
+                .config
+                .data
+                .known_image_dims()
+                .filter(|d| d.iter().product::<usize>() == n),
+            _ => None,
+        }
+    }
+
+    /// Draws samples as [`Run::sample`](super::Run::sample) does (same noise,
+    /// same results as the run that saved the checkpoint), calling
+    /// `progress(done, n)` after every batch (`false` cancels).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for sizes beyond the memory budget or
+    /// limits; [`Error::Cancelled`]; model and backend errors.
+    pub fn sample(
+        &mut self,
+        opts: &SampleOptions,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        super::check_sample_memory(&self.config, self.sample_shape(), opts.n)?;
+        let (t, _) = self
+            .trainer
+            .sample_with_progress(opts, &mut SeededNoise, progress)?;
+        let shape = self.trainer.be.shape(&t);
+        Ok((self.trainer.be.to_host(&t)?, shape))
+    }
+
+    /// The energies `U(x)` of `n` samples (host data `[n, ...sample]`), with the
+    /// EMA weights when `use_ema` and the model keeps them.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for data of the wrong length; backend errors.
+    pub fn energy(&mut self, x: &[f32], n: usize, use_ema: bool) -> Result<Vec<f32>> {
+        let shape = crate::backend::shape::batched(n, self.trainer.energy.sample_shape());
+        if x.len() != crate::backend::shape::numel(&shape) {
+            return Err(Error::shape("samples", &shape, &[x.len()]));
+        }
+        let be = self.trainer.be.clone();
+        let xt = be.from_host(x, &shape)?;
+        let swap = use_ema && self.trainer.ebm_opt.ema.is_some();
+        if swap {
+            self.trainer
+                .ebm_opt
+                .swap_ema(self.trainer.energy.params_mut());
+        }
+        let e = self.trainer.energy.energy(&xt);
+        if swap {
+            self.trainer
+                .ebm_opt
+                .swap_ema(self.trainer.energy.params_mut());
+        }
+        be.to_host(&e?)
+    }
+}
