@@ -54,6 +54,7 @@ pub mod io;
 pub mod langevin;
 pub mod log;
 pub mod metrics;
+pub mod model;
 pub(crate) mod panic;
 
 pub mod session;

@@ -111,6 +111,21 @@ impl AnyModel {
         dispatch_model!(self, m => m.image_dims())
     }
 
+    /// The shape of one sample.
+    pub fn sample_shape(&self) -> Vec<usize> {
+        dispatch_model!(self, m => m.sample_shape().to_vec())
+    }
+
+    /// The iteration the checkpoint was written at.
+    pub fn iteration(&self) -> u64 {
+        dispatch_model!(self, m => m.iteration())
+    }
+
+    /// The backend's name.
+    pub fn backend_name(&self) -> String {
+        dispatch_model!(self, m => m.backend_name())
+    }
+
     /// Samples ([`crate::run::TrainedModel::sample`]).
     ///
     /// # Errors

@@ -60,6 +60,7 @@ impl<B: BuildNets> TrainedModel<B> {
         settings.init_bank = false;
         let mut trainer = Trainer::new(be, settings, energy, generator, &mut SeededNoise)?;
         ck.restore_networks(&mut trainer)?;
+        trainer.iteration = ck.meta("iteration")?;
         Ok(TrainedModel { config, trainer })
     }
 
@@ -67,6 +68,16 @@ impl<B: BuildNets> TrainedModel<B> {
     /// `langevin` sections are the defaults of [`TrainedModel::sample`]).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The training iteration the checkpoint was written at.
+    pub fn iteration(&self) -> u64 {
+        self.trainer.iteration
+    }
+
+    /// The backend's name.
+    pub fn backend_name(&self) -> String {
+        self.trainer.be.name()
     }
 
     /// The shape of one sample.

@@ -1,0 +1,257 @@
+//! `hatebm_model`: a trained model loaded from a checkpoint alone — energy,
+//! generator, EMA weights and the sampler settings of the run — for sampling
+//! and energies, with no training data, bank or optimiser (llama.h's
+//! load-model call). A shipped checkpoint samples after its data is deleted.
+
+use std::ffi::c_char;
+use std::path::Path;
+
+use hatebm_rs::runtime::AnyModel;
+use hatebm_rs::spec::BackendSpec;
+use hatebm_rs::train::SampleOptions;
+
+use crate::busy::{BusyCell, BusyGuard};
+use crate::error::{Failure, FfiResult};
+use crate::handle::{
+    box_castable, expect_disjoint, expect_len, free_box, into_raw_box, opt_out, try_copy_out,
+    try_out, try_ref, try_slice, try_slice_mut, try_str, try_versioned,
+};
+use crate::session::hatebm_sample_params;
+use crate::status::hatebm_status;
+
+/// A trained model for sampling and energies, loaded from a checkpoint.
+///
+/// Thread-safety: NOT thread-safe; use a model from one thread at a time (a
+/// call while another is inside returns `HATEBM_MISUSE`). Several models may
+/// be used on different threads.
+#[derive(Debug)]
+pub struct hatebm_model {
+    _private: [u8; 0],
+}
+
+box_castable!(hatebm_model => BusyCell<AnyModel>);
+
+/// Takes a model for the duration of one call.
+///
+/// # Safety
+/// `model` is NULL or a live handle from `hatebm_model_load`.
+unsafe fn enter<'a>(model: *const hatebm_model) -> FfiResult<BusyGuard<'a, AnyModel>> {
+    // SAFETY: forwarded from this function's contract; the cell is only ever
+    // borrowed shared, its value only through the guard.
+    let cell: &'a BusyCell<AnyModel> = unsafe { try_ref(model, "model") }?;
+    cell.enter("model")
+}
+
+/// Loads the networks of a checkpoint (written by
+/// `hatebm_session_save_checkpoint` or `hatebm train`) and the sampler
+/// settings of its run, without reading its training data. `backend` is NULL
+/// (the backend stored in the checkpoint) or a backend spec (`"cpu"`,
+/// `"tch:cuda:0"`, ...). Free with `hatebm_model_free`.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `backend` is NULL or one; `out` is NULL
+/// or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_model_load(
+    path: *const c_char,
+    backend: *const c_char,
+    out: *mut *mut hatebm_model,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { try_out(out, "out") }?;
+        // SAFETY: forwarded from this function's contract.
+        let path = unsafe { try_str(path, "path") }?;
+        let spec = if backend.is_null() {
+            None
+        } else {
+            // SAFETY: forwarded from this function's contract.
+            let b = unsafe { try_str(backend, "backend") }?;
+            Some(b.parse::<BackendSpec>()?)
+        };
+        let model = AnyModel::load(Path::new(path), spec)?;
+        out.write(into_raw_box(BusyCell::new(model)));
+        Ok(())
+    }
+}
+
+/// Frees a model. NULL is a no-op; a model inside a call is not freed (the
+/// last error says so).
+///
+/// # Safety
+/// `model` is NULL or a live handle from `hatebm_model_load`, not used afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_model_free(model: *mut hatebm_model) {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        if let Ok(cell) = unsafe { try_ref::<hatebm_model>(model, "model") }
+            && cell.is_busy()
+        {
+            crate::error::fail(
+                hatebm_status::HATEBM_MISUSE,
+                "hatebm_model_free: the model is inside a call; it was not freed",
+            );
+            return;
+        }
+        // SAFETY: forwarded from this function's contract.
+        unsafe { free_box(model) }
+    }
+}
+
+/// Copies the shape of one sample into `dims` (copy-out convention;
+/// `*out_n` = number of dimensions).
+///
+/// # Safety
+/// `model` is NULL or live; `dims` is NULL (with `len == 0`) or has `len`
+/// writable `size_t`; `out_n` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_model_sample_shape(
+    model: *const hatebm_model,
+    dims: *mut usize,
+    len: usize,
+    out_n: *mut usize,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let m = unsafe { enter(model) }?;
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { try_copy_out(dims, len, out_n, "dims") }?;
+        out.write_slice(&m.sample_shape())
+    }
+}
+
+/// Copies the image shape `{C, H, W}` of the samples (copy-out convention);
+/// `*out_n = 0` when the samples are not images.
+///
+/// # Safety
+/// As `hatebm_model_sample_shape`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_model_image_shape(
+    model: *const hatebm_model,
+    dims: *mut usize,
+    len: usize,
+    out_n: *mut usize,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let m = unsafe { enter(model) }?;
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { try_copy_out(dims, len, out_n, "dims") }?;
+        match m.image_dims() {
+            Some(d) => out.write_slice(&d),
+            None => out.write_slice(&[]),
+        }
+    }
+}
+
+/// The number of floats per sample and the iteration the checkpoint was
+/// written at. Either out-param may be NULL.
+///
+/// # Safety
+/// `model` is NULL or live; each out-param is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_model_info(
+    model: *const hatebm_model,
+    out_sample_len: *mut usize,
+    out_iteration: *mut u64,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let o_s = unsafe { opt_out(out_sample_len, "out_sample_len") }?;
+        // SAFETY: forwarded from this function's contract.
+        let o_i = unsafe { opt_out(out_iteration, "out_iteration") }?;
+        // SAFETY: forwarded from this function's contract.
+        let m = unsafe { enter(model) }?;
+        if let Some(o) = o_s {
+            o.write(m.sample_shape().iter().product());
+        }
+        if let Some(o) = o_i {
+            o.write(m.iteration());
+        }
+        Ok(())
+    }
+}
+
+fn sample_len(m: &AnyModel) -> usize {
+    m.sample_shape().iter().product()
+}
+
+/// Draws `params->n` samples into `out[n * sample_len]`, exactly as
+/// `hatebm_session_sample` on the resumed run would (same parameters, same
+/// numbers).
+///
+/// # Safety
+/// `model` is NULL or live; `params` is NULL or a readable
+/// `hatebm_sample_params`; `out` has `out_len` writable floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_model_sample(
+    model: *mut hatebm_model,
+    params: *const hatebm_sample_params,
+    out: *mut f32,
+    out_len: usize,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let mut m = unsafe { enter(model) }?;
+        // SAFETY: forwarded from this function's contract.
+        let p = unsafe { try_versioned(params, "params") }?;
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { try_slice_mut(out, out_len, "out") }?;
+        if p.n == 0 {
+            return Err(Failure::invalid("params->n must be at least 1"));
+        }
+        expect_len("out", out.len(), p.n, sample_len(&m), "sample_len")?;
+        let opts = SampleOptions {
+            n: p.n,
+            batch_size: if p.batch_size == 0 {
+                m.config().sample.batch_size
+            } else {
+                p.batch_size
+            },
+            steps: usize::try_from(p.steps).ok(),
+            use_ema: p.use_ema,
+            seed: p.seed,
+        };
+        let (data, _) = m.sample(&opts, &mut |_, _| true)?;
+        if data.len() != out.len() {
+            return Err(hatebm_rs::Error::shape("samples", &[out.len()], &[data.len()]).into());
+        }
+        out.copy_from_slice(&data);
+        Ok(())
+    }
+}
+
+/// Energies U(x) of `n` samples `x[n * sample_len]` into `out_energy[n]`,
+/// with the EMA weights when `use_ema` and the model keeps them.
+///
+/// # Safety
+/// `model` is NULL or live; `x` has `x_len` readable floats; `out_energy` has
+/// `out_len` writable floats; the buffers do not overlap.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_model_energy(
+    model: *mut hatebm_model,
+    x: *const f32,
+    x_len: usize,
+    n: usize,
+    use_ema: bool,
+    out_energy: *mut f32,
+    out_len: usize,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let mut m = unsafe { enter(model) }?;
+        expect_disjoint((x, x_len, "x"), (out_energy.cast_const(), out_len, "out_energy"))?;
+        // SAFETY: forwarded from this function's contract.
+        let x = unsafe { try_slice(x, x_len, "x") }?;
+        // SAFETY: forwarded from this function's contract.
+        let out = unsafe { try_slice_mut(out_energy, out_len, "out_energy") }?;
+        if n == 0 {
+            return Err(Failure::invalid("n must be at least 1"));
+        }
+        expect_len("x", x.len(), n, sample_len(&m), "sample_len")?;
+        expect_len("out_energy", out.len(), n, 1, "1")?;
+        let e = m.energy(x, n, use_ema)?;
+        out.copy_from_slice(&e);
+        Ok(())
+    }
+}
