@@ -1,6 +1,6 @@
 /*
  * sample_checkpoint.c - load a trained model from a checkpoint and draw samples
- * from it, with the model-only API (hatebm_model_*): the networks, the EMA and
+ * from it, with the model-only API (hatebm_trained_model_*): the networks, the EMA and
  * the sampler settings of the run, without its training data.
  *
  *   sample_checkpoint CHECKPOINT [N [OUT_PREFIX [STEPS [SEED]]]]
@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
     float *x = NULL, *energy = NULL;
     double e_mean = 0.0, lo = 1e30, hi = -1e30;
     uint64_t iteration = 0;
-    hatebm_model *m = NULL;
+    hatebm_trained_model *m = NULL;
     hatebm_sample_params sp = hatebm_sample_default_params();
 
     if (argc < 2) {
@@ -56,9 +56,9 @@ int main(int argc, char **argv) {
     sp.seed = argc > 5 ? strtoull(argv[5], NULL, 10) : 0;
 
     /* backend NULL = the one stored in the checkpoint. */
-    TRY(hatebm_model_load(ckpt, backend, &m));
-    TRY(hatebm_model_info(m, &sample_len, &iteration));
-    TRY(hatebm_model_sample_shape(m, shape + 1, 7, &ndim));
+    TRY(hatebm_trained_model_load(ckpt, backend, &m));
+    TRY(hatebm_trained_model_info(m, &sample_len, &iteration));
+    TRY(hatebm_trained_model_sample_shape(m, shape + 1, 7, &ndim));
     printf("sample_checkpoint: %s (iteration %llu), sample shape [", ckpt,
            (unsigned long long)iteration);
     for (i = 0; i < ndim; i++) {
@@ -71,8 +71,8 @@ int main(int argc, char **argv) {
     if (x == NULL || energy == NULL) {
         goto done;
     }
-    TRY(hatebm_model_sample(m, &sp, x, n * sample_len));
-    TRY(hatebm_model_energy(m, x, n * sample_len, n, sp.use_ema, energy, n));
+    TRY(hatebm_trained_model_sample(m, &sp, x, n * sample_len));
+    TRY(hatebm_trained_model_energy(m, x, n * sample_len, n, sp.use_ema, energy, n));
     for (i = 0; i < n; i++) {
         e_mean += energy[i] / (double)n;
     }
@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s.npy", prefix);
     TRY(hatebm_save_npy(path, x, n * sample_len, shape, ndim + 1));
     printf("sample_checkpoint: wrote %s\n", path);
-    TRY(hatebm_model_image_shape(m, img, 3, &n_img));
+    TRY(hatebm_trained_model_image_shape(m, img, 3, &n_img));
     if (n_img == 3) {
         snprintf(path, sizeof path, "%s.png", prefix);
         TRY(hatebm_save_image_grid(path, x, n * sample_len, n, img[0], img[1], img[2]));
@@ -99,6 +99,6 @@ int main(int argc, char **argv) {
 done:
     free(x);
     free(energy);
-    hatebm_model_free(m);
+    hatebm_trained_model_free(m);
     return rc;
 }

@@ -166,25 +166,6 @@ typedef enum hatebm_status {
 } hatebm_status;
 
 /**
- * Which network a weights call addresses (pass as `int`).
- */
-typedef enum hatebm_model {
-    /**
-     * The energy network (its current weights).
-     */
-    HATEBM_MODEL_ENERGY = 0,
-    /**
-     * The generator.
-     */
-    HATEBM_MODEL_GENERATOR = 1,
-    /**
-     * The exponential moving average of the energy's weights (kept when
-     * `ebm_optim.ema_decay` is set; what sampling uses by default).
-     */
-    HATEBM_MODEL_ENERGY_EMA = 2,
-} hatebm_model;
-
-/**
  * Log levels, as passed to `hatebm_log_cb` and `hatebm_log_set_level`.
  * Larger values are more verbose.
  */
@@ -214,6 +195,25 @@ typedef enum hatebm_log_level {
      */
     HATEBM_LOG_LEVEL_TRACE = 5,
 } hatebm_log_level;
+
+/**
+ * Which network a weights call addresses (pass as `int`).
+ */
+typedef enum hatebm_model {
+    /**
+     * The energy network (its current weights).
+     */
+    HATEBM_MODEL_ENERGY = 0,
+    /**
+     * The generator.
+     */
+    HATEBM_MODEL_GENERATOR = 1,
+    /**
+     * The exponential moving average of the energy's weights (kept when
+     * `ebm_optim.ema_decay` is set; what sampling uses by default).
+     */
+    HATEBM_MODEL_ENERGY_EMA = 2,
+} hatebm_model;
 
 /**
  * A fixed-capacity bank of latents `z` (`latent_len` floats each; none when
@@ -270,6 +270,15 @@ typedef struct hatebm_session hatebm_session;
  */
 typedef struct hatebm_test_handle hatebm_test_handle;
 #endif
+
+/**
+ * A trained model for sampling and energies, loaded from a checkpoint.
+ *
+ * Thread-safety: NOT thread-safe; use a model from one thread at a time (a
+ * call while another is inside returns `HATEBM_MISUSE`). Several models may
+ * be used on different threads.
+ */
+typedef struct hatebm_trained_model hatebm_trained_model;
 
 /**
  * Computes the energy of `n` samples: reads `x[n * sample_len]`, writes
@@ -1298,24 +1307,24 @@ enum hatebm_status hatebm_metrics_energy_distance(const float *real,
  * `hatebm_session_save_checkpoint` or `hatebm train`) and the sampler
  * settings of its run, without reading its training data. `backend` is NULL
  * (the backend stored in the checkpoint) or a backend spec (`"cpu"`,
- * `"tch:cuda:0"`, ...). Free with `hatebm_model_free`.
+ * `"tch:cuda:0"`, ...). Free with `hatebm_trained_model_free`.
  *
  * # Safety
  * `path` is a NUL-terminated string; `backend` is NULL or one; `out` is NULL
  * or writable.
  */
-enum hatebm_status hatebm_model_load(const char *path,
-                                     const char *backend,
-                                     enum hatebm_model **out);
+enum hatebm_status hatebm_trained_model_load(const char *path,
+                                             const char *backend,
+                                             struct hatebm_trained_model **out);
 
 /**
  * Frees a model. NULL is a no-op; a model inside a call is not freed (the
  * last error says so).
  *
  * # Safety
- * `model` is NULL or a live handle from `hatebm_model_load`, not used afterwards.
+ * `model` is NULL or a live handle from `hatebm_trained_model_load`, not used afterwards.
  */
-void hatebm_model_free(enum hatebm_model *model);
+void hatebm_trained_model_free(struct hatebm_trained_model *model);
 
 /**
  * Copies the shape of one sample into `dims` (copy-out convention;
@@ -1325,22 +1334,22 @@ void hatebm_model_free(enum hatebm_model *model);
  * `model` is NULL or live; `dims` is NULL (with `len == 0`) or has `len`
  * writable `size_t`; `out_n` is NULL or writable.
  */
-enum hatebm_status hatebm_model_sample_shape(const enum hatebm_model *model,
-                                             size_t *dims,
-                                             size_t len,
-                                             size_t *out_n);
+enum hatebm_status hatebm_trained_model_sample_shape(const struct hatebm_trained_model *model,
+                                                     size_t *dims,
+                                                     size_t len,
+                                                     size_t *out_n);
 
 /**
  * Copies the image shape `{C, H, W}` of the samples (copy-out convention);
  * `*out_n = 0` when the samples are not images.
  *
  * # Safety
- * As `hatebm_model_sample_shape`.
+ * As `hatebm_trained_model_sample_shape`.
  */
-enum hatebm_status hatebm_model_image_shape(const enum hatebm_model *model,
-                                            size_t *dims,
-                                            size_t len,
-                                            size_t *out_n);
+enum hatebm_status hatebm_trained_model_image_shape(const struct hatebm_trained_model *model,
+                                                    size_t *dims,
+                                                    size_t len,
+                                                    size_t *out_n);
 
 /**
  * The number of floats per sample and the iteration the checkpoint was
@@ -1349,9 +1358,9 @@ enum hatebm_status hatebm_model_image_shape(const enum hatebm_model *model,
  * # Safety
  * `model` is NULL or live; each out-param is NULL or writable.
  */
-enum hatebm_status hatebm_model_info(const enum hatebm_model *model,
-                                     size_t *out_sample_len,
-                                     uint64_t *out_iteration);
+enum hatebm_status hatebm_trained_model_info(const struct hatebm_trained_model *model,
+                                             size_t *out_sample_len,
+                                             uint64_t *out_iteration);
 
 /**
  * Draws `params->n` samples into `out[n * sample_len]`, exactly as
@@ -1362,10 +1371,10 @@ enum hatebm_status hatebm_model_info(const enum hatebm_model *model,
  * `model` is NULL or live; `params` is NULL or a readable
  * `hatebm_sample_params`; `out` has `out_len` writable floats.
  */
-enum hatebm_status hatebm_model_sample(enum hatebm_model *model,
-                                       const struct hatebm_sample_params *params,
-                                       float *out,
-                                       size_t out_len);
+enum hatebm_status hatebm_trained_model_sample(struct hatebm_trained_model *model,
+                                               const struct hatebm_sample_params *params,
+                                               float *out,
+                                               size_t out_len);
 
 /**
  * Energies U(x) of `n` samples `x[n * sample_len]` into `out_energy[n]`,
@@ -1375,13 +1384,13 @@ enum hatebm_status hatebm_model_sample(enum hatebm_model *model,
  * `model` is NULL or live; `x` has `x_len` readable floats; `out_energy` has
  * `out_len` writable floats; the buffers do not overlap.
  */
-enum hatebm_status hatebm_model_energy(enum hatebm_model *model,
-                                       const float *x,
-                                       size_t x_len,
-                                       size_t n,
-                                       bool use_ema,
-                                       float *out_energy,
-                                       size_t out_len);
+enum hatebm_status hatebm_trained_model_energy(struct hatebm_trained_model *model,
+                                               const float *x,
+                                               size_t x_len,
+                                               size_t n,
+                                               bool use_ema,
+                                               float *out_energy,
+                                               size_t out_len);
 
 /**
  * Default sampling settings: n = 64, batch_size = 0 (the configuration's),

@@ -591,6 +591,56 @@ class Bank {
     Handle<hatebm_bank, hatebm_bank_free> handle_;
 };
 
+/// A trained model loaded from a checkpoint alone (hatebm_trained_model): its
+/// networks, EMA and sampler settings, no training data. Movable, not copyable;
+/// one thread at a time.
+class TrainedModel {
+  public:
+    /// `backend` empty = the backend stored in the checkpoint.
+    explicit TrainedModel(const std::string &path, const std::string &backend = "") {
+        check(hatebm_trained_model_load(path.c_str(), backend.empty() ? nullptr : backend.c_str(),
+                                        handle_.out()));
+    }
+    std::size_t sample_len() const {
+        std::size_t n = 0;
+        check(hatebm_trained_model_info(handle_.get(), &n, nullptr));
+        return n;
+    }
+    /// The training iteration the checkpoint was written at.
+    std::uint64_t iteration() const {
+        std::uint64_t it = 0;
+        check(hatebm_trained_model_info(handle_.get(), nullptr, &it));
+        return it;
+    }
+    std::vector<std::size_t> sample_shape() const {
+        return copy_vector<std::size_t>([this](std::size_t *b, std::size_t n, std::size_t *out_n) {
+            return hatebm_trained_model_sample_shape(handle_.get(), b, n, out_n);
+        });
+    }
+    /// {C, H, W}, or empty when the samples are not images.
+    std::vector<std::size_t> image_shape() const {
+        return copy_vector<std::size_t>([this](std::size_t *b, std::size_t n, std::size_t *out_n) {
+            return hatebm_trained_model_image_shape(handle_.get(), b, n, out_n);
+        });
+    }
+    std::vector<float> sample(const hatebm_sample_params &params) {
+        std::vector<float> out(params.n * sample_len());
+        check(hatebm_trained_model_sample(handle_.get(), &params, out.data(), out.size()));
+        return out;
+    }
+    std::vector<float> energy(const std::vector<float> &x, bool use_ema = true) {
+        const std::size_t n = x.size() / sample_len();
+        std::vector<float> e(n);
+        check(hatebm_trained_model_energy(handle_.get(), x.data(), x.size(), n, use_ema, e.data(),
+                                          e.size()));
+        return e;
+    }
+    hatebm_trained_model *get() const noexcept { return handle_.get(); }
+
+  private:
+    Handle<hatebm_trained_model, hatebm_trained_model_free> handle_;
+};
+
 /// A training session (hatebm_session). Movable, not copyable; one thread at a time.
 class Session {
   public:

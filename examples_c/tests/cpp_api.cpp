@@ -110,7 +110,19 @@ void test_session() {
     hatebm::Session r = hatebm::Session::resume(ck);
     CHECK(r.iteration() == s.iteration());
     CHECK(r.sample(sp) == x);
+    // The trained model alone samples the same numbers (issue 17, item 1).
+    hatebm::TrainedModel m(ck);
+    CHECK(m.iteration() == s.iteration() && m.sample_len() == 2);
+    CHECK(m.sample_shape() == std::vector<std::size_t>{2} && m.image_shape().empty());
+    CHECK(m.sample(sp) == x);
+    CHECK(m.energy(x, false) == s.energy(x, 6));
     std::remove(ck);
+    try {
+        hatebm::TrainedModel missing("/nonexistent/ck.safetensors");
+        CHECK(false);
+    } catch (const hatebm::Error &err) {
+        CHECK(err.status() == HATEBM_IO);
+    }
 
     try {
         hatebm::Session::resume("/nonexistent/ck.safetensors");

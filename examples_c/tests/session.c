@@ -312,7 +312,7 @@ static void test_sampling(hatebm_session *s) {
  * the session that wrote it does, with no data, bank or optimiser. */
 static void test_model_only(hatebm_session *s) {
     char ck[512];
-    hatebm_model *m = NULL, *untouched = (hatebm_model *)(void *)&ck;
+    hatebm_trained_model *m = NULL, *untouched = (hatebm_trained_model *)(void *)&ck;
     hatebm_sample_params p = hatebm_sample_default_params();
     float a[12], b[12], e1[6], e2[6];
     size_t dims[4], nd = 0, sl = 0;
@@ -320,33 +320,33 @@ static void test_model_only(hatebm_session *s) {
 
     test_path(ck, sizeof ck, "session", "model.safetensors");
     CHECK_OK(hatebm_session_save_checkpoint(s, ck));
-    CHECK_OK(hatebm_model_load(ck, NULL, &m));
-    CHECK_OK(hatebm_model_info(m, &sl, &it_m));
+    CHECK_OK(hatebm_trained_model_load(ck, NULL, &m));
+    CHECK_OK(hatebm_trained_model_info(m, &sl, &it_m));
     CHECK_OK(hatebm_session_iteration(s, &it_s));
     CHECK(sl == 2 && it_m == it_s);
-    CHECK_OK(hatebm_model_sample_shape(m, dims, 4, &nd));
+    CHECK_OK(hatebm_trained_model_sample_shape(m, dims, 4, &nd));
     CHECK(nd == 1 && dims[0] == 2);
-    CHECK_OK(hatebm_model_image_shape(m, dims, 4, &nd));
+    CHECK_OK(hatebm_trained_model_image_shape(m, dims, 4, &nd));
     CHECK(nd == 0);
     p.n = 6;
     p.steps = 3;
     p.seed = 4;
     CHECK_OK(hatebm_session_sample(s, &p, a, 12));
-    CHECK_OK(hatebm_model_sample(m, &p, b, 12));
+    CHECK_OK(hatebm_trained_model_sample(m, &p, b, 12));
     CHECK_SAME_FLOATS(a, b, 12);
     CHECK_OK(hatebm_session_energy(s, a, 12, 6, e1, 6));
-    CHECK_OK(hatebm_model_energy(m, a, 12, 6, false, e2, 6));
+    CHECK_OK(hatebm_trained_model_energy(m, a, 12, 6, false, e2, 6));
     CHECK_SAME_FLOATS(e1, e2, 6);
     /* Misuse: wrong lengths, NULLs, a missing file, a backend that is not there. */
-    CHECK_STATUS(hatebm_model_sample(m, &p, b, 11), HATEBM_SHAPE_MISMATCH);
-    CHECK_STATUS(hatebm_model_energy(m, a, 12, 6, false, e2, 5), HATEBM_SHAPE_MISMATCH);
-    CHECK_STATUS(hatebm_model_sample(NULL, &p, b, 12), HATEBM_NULL_PARAMETER);
-    CHECK_STATUS(hatebm_model_load("/nonexistent/ck.safetensors", NULL, &untouched), HATEBM_IO);
-    CHECK_STATUS(hatebm_model_load(ck, "nonsense", &untouched), HATEBM_CONFIG);
-    CHECK_STATUS(hatebm_model_load(ck, NULL, NULL), HATEBM_NULL_PARAMETER);
-    CHECK(untouched == (hatebm_model *)(void *)&ck);
-    hatebm_model_free(m);
-    hatebm_model_free(NULL);
+    CHECK_STATUS(hatebm_trained_model_sample(m, &p, b, 11), HATEBM_SHAPE_MISMATCH);
+    CHECK_STATUS(hatebm_trained_model_energy(m, a, 12, 6, false, e2, 5), HATEBM_SHAPE_MISMATCH);
+    CHECK_STATUS(hatebm_trained_model_sample(NULL, &p, b, 12), HATEBM_NULL_PARAMETER);
+    CHECK_STATUS(hatebm_trained_model_load("/nonexistent/ck.safetensors", NULL, &untouched), HATEBM_IO);
+    CHECK_STATUS(hatebm_trained_model_load(ck, "nonsense", &untouched), HATEBM_CONFIG);
+    CHECK_STATUS(hatebm_trained_model_load(ck, NULL, NULL), HATEBM_NULL_PARAMETER);
+    CHECK(untouched == (hatebm_trained_model *)(void *)&ck);
+    hatebm_trained_model_free(m);
+    hatebm_trained_model_free(NULL);
 }
 
 static void test_checkpoint_and_weights(hatebm_session *s) {

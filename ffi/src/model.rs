@@ -1,4 +1,4 @@
-//! `hatebm_model`: a trained model loaded from a checkpoint alone — energy,
+//! `hatebm_trained_model`: a trained model loaded from a checkpoint alone — energy,
 //! generator, EMA weights and the sampler settings of the run — for sampling
 //! and energies, with no training data, bank or optimiser (llama.h's
 //! load-model call). A shipped checkpoint samples after its data is deleted.
@@ -25,17 +25,17 @@ use crate::status::hatebm_status;
 /// call while another is inside returns `HATEBM_MISUSE`). Several models may
 /// be used on different threads.
 #[derive(Debug)]
-pub struct hatebm_model {
+pub struct hatebm_trained_model {
     _private: [u8; 0],
 }
 
-box_castable!(hatebm_model => BusyCell<AnyModel>);
+box_castable!(hatebm_trained_model => BusyCell<AnyModel>);
 
 /// Takes a model for the duration of one call.
 ///
 /// # Safety
-/// `model` is NULL or a live handle from `hatebm_model_load`.
-unsafe fn enter<'a>(model: *const hatebm_model) -> FfiResult<BusyGuard<'a, AnyModel>> {
+/// `model` is NULL or a live handle from `hatebm_trained_model_load`.
+unsafe fn enter<'a>(model: *const hatebm_trained_model) -> FfiResult<BusyGuard<'a, AnyModel>> {
     // SAFETY: forwarded from this function's contract; the cell is only ever
     // borrowed shared, its value only through the guard.
     let cell: &'a BusyCell<AnyModel> = unsafe { try_ref(model, "model") }?;
@@ -46,16 +46,16 @@ unsafe fn enter<'a>(model: *const hatebm_model) -> FfiResult<BusyGuard<'a, AnyMo
 /// `hatebm_session_save_checkpoint` or `hatebm train`) and the sampler
 /// settings of its run, without reading its training data. `backend` is NULL
 /// (the backend stored in the checkpoint) or a backend spec (`"cpu"`,
-/// `"tch:cuda:0"`, ...). Free with `hatebm_model_free`.
+/// `"tch:cuda:0"`, ...). Free with `hatebm_trained_model_free`.
 ///
 /// # Safety
 /// `path` is a NUL-terminated string; `backend` is NULL or one; `out` is NULL
 /// or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hatebm_model_load(
+pub unsafe extern "C" fn hatebm_trained_model_load(
     path: *const c_char,
     backend: *const c_char,
-    out: *mut *mut hatebm_model,
+    out: *mut *mut hatebm_trained_model,
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
@@ -79,17 +79,17 @@ pub unsafe extern "C" fn hatebm_model_load(
 /// last error says so).
 ///
 /// # Safety
-/// `model` is NULL or a live handle from `hatebm_model_load`, not used afterwards.
+/// `model` is NULL or a live handle from `hatebm_trained_model_load`, not used afterwards.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hatebm_model_free(model: *mut hatebm_model) {
+pub unsafe extern "C" fn hatebm_trained_model_free(model: *mut hatebm_trained_model) {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
-        if let Ok(cell) = unsafe { try_ref::<hatebm_model>(model, "model") }
+        if let Ok(cell) = unsafe { try_ref::<hatebm_trained_model>(model, "model") }
             && cell.is_busy()
         {
             crate::error::fail(
                 hatebm_status::HATEBM_MISUSE,
-                "hatebm_model_free: the model is inside a call; it was not freed",
+                "hatebm_trained_model_free: the model is inside a call; it was not freed",
             );
             return;
         }
@@ -105,8 +105,8 @@ pub unsafe extern "C" fn hatebm_model_free(model: *mut hatebm_model) {
 /// `model` is NULL or live; `dims` is NULL (with `len == 0`) or has `len`
 /// writable `size_t`; `out_n` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hatebm_model_sample_shape(
-    model: *const hatebm_model,
+pub unsafe extern "C" fn hatebm_trained_model_sample_shape(
+    model: *const hatebm_trained_model,
     dims: *mut usize,
     len: usize,
     out_n: *mut usize,
@@ -124,10 +124,10 @@ pub unsafe extern "C" fn hatebm_model_sample_shape(
 /// `*out_n = 0` when the samples are not images.
 ///
 /// # Safety
-/// As `hatebm_model_sample_shape`.
+/// As `hatebm_trained_model_sample_shape`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hatebm_model_image_shape(
-    model: *const hatebm_model,
+pub unsafe extern "C" fn hatebm_trained_model_image_shape(
+    model: *const hatebm_trained_model,
     dims: *mut usize,
     len: usize,
     out_n: *mut usize,
@@ -150,8 +150,8 @@ pub unsafe extern "C" fn hatebm_model_image_shape(
 /// # Safety
 /// `model` is NULL or live; each out-param is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hatebm_model_info(
-    model: *const hatebm_model,
+pub unsafe extern "C" fn hatebm_trained_model_info(
+    model: *const hatebm_trained_model,
     out_sample_len: *mut usize,
     out_iteration: *mut u64,
 ) -> hatebm_status {
@@ -184,8 +184,8 @@ fn sample_len(m: &AnyModel) -> usize {
 /// `model` is NULL or live; `params` is NULL or a readable
 /// `hatebm_sample_params`; `out` has `out_len` writable floats.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hatebm_model_sample(
-    model: *mut hatebm_model,
+pub unsafe extern "C" fn hatebm_trained_model_sample(
+    model: *mut hatebm_trained_model,
     params: *const hatebm_sample_params,
     out: *mut f32,
     out_len: usize,
@@ -228,8 +228,8 @@ pub unsafe extern "C" fn hatebm_model_sample(
 /// `model` is NULL or live; `x` has `x_len` readable floats; `out_energy` has
 /// `out_len` writable floats; the buffers do not overlap.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn hatebm_model_energy(
-    model: *mut hatebm_model,
+pub unsafe extern "C" fn hatebm_trained_model_energy(
+    model: *mut hatebm_trained_model,
     x: *const f32,
     x_len: usize,
     n: usize,

@@ -154,22 +154,22 @@ fn one_sequence(seq: u64, dir: &std::path::Path, reached: &mut Reached) {
         // The model-only load of the same file, sampled with mutated parameters.
         let mut m = std::ptr::null_mut();
         // SAFETY: valid path; NULL backend = the stored one.
-        let st3 = unsafe { hatebm_model_load(path.as_ptr(), null(), &mut m) };
+        let st3 = unsafe { hatebm_trained_model_load(path.as_ptr(), null(), &mut m) };
         assert_eq!(st3, hatebm_status::HATEBM_OK, "sequence {seq}: model load");
         let mut p = hatebm_sample_default_params();
         p.n = [1usize, 2, 1 << 40][rng.random_range(0..3)];
         p.steps = [-1i64, 0, 2, 100_000_000_000][rng.random_range(0..4)];
         let mut sl = 0usize;
         // SAFETY: live model; NULL iteration allowed.
-        let st4 = unsafe { hatebm_model_info(m, &mut sl, std::ptr::null_mut()) };
-        no_panic(st4, "hatebm_model_info", seq);
+        let st4 = unsafe { hatebm_trained_model_info(m, &mut sl, std::ptr::null_mut()) };
+        no_panic(st4, "hatebm_trained_model_info", seq);
         let len = p.n.saturating_mul(sl).min(4096);
         let mut out = vec![0f32; len.max(1)];
         // SAFETY: live model; `out` has `len` writable floats.
-        let st5 = unsafe { hatebm_model_sample(m, &p, out.as_mut_ptr(), len) };
-        no_panic(st5, "hatebm_model_sample", seq);
+        let st5 = unsafe { hatebm_trained_model_sample(m, &p, out.as_mut_ptr(), len) };
+        no_panic(st5, "hatebm_trained_model_sample", seq);
         // SAFETY: freed once.
-        unsafe { hatebm_model_free(m) };
+        unsafe { hatebm_trained_model_free(m) };
     } else {
         assert!(!ck.exists(), "sequence {seq}: a failed save wrote a file");
     }
