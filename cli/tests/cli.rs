@@ -403,6 +403,11 @@ fn sigkill_during_checkpointing_never_damages_the_checkpoint() {
             .unwrap_or_default()
     };
     let (mut kills, mut left_temps, mut resumed) = (0, 0, 0);
+    // Kill times scale with how long this build takes to start and write its
+    // first checkpoint (a libtorch-linked binary starts far slower): the first
+    // run is killed once that checkpoint exists, the others at seeded random
+    // times between half and twice that.
+    let mut first_save_ms: Option<u64> = None;
     for _ in 0..50 {
         let mut cmd = bin();
         if ck.exists() {
@@ -420,7 +425,21 @@ fn sigkill_during_checkpointing_never_damages_the_checkpoint() {
         }
         cmd.stderr(std::process::Stdio::null());
         let mut child = cmd.spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(40 + next() % 260));
+        match first_save_ms {
+            None => {
+                let t0 = std::time::Instant::now();
+                while !ck.exists() {
+                    assert!(t0.elapsed().as_secs() < 300, "no checkpoint after 300 s");
+                    assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                first_save_ms = Some(t0.elapsed().as_millis() as u64);
+            }
+            Some(t) => {
+                let ms = t / 2 + next() % (3 * t / 2 + 1);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         kills += 1;
@@ -448,7 +467,9 @@ fn sigkill_during_checkpointing_never_damages_the_checkpoint() {
         Vec::<String>::new(),
         "temporary files left behind"
     );
-    eprintln!("{kills} SIGKILLs, {resumed} resumed runs, {left_temps} kills left a temporary file");
+    eprintln!(
+        "{kills} SIGKILLs, {resumed} resumed runs, {left_temps} kills left a temporary file (first checkpoint after {first_save_ms:?} ms)"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
