@@ -51,6 +51,42 @@ fn check_sample_memory(config: &Config, sample_shape: &[usize], n: usize) -> Res
     })
 }
 
+/// The networks (initialised from `config.seed`, then, when `pretrained`,
+/// loaded from the configured pretrained weights) and a trainer around them;
+/// `init_bank` fills the bank from the generator (a fresh run) or leaves it
+/// to a checkpoint.
+fn build_trainer<B: BuildNets>(
+    be: B,
+    config: &Config,
+    init_bank: bool,
+    pretrained: bool,
+) -> Result<Trainer<B>> {
+    let mut energy = be.build_energy(&config.model.energy, config.seed)?;
+    if pretrained && let Some(p) = &config.model.pretrained_energy {
+        load_pretrained(&be, energy.params_mut(), p, "ebm")?;
+    }
+    let generator = match &config.model.generator {
+        Some(arch) => {
+            // The generator's init stream is offset so it never shares draws with the EBM's.
+            let mut g = be.build_generator(arch, config.seed ^ 0x9e37_79b9)?;
+            if pretrained && let Some(p) = &config.model.pretrained_generator {
+                load_pretrained(&be, g.params_mut(), p, "gen")?;
+            }
+            Some(g)
+        }
+        None => None,
+    };
+    let mut settings = TrainerSettings::new(
+        config.train.clone(),
+        config.langevin.clone(),
+        config.ebm_optim.clone(),
+        config.gen_optim.clone(),
+        config.seed,
+    );
+    settings.init_bank = init_bank;
+    Trainer::new(be, settings, energy, generator, &mut SeededNoise)
+}
+
 /// A training run.
 pub struct Run<B: BuildNets> {
     /// The resolved configuration.
@@ -153,30 +189,7 @@ impl<B: BuildNets> Run<B> {
                 config.train.batch_size
             )));
         }
-        let mut energy = be.build_energy(&config.model.energy, config.seed)?;
-        if let Some(p) = &config.model.pretrained_energy {
-            load_pretrained(&be, energy.params_mut(), p, "ebm")?;
-        }
-        let generator = match &config.model.generator {
-            Some(arch) => {
-                // The generator's init stream is offset so it never shares draws with the EBM's.
-                let mut g = be.build_generator(arch, config.seed ^ 0x9e37_79b9)?;
-                if let Some(p) = &config.model.pretrained_generator {
-                    load_pretrained(&be, g.params_mut(), p, "gen")?;
-                }
-                Some(g)
-            }
-            None => None,
-        };
-        let mut settings = TrainerSettings::new(
-            config.train.clone(),
-            config.langevin.clone(),
-            config.ebm_optim.clone(),
-            config.gen_optim.clone(),
-            config.seed,
-        );
-        settings.init_bank = init_bank;
-        let trainer = Trainer::new(be, settings, energy, generator, &mut SeededNoise)?;
+        let trainer = build_trainer(be, &config, init_bank, true)?;
         let batcher = Batcher::new(train_data.len(), config.train.batch_size, config.seed)?;
         Ok(Run {
             batch_buf: vec![0.0; config.train.batch_size * per],

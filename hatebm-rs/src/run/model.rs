@@ -9,7 +9,7 @@ use super::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
-use crate::train::{SampleOptions, Trainer, TrainerSettings};
+use crate::train::{SampleOptions, Trainer};
 use crate::{Error, Result};
 
 /// A model for sampling and energies, from a checkpoint's weights and
@@ -45,20 +45,8 @@ impl<B: BuildNets> TrainedModel<B> {
     /// As [`TrainedModel::load`].
     pub fn from_checkpoint(be: B, ck: &Checkpoint) -> Result<Self> {
         let config = ck.config()?;
-        let energy = be.build_energy(&config.model.energy, config.seed)?;
-        let generator = match &config.model.generator {
-            Some(arch) => Some(be.build_generator(arch, config.seed ^ 0x9e37_79b9)?),
-            None => None,
-        };
-        let mut settings = TrainerSettings::new(
-            config.train.clone(),
-            config.langevin.clone(),
-            config.ebm_optim.clone(),
-            config.gen_optim.clone(),
-            config.seed,
-        );
-        settings.init_bank = false;
-        let mut trainer = Trainer::new(be, settings, energy, generator, &mut SeededNoise)?;
+        // The checkpoint's weights replace the initial ones: no pretrained file is read.
+        let mut trainer = super::build_trainer(be, &config, false, false)?;
         ck.restore_networks(&mut trainer)?;
         trainer.iteration = ck.meta("iteration")?;
         Ok(TrainedModel { config, trainer })
