@@ -88,6 +88,12 @@ pub enum Error {
     /// An error reported by a backend library (e.g. libtorch).
     #[error("backend error: {0}")]
     Backend(String),
+
+    /// A distributed run cannot go on: a collective failed (a rank is gone, a
+    /// transport error, a timeout), another rank failed, or the ranks disagree
+    /// (configuration, library version, replicated state).
+    #[error("distributed run: {0}")]
+    Distributed(String),
 }
 
 impl Error {

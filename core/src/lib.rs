@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod bank;
 pub mod cpu;
+pub mod dist;
 pub mod error;
 pub mod model;
 pub mod nets;

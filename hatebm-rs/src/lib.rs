@@ -28,6 +28,7 @@ pub use hatebm_core::{bail, ensure};
 
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod fsutil;
 pub mod fuzz;
 pub mod metrics;

@@ -77,6 +77,7 @@ pub fn trainer_settings(g: &Golden) -> TrainerSettings {
         gen_optim: adam("gen_lr", "gen_opt_decay", None),
         seed: 0,
         init_bank: true,
+        dist: Default::default(),
     }
 }
 

@@ -148,6 +148,7 @@ fn settings(mode: Mode) -> TrainerSettings {
         },
         seed: SEED,
         init_bank: true,
+        dist: Default::default(),
     }
 }
 

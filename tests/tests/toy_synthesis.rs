@@ -74,6 +74,7 @@ fn settings() -> TrainerSettings {
         },
         seed: SEED,
         init_bank: true,
+        dist: Default::default(),
     }
 }
 

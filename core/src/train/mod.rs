@@ -7,6 +7,7 @@ pub mod autoencoder;
 pub mod config;
 pub mod modes;
 pub mod sample;
+mod shards;
 pub mod trainer;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};

@@ -7,6 +7,7 @@
 
 use crate::backend::{Backend, shape};
 use crate::bank::Bank;
+use crate::dist::{Communicator, DistConfig, ShardPlan, SingleProcess};
 use crate::model::{Energy, Generator};
 use crate::noise::{NoiseKey, NoiseSource, Stream};
 use crate::optim::{Adam, AdamConfig};
@@ -85,6 +86,8 @@ pub struct Trainer<B: Backend> {
     pub last: Option<StepTensors<B>>,
     pub(crate) ebm_grads: Grads<B>,
     pub(crate) gen_grads: Option<Grads<B>>,
+    /// The communicator, the shard plan and the `[dist]` settings.
+    pub(crate) dist: super::shards::Dist,
 }
 
 impl<B: Backend> std::fmt::Debug for Trainer<B> {
@@ -114,6 +117,8 @@ pub struct TrainerSettings {
     pub seed: u64,
     /// Initialise the bank (false when the state comes from a checkpoint).
     pub init_bank: bool,
+    /// Data-parallel settings (shards; see [`crate::dist`]).
+    pub dist: DistConfig,
 }
 
 impl TrainerSettings {
@@ -132,6 +137,7 @@ impl TrainerSettings {
             gen_optim,
             seed,
             init_bank: true,
+            dist: DistConfig::default(),
         }
     }
 }
@@ -150,6 +156,33 @@ impl<B: Backend> Trainer<B> {
         generator: Option<Box<dyn Generator<B>>>,
         noise: &mut dyn NoiseSource<B>,
     ) -> Result<Self> {
+        Self::new_distributed(
+            be,
+            settings,
+            energy,
+            generator,
+            noise,
+            Box::new(SingleProcess),
+        )
+    }
+
+    /// [`Trainer::new`] for one rank of a data-parallel run over `comm`: the
+    /// rank owns the shards [`ShardPlan`] gives it (`settings.dist.shards`
+    /// shards, which the number of ranks must divide), and initialises only
+    /// their part of the bank. Every rank must be built with the same
+    /// settings and models; see [`crate::dist`] for the determinism contract.
+    ///
+    /// # Errors
+    /// As [`Trainer::new`]; [`Error::Config`] for shards that do not divide
+    /// the batch or bank sizes or the number of ranks.
+    pub fn new_distributed(
+        be: B,
+        settings: TrainerSettings,
+        energy: Box<dyn Energy<B>>,
+        generator: Option<Box<dyn Generator<B>>>,
+        noise: &mut dyn NoiseSource<B>,
+        comm: Box<dyn Communicator>,
+    ) -> Result<Self> {
         let TrainerSettings {
             train,
             mut langevin,
@@ -157,8 +190,12 @@ impl<B: Backend> Trainer<B> {
             gen_optim,
             seed,
             init_bank,
+            dist,
         } = settings;
         train.validate()?;
+        dist.validate()?;
+        let plan = ShardPlan::new(dist.shards, comm.rank(), comm.size())?;
+        super::shards::check_plan(&plan, &train)?;
         let mode = train.mode;
         match (&generator, mode.has_generator()) {
             (None, true) => {
@@ -221,30 +258,44 @@ impl<B: Backend> Trainer<B> {
             gen_opt = Some(Adam::new(&be, gen_optim, g.params())?);
             gen_grads = Some(Grads::zeros_like(&be, g.params())?);
         }
+        // Each shard's part of the bank: `capacity / S` slots; the rank keeps
+        // its shards' parts one after the other (shard order).
+        let first = plan.local_shards().start as u64;
         let bank = match mode {
             _ if !init_bank => None,
             Mode::Synthesis if train.gen_update == super::config::GenUpdate::Historical => {
                 let g = generator.as_deref().expect("checked above");
-                Some(Bank::init_from_generator(
-                    &be,
-                    g,
-                    train.bank_size,
-                    train.batch_size,
-                    seed,
-                    0,
-                    noise,
-                )?)
+                let cap = train.bank_size / plan.shards();
+                let parts = plan
+                    .local_shards()
+                    .map(|s| {
+                        Bank::init_from_generator(
+                            &be,
+                            g,
+                            cap,
+                            train.batch_size,
+                            seed,
+                            s as u64,
+                            noise,
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Some(super::shards::concat_banks(&be, parts, first)?)
             }
             Mode::Persistent => {
-                let shape = shape::batched(train.persistent_bank_size, energy.sample_shape());
+                // Rows addressed globally: a sharded bank starts as the
+                // single-process one does.
+                let rows = plan.local_rows(train.persistent_bank_size);
+                let shape = shape::batched(rows.len(), energy.sample_shape());
                 let mut x = be.zeros(&shape)?;
                 super::modes::fill_noise_init(
                     &be,
                     &mut x,
                     train.noise_init,
-                    NoiseKey::new(seed, Stream::BankInit, [0, 0]),
+                    NoiseKey::new(seed, Stream::BankInit, [0, 0])
+                        .with_row_offset(rows.start as u64),
                 )?;
-                Some(Bank::from_tensors(&be, None, x, 0)?)
+                Some(Bank::from_tensors(&be, None, x, first)?)
             }
             _ => None,
         };
@@ -263,6 +314,7 @@ impl<B: Backend> Trainer<B> {
             last: None,
             ebm_grads,
             gen_grads,
+            dist: super::shards::Dist::new(comm, plan, dist),
         })
     }
 
@@ -371,24 +423,32 @@ impl<B: Backend> Trainer<B> {
         let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
         let (ep, en) = (mean(&e[..np]), mean(&e[np..]));
         let loss = (ep - en) / f64::from(t);
-        if !loss.is_finite() || !self.ebm_grads.all_finite(be)? {
+        self.step_ebm_optimiser(loss)?;
+        Ok((loss, ep, en))
+    }
+
+    /// Checks the loss and the EBM gradient in `ebm_grads`, then steps Adam.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] (weights untouched); backend errors.
+    pub(crate) fn step_ebm_optimiser(&mut self, loss: f64) -> Result<()> {
+        if !loss.is_finite() || !self.ebm_grads.all_finite(&self.be)? {
             return Err(Error::NonFinite(format!(
                 "EBM update at iteration {} (loss {loss})",
                 self.iteration
             )));
         }
         self.ebm_opt
-            .step(be, self.energy.params_mut(), &mut self.ebm_grads)?;
-        Ok((loss, ep, en))
+            .step(&self.be, self.energy.params_mut(), &mut self.ebm_grads)
     }
 
-    /// The generator update: fits `G(z)` to `x` with loss `λ·mean((G(z) − x)²)`
-    /// and steps the generator's optimiser. Returns the loss.
+    /// Checks the loss and the generator gradient in `gen_grads`, then steps
+    /// the generator's optimiser.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the mode does not train the generator;
-    /// [`Error::NonFinite`] for a non-finite loss or gradient (weights untouched).
-    pub fn gen_update(&mut self, z: &B::Tensor, x: &B::Tensor) -> Result<f64> {
+    /// [`Error::InvalidArgument`] without a trained generator;
+    /// [`Error::NonFinite`] (weights untouched); backend errors.
+    pub(crate) fn step_gen_optimiser(&mut self, loss: f64) -> Result<()> {
         let (Some(g), Some(opt), Some(grads)) = (
             self.generator.as_mut(),
             self.gen_opt.as_mut(),
@@ -399,15 +459,31 @@ impl<B: Backend> Trainer<B> {
                 self.config.mode.name()
             )));
         };
-        grads.zero(&self.be)?;
-        let loss = g.mse_grad_params(&self.be, z, x, self.config.gen_loss_factor, grads)?;
         if !loss.is_finite() || !grads.all_finite(&self.be)? {
             return Err(Error::NonFinite(format!(
                 "generator update at iteration {} (loss {loss})",
                 self.iteration
             )));
         }
-        opt.step(&self.be, g.params_mut(), grads)?;
+        opt.step(&self.be, g.params_mut(), grads)
+    }
+
+    /// The generator update: fits `G(z)` to `x` with loss `λ·mean((G(z) − x)²)`
+    /// and steps the generator's optimiser. Returns the loss.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the mode does not train the generator;
+    /// [`Error::NonFinite`] for a non-finite loss or gradient (weights untouched).
+    pub fn gen_update(&mut self, z: &B::Tensor, x: &B::Tensor) -> Result<f64> {
+        let (Some(g), Some(grads)) = (self.generator.as_mut(), self.gen_grads.as_mut()) else {
+            return Err(Error::InvalidArgument(format!(
+                "mode `{}` does not train a generator",
+                self.config.mode.name()
+            )));
+        };
+        grads.zero(&self.be)?;
+        let loss = g.mse_grad_params(&self.be, z, x, self.config.gen_loss_factor, grads)?;
+        self.step_gen_optimiser(loss)?;
         Ok(loss)
     }
 
