@@ -163,6 +163,13 @@ typedef enum hatebm_status {
      * `SQLITE_MISUSE`). The handle is unchanged.
      */
     HATEBM_MISUSE = 19,
+    /**
+     * A data-parallel run cannot go on: a collective or the harness's
+     * communicator callback failed, another rank failed (its message is
+     * given), or the ranks disagree (configuration, library version,
+     * replicated state). Every rank of the run gets the same status.
+     */
+    HATEBM_DISTRIBUTED = 20,
 } hatebm_status;
 
 /**
@@ -281,6 +288,63 @@ typedef struct hatebm_test_handle hatebm_test_handle;
 typedef struct hatebm_trained_model hatebm_trained_model;
 
 /**
+ * Concatenates every rank's `count` bytes at `send` into `recv` (which
+ * holds `size * count` bytes), in rank order, on every rank (MPI_Allgather
+ * of bytes). Returns 0 on success.
+ */
+typedef int (*hatebm_all_gather_fn)(const void *send, size_t count, void *recv, void *user_data);
+
+/**
+ * Sums `count` floats at `buf` element-wise over all ranks, in place, on
+ * every rank (MPI_Allreduce with MPI_SUM). Returns 0 on success.
+ */
+typedef int (*hatebm_all_reduce_sum_fn)(float *buf, size_t count, void *user_data);
+
+/**
+ * Releases `user_data` when the library drops the object that owns it.
+ */
+typedef void (*hatebm_free_fn)(void *user_data);
+
+/**
+ * A harness's collectives over the ranks of one run, as callbacks.
+ *
+ * Initialise with `hatebm_comm_default()` (sets `struct_size`, rank 0 of 1,
+ * NULL callbacks), then fill in the members. The library copies the struct.
+ */
+typedef struct hatebm_comm {
+    /**
+     * `sizeof(hatebm_comm)`; set by `hatebm_comm_default()`.
+     */
+    uint32_t struct_size;
+    /**
+     * This process's (or thread's) rank, `0 .. size`.
+     */
+    size_t rank;
+    /**
+     * The number of ranks (≥ 1).
+     */
+    size_t size;
+    /**
+     * Required when `size > 1`: the all-gather every other collective is built on.
+     */
+    hatebm_all_gather_fn all_gather;
+    /**
+     * Optional (may be NULL): a native all-reduce, used only with
+     * `dist.reduce = "all_reduce"`; NULL = all-gather and add in rank order.
+     */
+    hatebm_all_reduce_sum_fn all_reduce_sum_f32;
+    /**
+     * Passed to every callback.
+     */
+    void *user_data;
+    /**
+     * Optional (may be NULL): called once with `user_data` when the session
+     * is freed (not if creating the session fails).
+     */
+    hatebm_free_fn free;
+} hatebm_comm;
+
+/**
  * Computes the energy of `n` samples: reads `x[n * sample_len]`, writes
  * `out_energy[n]`. Returns 0 on success, non-zero on failure.
  */
@@ -301,11 +365,6 @@ typedef int (*hatebm_energy_grad_fn)(const float *x,
                                      float *out_energy,
                                      float *out_grad,
                                      void *user_data);
-
-/**
- * Releases `user_data` when the library drops the object that owns it.
- */
-typedef void (*hatebm_free_fn)(void *user_data);
 
 /**
  * A user-supplied energy function U(x) (lower = more likely), as callbacks.
@@ -793,6 +852,67 @@ enum hatebm_status hatebm_bank_overwrite(struct hatebm_bank *bank,
  * `out_first_bad` is NULL or points to a writable `size_t`.
  */
 enum hatebm_status hatebm_check_finite(const float *data, size_t n, size_t *out_first_bad);
+
+/**
+ * A communicator with `struct_size` set, rank 0 of 1 and NULL callbacks.
+ */
+struct hatebm_comm hatebm_comm_default(void);
+
+/**
+ * Builds one rank's session of a data-parallel run whose collectives are
+ * the harness's callbacks `comm` (copied). Every rank calls it with the
+ * same configuration; the run's `dist.shards` must be a multiple of
+ * `comm->size`. Afterwards each rank makes the same calls on its session
+ * (`hatebm_session_step`, `_train`, `_save_checkpoint`, ...) in the same
+ * order; results (weights, optimiser state, bank, statistics) are bitwise
+ * those of one process with the same `dist.shards`. Only rank 0 writes files.
+ *
+ * `HATEBM_INVALID_ARGUMENT` for a rank/size that do not fit or a NULL
+ * `all_gather` with `size > 1`; `HATEBM_DISTRIBUTED` if a callback fails or
+ * the ranks disagree (configuration, library version) or another rank
+ * failed (its message is given); otherwise as `hatebm_session_new`. On
+ * failure `comm->free` is not called.
+ *
+ * # Safety
+ * `cfg` is NULL or live; `comm` is NULL or points to a `hatebm_comm`
+ * initialised by `hatebm_comm_default()`, whose callbacks follow their
+ * contracts; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_new_distributed(const struct hatebm_config *cfg,
+                                                  const struct hatebm_comm *comm,
+                                                  struct hatebm_session **out);
+
+/**
+ * [`hatebm_session_resume`](crate::session::hatebm_session_resume) for one
+ * rank of a data-parallel run over the harness's callbacks (see
+ * `hatebm_session_new_distributed`). Any number of ranks that divides the
+ * checkpoint's `dist.shards` continues the run exactly.
+ *
+ * # Safety
+ * As `hatebm_session_resume` and `hatebm_session_new_distributed`.
+ */
+enum hatebm_status hatebm_session_resume_distributed(const char *path,
+                                                     const struct hatebm_config *cfg,
+                                                     const struct hatebm_comm *comm,
+                                                     struct hatebm_session **out);
+
+/**
+ * Builds one rank's session of a data-parallel run over the harness's MPI
+ * communicator, given as its Fortran handle (`MPI_Comm_c2f(comm)`), which
+ * the library duplicates (the harness's own traffic never mixes with the
+ * library's). MPI must be initialised (at `MPI_THREAD_SERIALIZED` or above
+ * if the session is used from more than one thread); the library never
+ * finalises it. Otherwise as `hatebm_session_new_distributed`.
+ *
+ * `HATEBM_DISTRIBUTED` in a build without the `mpi` feature, if MPI is not
+ * initialised, or for `MPI_COMM_NULL`.
+ *
+ * # Safety
+ * `cfg` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_new_mpi(const struct hatebm_config *cfg,
+                                          int mpi_comm_f,
+                                          struct hatebm_session **out);
 
 /**
  * Creates an empty configuration (the library defaults; set `preset` first to

@@ -8,6 +8,7 @@
 #   scripts/ensure-tools.sh              # everything
 #   scripts/ensure-tools.sh cbindgen     # just cbindgen
 #   scripts/ensure-tools.sh c            # just the C toolchain (cmake, pkg-config, valgrind)
+#   scripts/ensure-tools.sh mpi          # OpenMPI and libclang (the `mpi` feature)
 #
 # The cbindgen version is pinned because point releases change the generated
 # header byte for byte, which would make the drift check flap.
@@ -65,10 +66,27 @@ ensure_c_tools() {
     log "cmake $(cmake --version | head -n1 | awk '{print $3}'), pkg-config $(pkg-config --version), $(valgrind --version)"
 }
 
+# OpenMPI (mpirun, libmpi and its headers) and libclang, which the `mpi`
+# crate's bindgen needs, for the `mpi` feature and its tests.
+ensure_mpi() {
+    local missing=()
+    command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin)
+    command -v mpicc >/dev/null 2>&1 || missing+=(libopenmpi-dev)
+    # libclang.so itself (libclang-cpp, which other packages bring, is not enough).
+    if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null && ! compgen -G '/usr/lib/*/libclang.so' >/dev/null; then
+        missing+=(libclang-dev)
+    fi
+    if ((${#missing[@]})); then
+        apt_install "${missing[@]}"
+    fi
+    log "$(mpirun --version 2>/dev/null | head -n1)"
+}
+
 what="${1:-all}"
 case "$what" in
-    all) ensure_c_tools; ensure_cbindgen ;;
+    all) ensure_c_tools; ensure_cbindgen; ensure_mpi ;;
     cbindgen) ensure_cbindgen ;;
     c) ensure_c_tools ;;
-    *) echo "usage: $0 [all|cbindgen|c]" >&2; exit 2 ;;
+    mpi) ensure_mpi ;;
+    *) echo "usage: $0 [all|cbindgen|c|mpi]" >&2; exit 2 ;;
 esac

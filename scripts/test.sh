@@ -4,12 +4,13 @@
 # backend), then runs, in order:
 #   1. static checks   cargo fmt --check, clippy -D warnings, rustdoc -D warnings
 #   2. Rust tests      every crate, CPU backend (goldens, properties, modes, config, ...)
-#   3. C ABI           header drift check; C/C++ programs plain, ASan+UBSan, Valgrind, packaging
-#   4. tch backend     builds against PyPI's torch 2.13.0 and runs the same suite on tch:cpu
+#   3. MPI             OpenMPI from Debian; `hatebm train` under mpirun at 1, 2, 4 processes
+#   4. C ABI           header drift check; C/C++ programs plain, ASan+UBSan, Valgrind, packaging
+#   5. tch backend     builds against PyPI's torch 2.13.0 and runs the same suite on tch:cpu
 #                      (GPU-only tests skip themselves without CUDA)
 #
 #   scripts/test.sh              everything
-#   scripts/test.sh --no-tch     skip stage 4 (no 5 GB torch download)
+#   scripts/test.sh --no-tch     skip stage 5 (no 5 GB torch download)
 #   scripts/test.sh --quick      Rust tests only
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,6 +60,13 @@ done
 if [[ $quick == 1 ]]; then
     exit 0
 fi
+
+step "MPI: data-parallel training under mpirun (bitwise equal at 1, 2, 4 processes)"
+scripts/ensure-tools.sh mpi
+# CI runs as root; OpenMPI refuses that unless told.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cargo clippy -p hatebm-rs -p hatebm-cli --features mpi --all-targets -- -D warnings
+cargo test -p hatebm-cli --features mpi --test mpi
 
 step "C ABI: header drift, C/C++ programs (plain, ASan+UBSan, Valgrind), packaging"
 scripts/regen-header.sh --check

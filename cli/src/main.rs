@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use hatebm_rs::config::{Config, ConfigBuilder, presets};
+use hatebm_rs::dist::Communicator;
 use hatebm_rs::run::Observer;
 use hatebm_rs::runtime::AnyRun;
 use hatebm_rs::train::SampleOptions;
@@ -168,13 +169,21 @@ fn cmd_train(cfg_args: &ConfigArgs, steps: Option<u64>, resume: Option<&Path>) -
             } else {
                 None
             };
-            AnyRun::resume(path, cfg)?
+            AnyRun::resume_distributed(path, cfg, communicator()?)?
         }
-        None => AnyRun::new(build_config(cfg_args)?)?,
+        None => AnyRun::new_distributed(build_config(cfg_args)?, communicator()?)?,
     };
+    if session.rank() != 0 {
+        // Rank 0 reports and writes; the others only train.
+        return session.train(steps, &mut hatebm_rs::run::Silent);
+    }
     let c = session.config().clone();
+    let ranks = match session.ranks() {
+        1 => String::new(),
+        n => format!(" × {n} processes ({} shards)", c.dist.shards),
+    };
     eprintln!(
-        "hatebm: training `{}` ({} mode) on {}: {} -> {} iterations, outputs in {}",
+        "hatebm: training `{}` ({} mode) on {}{ranks}: {} -> {} iterations, outputs in {}",
         c.preset.as_deref().unwrap_or("custom config"),
         c.train.mode.name(),
         session.backend_name(),
@@ -207,6 +216,30 @@ fn cmd_train(cfg_args: &ConfigArgs, steps: Option<u64>, resume: Option<&Path>) -
         }
     }
     Ok(())
+}
+
+/// This process's communicator: MPI when an MPI launcher started several
+/// processes (a build with the `mpi` feature), else a single process.
+///
+/// # Errors
+/// [`Error::Distributed`] when launched as several processes by a build
+/// without MPI (each would train alone and overwrite the others' files).
+fn communicator() -> Result<Box<dyn Communicator>> {
+    match hatebm_rs::dist::launcher_rank_and_size() {
+        Some((_, n)) if n > 1 => {
+            #[cfg(feature = "mpi")]
+            {
+                Ok(Box::new(hatebm_rs::dist::MpiComm::world()?))
+            }
+            #[cfg(not(feature = "mpi"))]
+            {
+                Err(Error::Distributed(format!(
+                    "started as one of {n} processes by an MPI launcher, but this hatebm was built without MPI: rebuild with `cargo build --release -p hatebm-cli --features mpi` (see docs/distributed.md)"
+                )))
+            }
+        }
+        _ => Ok(Box::new(hatebm_rs::dist::SingleProcess)),
+    }
 }
 
 fn cmd_sample(
@@ -373,22 +406,34 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let default = if std::env::var_os("HATEBM_DEBUG").is_some() {
-        "debug"
-    } else {
-        "info"
+    // Under an MPI launcher, ranks other than 0 log warnings and errors only,
+    // each line prefixed with the rank.
+    let rank = hatebm_rs::dist::launcher_rank_and_size()
+        .filter(|&(_, n)| n > 1)
+        .map(|(r, _)| r);
+    let default = match (std::env::var_os("HATEBM_DEBUG").is_some(), rank) {
+        (true, _) => "debug",
+        (false, Some(r)) if r > 0 => "warn",
+        _ => "info",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format(|f, r| {
+        .format(move |f, r| {
             use std::io::Write;
-            writeln!(f, "[{}] {}", r.level().as_str().to_lowercase(), r.args())
+            let level = r.level().as_str().to_lowercase();
+            match rank {
+                Some(k) => writeln!(f, "[{level}] [rank {k}] {}", r.args()),
+                None => writeln!(f, "[{level}] {}", r.args()),
+            }
         })
         .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hatebm: error: {e}");
+            match rank {
+                Some(r) if r > 0 => eprintln!("hatebm: [rank {r}] error: {e}"),
+                _ => eprintln!("hatebm: error: {e}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,28 +1,13 @@
 //! The `hatebm` command line: exact resume across processes, sampling from a
 //! checkpoint, and clear errors.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use hatebm_rs::weights::{TensorData, TensorFile};
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hatebm"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hatebm-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "command failed: {cmd:?}\n{err}");
-    err
-}
+use common::{bin, bits, run_ok, scratch};
+use hatebm_rs::weights::TensorFile;
 
 fn common(dir: &Path) -> Vec<String> {
     [
@@ -50,18 +35,6 @@ fn common(dir: &Path) -> Vec<String> {
         format!("output.dir=\"{}\"", dir.display()),
     ])
     .collect()
-}
-
-fn bits(path: &Path) -> Vec<(String, Vec<u32>)> {
-    TensorFile::read(path)
-        .unwrap()
-        .tensors
-        .values()
-        .map(|t| match &t.data {
-            TensorData::F32(d) => (t.name.clone(), d.iter().map(|v| v.to_bits()).collect()),
-            TensorData::I64(_) => (t.name.clone(), Vec::new()),
-        })
-        .collect()
 }
 
 #[test]

@@ -19,7 +19,7 @@ static const char *const STATUS_NAMES[] = {
     "HATEBM_INSUFFICIENT_SIZE", "HATEBM_PANIC",          "HATEBM_CONFIG",
     "HATEBM_PARAM",        "HATEBM_CALLBACK",            "HATEBM_CANCELLED",
     "HATEBM_DIVERGED",     "HATEBM_BACKEND_ERROR",       "HATEBM_INVALID_UTF8",
-    "HATEBM_INTERNAL",     "HATEBM_MISUSE",
+    "HATEBM_INTERNAL",     "HATEBM_MISUSE",      "HATEBM_DISTRIBUTED",
 };
 #define N_STATUS ((int)(sizeof STATUS_NAMES / sizeof STATUS_NAMES[0]))
 
@@ -32,7 +32,7 @@ static void test_status_strings(void) {
     /* Values are ABI: spot-check the enumerators against their numbers. */
     CHECK(HATEBM_OK == 0 && HATEBM_NULL_PARAMETER == 1 && HATEBM_INSUFFICIENT_SIZE == 9);
     CHECK(HATEBM_PANIC == 10 && HATEBM_INVALID_UTF8 == 17 && HATEBM_INTERNAL == 18);
-    CHECK(HATEBM_MISUSE == 19);
+    CHECK(HATEBM_MISUSE == 19 && HATEBM_DISTRIBUTED == 20);
     for (i = 0; i < (int)(sizeof unknown / sizeof unknown[0]); i++) {
         CHECK_STREQ(hatebm_status_str(unknown[i]), "unknown status");
     }

@@ -52,11 +52,11 @@ pub unsafe extern "C" fn hatebm_callback_set_error(message: *const c_char) {
     }
 }
 
-fn clear_callback_message() {
+pub(crate) fn clear_callback_message() {
     let _ = CALLBACK_MESSAGE.try_with(|m| m.borrow_mut().take());
 }
 
-fn take_callback_message() -> Option<String> {
+pub(crate) fn take_callback_message() -> Option<String> {
     CALLBACK_MESSAGE
         .try_with(|m| m.borrow_mut().take())
         .ok()

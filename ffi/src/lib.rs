@@ -46,6 +46,7 @@
 pub mod bank;
 pub mod busy;
 pub mod check;
+pub mod comm;
 pub mod config;
 pub mod custom;
 pub mod error;

@@ -61,13 +61,18 @@ pub enum hatebm_status {
     /// callbacks, or from a second thread at the same time (like sqlite's
     /// `SQLITE_MISUSE`). The handle is unchanged.
     HATEBM_MISUSE = 19,
+    /// A data-parallel run cannot go on: a collective or the harness's
+    /// communicator callback failed, another rank failed (its message is
+    /// given), or the ranks disagree (configuration, library version,
+    /// replicated state). Every rank of the run gets the same status.
+    HATEBM_DISTRIBUTED = 20,
 }
 
 pub use hatebm_status::*;
 
 impl hatebm_status {
     /// Every status, in numeric order (index == value).
-    pub const ALL: [hatebm_status; 20] = [
+    pub const ALL: [hatebm_status; 21] = [
         HATEBM_OK,
         HATEBM_NULL_PARAMETER,
         HATEBM_INVALID_ARGUMENT,
@@ -88,6 +93,7 @@ impl hatebm_status {
         HATEBM_INVALID_UTF8,
         HATEBM_INTERNAL,
         HATEBM_MISUSE,
+        HATEBM_DISTRIBUTED,
     ];
 
     /// The status with this numeric value, if there is one. C passes statuses as
@@ -123,6 +129,7 @@ impl hatebm_status {
             HATEBM_INVALID_UTF8 => c"HATEBM_INVALID_UTF8",
             HATEBM_INTERNAL => c"HATEBM_INTERNAL",
             HATEBM_MISUSE => c"HATEBM_MISUSE",
+            HATEBM_DISTRIBUTED => c"HATEBM_DISTRIBUTED",
         }
     }
 
@@ -155,6 +162,7 @@ impl From<&Error> for hatebm_status {
             Error::Cancelled => HATEBM_CANCELLED,
             Error::Diverged(_) => HATEBM_DIVERGED,
             Error::Backend(_) => HATEBM_BACKEND_ERROR,
+            Error::Distributed(_) => HATEBM_DISTRIBUTED,
             // `Error` is `#[non_exhaustive]`, so this arm is required. A variant
             // that reaches it was added to the core without a status here: that
             // is a libhatebm bug, and it says so rather than guessing a category.
@@ -256,6 +264,7 @@ mod tests {
             (Error::Cancelled, HATEBM_CANCELLED),
             (Error::Diverged("x".into()), HATEBM_DIVERGED),
             (Error::Backend("x".into()), HATEBM_BACKEND_ERROR),
+            (Error::Distributed("x".into()), HATEBM_DISTRIBUTED),
         ];
         for (e, s) in &cases {
             assert_eq!(hatebm_status::from(e), *s, "{e:?}");

@@ -85,6 +85,7 @@ const FROZEN: &[(&str, i32)] = &[
     ("HATEBM_INVALID_UTF8", 17),
     ("HATEBM_INTERNAL", 18),
     ("HATEBM_MISUSE", 19),
+    ("HATEBM_DISTRIBUTED", 20),
 ];
 
 #[test]

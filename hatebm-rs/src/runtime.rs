@@ -18,6 +18,7 @@ use std::path::Path;
 use crate::Backend;
 use crate::config::Config;
 use crate::cpu::CpuBackend;
+use crate::dist::Communicator;
 use crate::nets::BuildNets;
 use crate::run::{Observer, Run};
 use crate::sampler::{ChainKey, LangevinConfig, LangevinStats};
@@ -225,17 +226,33 @@ impl AnyRun {
     /// # Errors
     /// Backend resolution errors; as [`Run::new`].
     pub fn new(config: Config) -> Result<Self> {
+        Self::new_distributed(config, Box::new(crate::dist::SingleProcess))
+    }
+
+    /// [`AnyRun::new`] for one rank of a data-parallel run over `comm` (see
+    /// [`Run::new_distributed`]).
+    ///
+    /// # Errors
+    /// As [`Run::new_distributed`].
+    pub fn new_distributed(config: Config, comm: Box<dyn Communicator>) -> Result<Self> {
         apply_threads(config.threads);
         Ok(match resolve(config.backend)? {
-            Resolved::Cpu => AnyRun::Cpu(Box::new(Run::new(CpuBackend::new(), config)?)),
+            Resolved::Cpu => AnyRun::Cpu(Box::new(Run::new_distributed(
+                CpuBackend::new(),
+                config,
+                comm,
+            )?)),
             #[cfg(feature = "tch")]
-            Resolved::TchCpu => {
-                AnyRun::Tch(Box::new(Run::new(hatebm_tch::TchBackend::cpu(), config)?))
-            }
+            Resolved::TchCpu => AnyRun::Tch(Box::new(Run::new_distributed(
+                hatebm_tch::TchBackend::cpu(),
+                config,
+                comm,
+            )?)),
             #[cfg(feature = "tch")]
-            Resolved::TchCuda(n) => AnyRun::Tch(Box::new(Run::new(
+            Resolved::TchCuda(n) => AnyRun::Tch(Box::new(Run::new_distributed(
                 hatebm_tch::TchBackend::cuda(n)?,
                 config,
+                comm,
             )?)),
             #[cfg(not(feature = "tch"))]
             Resolved::TchCpu | Resolved::TchCuda(_) => {
@@ -250,38 +267,68 @@ impl AnyRun {
     /// # Errors
     /// As [`Run::resume`].
     pub fn resume(path: &Path, config: Option<Config>) -> Result<Self> {
+        Self::resume_distributed(path, config, Box::new(crate::dist::SingleProcess))
+    }
+
+    /// [`AnyRun::resume`] for one rank of a data-parallel run (see
+    /// [`Run::resume_distributed`]).
+    ///
+    /// # Errors
+    /// As [`Run::resume_distributed`].
+    pub fn resume_distributed(
+        path: &Path,
+        config: Option<Config>,
+        comm: Box<dyn Communicator>,
+    ) -> Result<Self> {
         let spec = match &config {
-            Some(c) => c.backend,
-            None => {
-                let ck = crate::run::Checkpoint::read(path)?;
+            Some(c) => Ok(c.backend),
+            None => crate::run::Checkpoint::read(path).and_then(|ck| {
                 let text = ck
                     .meta_str("config")
                     .ok_or_else(|| Error::format(&ck.context, "metadata `config` missing"))?;
-                Config::from_toml_str(text)?.backend
-            }
+                Ok(Config::from_toml_str(text)?.backend)
+            }),
         };
+        let spec = crate::dist::agree(comm.as_ref(), spec)?;
         if let Some(c) = &config {
             apply_threads(c.threads);
         }
         Ok(match resolve(spec)? {
-            Resolved::Cpu => AnyRun::Cpu(Box::new(Run::resume(CpuBackend::new(), path, config)?)),
+            Resolved::Cpu => AnyRun::Cpu(Box::new(Run::resume_distributed(
+                CpuBackend::new(),
+                path,
+                config,
+                comm,
+            )?)),
             #[cfg(feature = "tch")]
-            Resolved::TchCpu => AnyRun::Tch(Box::new(Run::resume(
+            Resolved::TchCpu => AnyRun::Tch(Box::new(Run::resume_distributed(
                 hatebm_tch::TchBackend::cpu(),
                 path,
                 config,
+                comm,
             )?)),
             #[cfg(feature = "tch")]
-            Resolved::TchCuda(n) => AnyRun::Tch(Box::new(Run::resume(
+            Resolved::TchCuda(n) => AnyRun::Tch(Box::new(Run::resume_distributed(
                 hatebm_tch::TchBackend::cuda(n)?,
                 path,
                 config,
+                comm,
             )?)),
             #[cfg(not(feature = "tch"))]
             Resolved::TchCpu | Resolved::TchCuda(_) => {
                 unreachable!("resolve() refuses tch specs without the feature")
             }
         })
+    }
+
+    /// This process's rank in its data-parallel run (0 in a single process).
+    pub fn rank(&self) -> usize {
+        dispatch!(self, r => r.trainer.comm().rank())
+    }
+
+    /// The number of ranks of the run (1 in a single process).
+    pub fn ranks(&self) -> usize {
+        dispatch!(self, r => r.trainer.comm().size())
     }
 
     /// The backend's name, e.g. `cpu` or `tch:cuda:0`.

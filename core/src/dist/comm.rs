@@ -95,7 +95,7 @@ fn check_root(size: usize, root: usize) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] if `out_len != size · local_len`.
-pub(crate) fn check_gather_len(size: usize, local_len: usize, out_len: usize) -> Result<()> {
+pub fn check_gather_len(size: usize, local_len: usize, out_len: usize) -> Result<()> {
     if Some(out_len) != size.checked_mul(local_len) {
         return Err(Error::InvalidArgument(format!(
             "all-gather output holds {out_len} bytes, needs {size} × {local_len}"
@@ -220,6 +220,11 @@ pub fn agree<T, C: Communicator + ?Sized>(comm: &C, local: Result<T>) -> Result<
     rec[3..3 + m.len()].copy_from_slice(&m);
     let mut all = vec![0u8; STATUS_BYTES * comm.size()];
     comm.all_gather(&rec, &mut all)?;
+    // Every rank failed the same way (an error that was already agreed on):
+    // each keeps its own, identical, error.
+    if kind != 0 && all.chunks_exact(STATUS_BYTES).all(|r| r == rec.as_slice()) {
+        return local;
+    }
     for (r, rec) in all.chunks_exact(STATUS_BYTES).enumerate() {
         if rec[0] == 0 {
             continue;

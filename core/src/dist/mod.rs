@@ -25,6 +25,8 @@ mod comm;
 mod plan;
 mod thread;
 
-pub use comm::{Communicator, SingleProcess, agree, all_gather_bytes, all_gather_f32};
+pub use comm::{
+    Communicator, SingleProcess, agree, all_gather_bytes, all_gather_f32, check_gather_len,
+};
 pub use plan::{DistConfig, Reduce, ShardPlan};
 pub use thread::ThreadComm;

@@ -88,7 +88,7 @@ impl<B: Backend> Trainer<B> {
         let t0 = Instant::now();
         // A bad batch on one rank (say, its copy of the data file is corrupt)
         // stops every rank here, before any collective.
-        let rows = self.agree(self.check_data(data))?;
+        let rows = self.agree_result(self.check_data(data))?;
         if !self.dist.is_trivial() && rows != self.config.batch_size {
             return Err(Error::shape(
                 "data batch of a sharded run (rows)",

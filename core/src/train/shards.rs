@@ -147,8 +147,14 @@ impl<B: Backend> Trainer<B> {
         p.local_shards().map(|s| (s, p.shard_rows(s, n))).collect()
     }
 
-    /// Agrees on `local` across ranks (see [`dist::agree`]).
-    pub(crate) fn agree<T>(&self, local: Result<T>) -> Result<T> {
+    /// Agrees on `local` across this trainer's ranks (see [`dist::agree`]):
+    /// if any rank failed, every rank returns the same failure. A no-op in a
+    /// single process. Collective: every rank must call it.
+    ///
+    /// # Errors
+    /// The failure of the lowest failing rank; [`Error::Distributed`] if the
+    /// collective fails.
+    pub fn agree_result<T>(&self, local: Result<T>) -> Result<T> {
         dist::agree(self.dist.comm.as_ref(), local)
     }
 
@@ -156,7 +162,7 @@ impl<B: Backend> Trainer<B> {
     /// [`Reduce::AllReduce`], sums locally then all-reduces), after agreeing
     /// on every rank's local outcome.
     pub(crate) fn reduce_parts(&self, local: Result<ShardParts>) -> Result<Reduced> {
-        let parts = self.agree(local)?;
+        let parts = self.agree_result(local)?;
         let (p, extra) = (parts.p, parts.extra);
         let stride = p + extra;
         let comm = self.dist.comm.as_ref();
@@ -378,7 +384,7 @@ impl<B: Backend> Trainer<B> {
             return Ok(());
         }
         let local = self.replicated_checksum();
-        let h = self.agree(local)?;
+        let h = self.agree_result(local)?;
         let mut all = vec![0u8; 8 * comm.size()];
         comm.all_gather(&h.to_le_bytes(), &mut all)?;
         let hs: Vec<u64> = all

@@ -220,6 +220,8 @@ pub struct Config {
     pub sample: SampleOptions,
     /// Autoencoder pretraining (`hatebm pretrain-ae`) for the retrofit generator.
     pub autoencoder: AutoencoderConfig,
+    /// Data-parallel training: shards of the batch and bank (see `docs/distributed.md`).
+    pub dist: crate::dist::DistConfig,
 }
 
 impl Default for Config {
@@ -241,6 +243,7 @@ impl Default for Config {
             eval: EvalConfig::default(),
             sample: SampleOptions::default(),
             autoencoder: AutoencoderConfig::default(),
+            dist: crate::dist::DistConfig::default(),
         }
     }
 }
@@ -376,6 +379,7 @@ impl Config {
             )));
         }
         self.autoencoder.validate()?;
+        self.dist.validate()?;
         if self.sample.batch_size == 0 {
             return Err(Error::Config("sample.batch_size must be >= 1".into()));
         }
@@ -481,6 +485,13 @@ impl Config {
             "train.gen_update",
             show(&self.train.gen_update),
             show(&stored.train.gen_update),
+        );
+        // The shards fix the bank's layout and the micro-batches (re-sharding
+        // would not continue the run exactly).
+        cmp(
+            "dist.shards",
+            show(&self.dist.shards),
+            show(&stored.dist.shards),
         );
         let ema = |o: &AdamConfig| if o.ema_decay.is_some() { "on" } else { "off" }.to_string();
         cmp(

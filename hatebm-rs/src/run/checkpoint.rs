@@ -79,6 +79,18 @@ fn push_opt<B: Backend>(
 /// # Errors
 /// Backend errors.
 pub fn trainer_state<B: Backend>(t: &Trainer<B>) -> Result<(HostTensors, HashMap<String, String>)> {
+    trainer_state_with_bank(t, t.bank.as_ref())
+}
+
+/// [`trainer_state`] with the bank given separately (a data-parallel run's
+/// whole bank, gathered from its ranks by [`Trainer::global_bank`]).
+///
+/// # Errors
+/// Backend errors.
+pub fn trainer_state_with_bank<B: Backend>(
+    t: &Trainer<B>,
+    bank: Option<&Bank<B>>,
+) -> Result<(HostTensors, HashMap<String, String>)> {
     let be = &t.be;
     let mut tensors = Vec::new();
     let mut meta = HashMap::new();
@@ -94,7 +106,7 @@ pub fn trainer_state<B: Backend>(t: &Trainer<B>) -> Result<(HostTensors, HashMap
             meta.insert("gen_lr_scale".into(), opt.lr_scale.to_string());
         }
     }
-    if let Some(bank) = &t.bank {
+    if let Some(bank) = bank {
         let x = &bank.x;
         tensors.push(("bank.x".into(), be.shape(x), be.to_host(x)?));
         if let Some(z) = &bank.z {
@@ -116,6 +128,19 @@ pub fn save<B: Backend>(
     t: &Trainer<B>,
     extra: &HashMap<String, String>,
 ) -> Result<()> {
+    save_with_bank(path, t, t.bank.as_ref(), extra)
+}
+
+/// [`save`] with the bank given separately (see [`trainer_state_with_bank`]).
+///
+/// # Errors
+/// As [`save`].
+pub fn save_with_bank<B: Backend>(
+    path: &Path,
+    t: &Trainer<B>,
+    bank: Option<&Bank<B>>,
+    extra: &HashMap<String, String>,
+) -> Result<()> {
     // A checkpoint reported as saved must load again: refuse a state the
     // loader would refuse (the file at `path` keeps its previous content).
     if let Some(problem) = t.check_state()? {
@@ -124,7 +149,16 @@ pub fn save<B: Backend>(
             path.display()
         )));
     }
-    let (tensors, mut meta) = trainer_state(t)?;
+    if let Some(b) = bank {
+        let be = &t.be;
+        if !be.all_finite(&b.x)? || !b.z.as_ref().map_or(Ok(true), |z| be.all_finite(z))? {
+            return Err(Error::Diverged(format!(
+                "refusing to write checkpoint {}: non-finite value in the bank (the file keeps its previous content)",
+                path.display()
+            )));
+        }
+    }
+    let (tensors, mut meta) = trainer_state_with_bank(t, bank)?;
     meta.insert("format".into(), FORMAT.into());
     meta.insert("format_version".into(), FORMAT_VERSION.to_string());
     meta.insert("library_version".into(), env!("CARGO_PKG_VERSION").into());
@@ -464,15 +498,17 @@ impl Checkpoint {
             ));
         }
         let chain_seed: u64 = self.meta("chain_seed")?;
-        // Commit.
+        // Commit (the bank first: the only step that can fail, on a bank
+        // whose rows do not split into the run's shards).
+        if let Some(b) = bank {
+            // A data-parallel rank keeps its own shards of the whole bank.
+            t.set_global_bank(b)?;
+        }
         *t.energy.params_mut() = ebm_params;
         t.ebm_opt = ebm_opt;
         if let (Some(g), Some((gp, gopt))) = (t.generator.as_mut(), gen_state) {
             *g.params_mut() = gp;
             t.gen_opt = gopt;
-        }
-        if bank.is_some() {
-            t.bank = bank;
         }
         t.iteration = iteration;
         t.seed = chain_seed;

@@ -20,6 +20,7 @@ use std::time::Instant;
 use crate::backend::Backend;
 use crate::config::{Config, GuardPolicy};
 use crate::data::{Batcher, BatcherState, Dataset};
+use crate::dist::{Communicator, SingleProcess};
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
 use crate::train::{SampleOptions, StepStats, Trainer, TrainerSettings};
@@ -60,6 +61,7 @@ fn build_trainer<B: BuildNets>(
     config: &Config,
     init_bank: bool,
     pretrained: bool,
+    comm: Box<dyn Communicator>,
 ) -> Result<Trainer<B>> {
     let mut energy = be.build_energy(&config.model.energy, config.seed)?;
     if pretrained && let Some(p) = &config.model.pretrained_energy {
@@ -84,7 +86,16 @@ fn build_trainer<B: BuildNets>(
         config.seed,
     );
     settings.init_bank = init_bank;
-    Trainer::new(be, settings, energy, generator, &mut SeededNoise)
+    settings.dist = config.dist.clone();
+    Trainer::new_distributed(be, settings, energy, generator, &mut SeededNoise, comm)
+}
+
+/// FNV-1a 64 of `text`, in hex.
+fn fnv_hex(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{h:016x}")
 }
 
 /// A training run.
@@ -156,10 +167,34 @@ impl<B: BuildNets> Run<B> {
     /// [`Error::Config`] for an invalid configuration or data that does not fit
     /// the networks; data, weights and backend errors.
     pub fn new(be: B, config: Config) -> Result<Self> {
-        Self::build(be, config, true)
+        Self::new_distributed(be, config, Box::new(SingleProcess))
     }
 
-    fn build(be: B, config: Config, init_bank: bool) -> Result<Self> {
+    /// [`Run::new`] for one rank of a data-parallel run over `comm` (see
+    /// `docs/distributed.md`): every rank calls it with the same
+    /// configuration; each loads the data, owns its shards of the batch and
+    /// the bank, and only rank 0 writes files. A failure on any rank (bad
+    /// data file, too little memory) fails every rank with the same message;
+    /// ranks whose configuration or library version differ refuse to start.
+    ///
+    /// # Errors
+    /// As [`Run::new`]; [`Error::Distributed`] for another rank's failure or
+    /// a mismatch between ranks.
+    pub fn new_distributed(be: B, config: Config, comm: Box<dyn Communicator>) -> Result<Self> {
+        Self::build(be, config, true, comm)
+    }
+
+    fn build(be: B, config: Config, init_bank: bool, comm: Box<dyn Communicator>) -> Result<Self> {
+        let data = crate::dist::agree(comm.as_ref(), Self::load_checked(&config))?;
+        let trainer = build_trainer(be, &config, init_bank, true, comm)?;
+        let run = Self::assemble(config, trainer, data)?;
+        crate::dist::check_same_run(run.trainer.comm(), &run.result_config_hash())?;
+        Ok(run)
+    }
+
+    /// Validates the configuration and loads and splits its data (the part
+    /// of building a run that can fail differently on different ranks).
+    fn load_checked(config: &Config) -> Result<(Dataset, Option<Dataset>)> {
         config.validate()?;
         config.check_trainable()?;
         config.check_memory()?;
@@ -189,7 +224,15 @@ impl<B: BuildNets> Run<B> {
                 config.train.batch_size
             )));
         }
-        let trainer = build_trainer(be, &config, init_bank, true)?;
+        Ok((train_data, heldout))
+    }
+
+    fn assemble(
+        config: Config,
+        trainer: Trainer<B>,
+        (train_data, heldout): (Dataset, Option<Dataset>),
+    ) -> Result<Self> {
+        let per = crate::backend::shape::numel(&config.model.energy.sample_shape());
         let batcher = Batcher::new(train_data.len(), config.train.batch_size, config.seed)?;
         Ok(Run {
             batch_buf: vec![0.0; config.train.batch_size * per],
@@ -219,8 +262,25 @@ impl<B: BuildNets> Run<B> {
     /// # Errors
     /// [`Error::Format`] for a corrupt, truncated or foreign file; as [`Run::new`].
     pub fn resume(be: B, path: &Path, config: Option<Config>) -> Result<Self> {
-        let ck = Checkpoint::read(path)?;
-        let run = Self::resume_checkpoint(be, &ck, config)?;
+        Self::resume_distributed(be, path, config, Box::new(SingleProcess))
+    }
+
+    /// [`Run::resume`] for one rank of a data-parallel run: every rank reads
+    /// the same checkpoint (a shared file system, or a copy per node) and
+    /// keeps its shards of the bank. Any number of ranks that divides the
+    /// run's `dist.shards` continues the run exactly; another number of
+    /// shards is refused.
+    ///
+    /// # Errors
+    /// As [`Run::resume`] and [`Run::new_distributed`].
+    pub fn resume_distributed(
+        be: B,
+        path: &Path,
+        config: Option<Config>,
+        comm: Box<dyn Communicator>,
+    ) -> Result<Self> {
+        let ck = crate::dist::agree(comm.as_ref(), Checkpoint::read(path))?;
+        let run = Self::resume_checkpoint_distributed(be, &ck, config, comm)?;
         run.set_last_good_file(path);
         log::info!(
             "resumed from {} at iteration {} of {} (config {})",
@@ -237,16 +297,27 @@ impl<B: BuildNets> Run<B> {
     /// # Errors
     /// As [`Run::resume`].
     pub fn resume_checkpoint(be: B, ck: &Checkpoint, config: Option<Config>) -> Result<Self> {
-        let stored = ck.config()?;
-        let config = match config {
+        Self::resume_checkpoint_distributed(be, ck, config, Box::new(SingleProcess))
+    }
+
+    fn resume_checkpoint_distributed(
+        be: B,
+        ck: &Checkpoint,
+        config: Option<Config>,
+        comm: Box<dyn Communicator>,
+    ) -> Result<Self> {
+        let stored = ck.config();
+        let config = stored.and_then(|stored| match config {
             Some(c) => {
                 c.check_resumable_from(&stored)?;
-                c
+                Ok(c)
             }
-            None => stored,
-        };
-        let mut run = Self::build(be, config, false)?;
-        ck.restore(&mut run.trainer)?;
+            None => Ok(stored),
+        });
+        let config = crate::dist::agree(comm.as_ref(), config)?;
+        let mut run = Self::build(be, config, false, comm)?;
+        let restored = ck.restore(&mut run.trainer);
+        run.trainer.agree_result(restored)?;
         let state: BatcherState = serde_json::from_str(
             ck.meta_str("data_order")
                 .ok_or_else(|| Error::format(&ck.context, "metadata `data_order` missing"))?,
@@ -267,7 +338,9 @@ impl<B: BuildNets> Run<B> {
     }
 
     /// Writes a checkpoint atomically (temporary file + rename): a crash while
-    /// saving leaves the previous file intact.
+    /// saving leaves the previous file intact. In a data-parallel run every
+    /// rank calls it (collective): rank 0 gathers the bank's shards and
+    /// writes the file; an error writing it is every rank's error.
     ///
     /// # Errors
     /// Backend errors or [`Error::Io`].
@@ -283,7 +356,19 @@ impl<B: BuildNets> Run<B> {
         if let Some(v) = self.fd_at_start {
             extra.insert("eval_fd_generator_at_start".into(), v.to_string());
         }
-        checkpoint::save(path, &self.trainer, &extra)?;
+        // Every rank sends its bank shards; rank 0 writes the one file.
+        let t = &self.trainer;
+        let written = if t.comm().size() == 1 {
+            checkpoint::save(path, t, &extra)
+        } else {
+            let bank = t.global_bank()?;
+            if t.comm().rank() == 0 {
+                checkpoint::save_with_bank(path, t, bank.as_ref(), &extra)
+            } else {
+                Ok(())
+            }
+        };
+        t.agree_result(written)?;
         self.set_last_good_file(path);
         Ok(())
     }
@@ -350,6 +435,9 @@ impl<B: BuildNets> Run<B> {
         }
         let x = self.next_batch()?;
         let result = self.trainer.step(&x, &mut SeededNoise);
+        // Every rank leaves the iteration the same way (a failure after the
+        // last collective of the step is local until agreed here).
+        let result = self.trainer.agree_result(result);
         let problem = match &result {
             // The statistics, then the state the update left: a NaN weight or
             // moment, or an exploded learning-rate scale, is a divergence too.
@@ -362,6 +450,15 @@ impl<B: BuildNets> Run<B> {
             },
             Err(Error::NonFinite(m)) => Some(format!("non-finite values: {m}")),
             Err(_) => None,
+        };
+        // The state check covers this rank's bank shards: agree on it.
+        let problem = match self
+            .trainer
+            .agree_result(problem.map_or(Ok(()), |p| Err(Error::Diverged(p))))
+        {
+            Ok(()) => None,
+            Err(Error::Diverged(p)) => Some(p),
+            Err(e) => return Err(e),
         };
         let Some(problem) = problem else {
             let stats = result?;
@@ -449,6 +546,10 @@ impl<B: BuildNets> Run<B> {
     /// As [`Run::step`], plus [`Error::Cancelled`], output I/O errors and the
     /// observer's errors.
     pub fn train(&mut self, max_steps: Option<u64>, observer: &mut dyn Observer) -> Result<()> {
+        // In a data-parallel run only rank 0 writes files.
+        if self.trainer.comm().rank() != 0 {
+            return self.train_inner(max_steps, observer);
+        }
         let mut files = match self.files.take() {
             Some(f) => f,
             None => FileOutputs::new(&self.config.output),
@@ -486,7 +587,8 @@ impl<B: BuildNets> Run<B> {
         let start_iteration = self.trainer.iteration;
         // Throughput about ten times per call (and at least every 1000 iterations).
         let report_every = (target.saturating_sub(start_iteration) / 10).clamp(1, 1000);
-        if self.trainer.iteration == 0 {
+        let root = self.trainer.comm().rank() == 0;
+        if self.trainer.iteration == 0 && root {
             self.write_start_pictures(obs)?;
         }
         let t0 = Instant::now();
@@ -521,12 +623,24 @@ impl<B: BuildNets> Run<B> {
                 rollbacks: self.rollbacks,
                 lr_scale: self.trainer.ebm_opt.lr_scale,
             }))?;
+            // A cancel on any rank cancels every rank after this iteration.
+            let cancel = if flow == Flow::Cancel {
+                Err(Error::Cancelled)
+            } else {
+                Ok(())
+            };
+            let flow = match self.trainer.agree_result(cancel) {
+                Ok(()) => Flow::Continue,
+                Err(Error::Cancelled) => Flow::Cancel,
+                Err(e) => return Err(e),
+            };
             if out.checkpoint_every > 0 && it.is_multiple_of(out.checkpoint_every) {
                 self.checkpoint_to(&out.dir, obs)?;
                 saved_at = Some(it);
             }
             let every = self.config.eval.every;
-            if every > 0
+            if root
+                && every > 0
                 && it.is_multiple_of(every)
                 && it < total
                 && self.config.eval.num_samples > 0
@@ -538,7 +652,7 @@ impl<B: BuildNets> Run<B> {
                     is_final: false,
                 })?;
             }
-            if out.sample_every > 0 && it.is_multiple_of(out.sample_every) && it < total {
+            if root && out.sample_every > 0 && it.is_multiple_of(out.sample_every) && it < total {
                 self.emit_samples(&format!("samples_{it:06}"), obs)?;
             }
             if flow == Flow::Cancel {
@@ -551,7 +665,7 @@ impl<B: BuildNets> Run<B> {
             self.checkpoint_to(&out.dir, obs)?;
         }
         let complete = self.trainer.iteration >= total;
-        if complete {
+        if complete && root {
             self.emit_samples("samples_final", obs)?;
             if self.config.eval.num_samples > 0 && self.heldout.is_some() {
                 let report = self.evaluate()?;
@@ -578,11 +692,18 @@ impl<B: BuildNets> Run<B> {
     /// A short fingerprint of the configuration (FNV-1a 64 of its canonical
     /// TOML), so log lines of runs with the same settings can be matched.
     pub fn config_hash(&self) -> String {
-        let text = self.config.to_toml_string().unwrap_or_default();
-        let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        format!("{h:016x}")
+        fnv_hex(&self.config.to_toml_string().unwrap_or_default())
+    }
+
+    /// [`Run::config_hash`] of the settings that decide the result: without
+    /// `output.*` (only rank 0 writes), `threads` and `memory_limit_gib`
+    /// (which may differ between the machines of a run).
+    fn result_config_hash(&self) -> String {
+        let mut c = self.config.clone();
+        c.output = Default::default();
+        c.threads = 0;
+        c.memory_limit_gib = 0.0;
+        fnv_hex(&c.to_toml_string().unwrap_or_default())
     }
 
     /// Writes `dir/checkpoint.safetensors` and reports it.

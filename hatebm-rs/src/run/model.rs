@@ -46,7 +46,13 @@ impl<B: BuildNets> TrainedModel<B> {
     pub fn from_checkpoint(be: B, ck: &Checkpoint) -> Result<Self> {
         let config = ck.config()?;
         // The checkpoint's weights replace the initial ones: no pretrained file is read.
-        let mut trainer = super::build_trainer(be, &config, false, false)?;
+        let mut trainer = super::build_trainer(
+            be,
+            &config,
+            false,
+            false,
+            Box::new(crate::dist::SingleProcess),
+        )?;
         ck.restore_networks(&mut trainer)?;
         trainer.iteration = ck.meta("iteration")?;
         Ok(TrainedModel { config, trainer })
