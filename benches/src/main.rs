@@ -20,13 +20,22 @@
 //! script pre-draws it outside the timer.
 //!
 //! ```text
-//! hatebm-bench [--backend cpu|tch:cpu|tch:cuda:N] [--configs T1,T2,T3,T4] [--repeats N] [--json-out FILE]
+//! hatebm-bench [--backend cpu|tch:cpu|tch:cuda:N] [--configs T1,T2,T3,T4] [--repeats N]
+//!              [--threads N] [--shards S] [--json-out FILE]
 //! ```
+//!
+//! Data-parallel T4: `--shards S` runs T4 with `dist.shards = S` (the batch
+//! as S micro-batches); built with `--features mpi` and started by `mpirun
+//! -np R`, the R processes share the S shards, and the row reports the time
+//! spent in collectives and the bytes exchanged per iteration (rank 0 prints).
 
 use std::io::Write;
 use std::time::Instant;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use hatebm_rs::backend::{Backend, shape};
+use hatebm_rs::dist::Communicator;
 use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
 use hatebm_rs::noise::{NoiseKey, SeededNoise, Stream};
 use hatebm_rs::optim::AdamConfig;
@@ -132,7 +141,58 @@ fn bench_energy<B: BuildNets>(be: &B, c: &EnergyCase, repeats: usize) -> Result<
     }))
 }
 
-fn bench_tandem<B: BuildNets>(be: &B, repeats: usize) -> Result<Value> {
+/// A communicator that times its collectives and counts the bytes it receives.
+#[derive(Debug)]
+struct TimedComm {
+    inner: Box<dyn Communicator>,
+    nanos: std::sync::Arc<AtomicU64>,
+    bytes: std::sync::Arc<AtomicU64>,
+}
+
+impl Communicator for TimedComm {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    fn all_gather(&self, local: &[u8], out: &mut [u8]) -> Result<()> {
+        let t = Instant::now();
+        let r = self.inner.all_gather(local, out);
+        self.nanos
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+        r
+    }
+
+    fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()> {
+        let t = Instant::now();
+        let r = self.inner.all_reduce_sum_f32(buf);
+        self.nanos
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(4 * buf.len() as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+/// This process's communicator: MPI under an MPI launcher (feature `mpi`).
+fn communicator() -> Result<Box<dyn Communicator>> {
+    #[cfg(feature = "mpi")]
+    if hatebm_rs::dist::launcher_rank_and_size().is_some_and(|(_, n)| n > 1) {
+        return Ok(Box::new(hatebm_rs::dist::MpiComm::world()?));
+    }
+    Ok(Box::new(hatebm_rs::dist::SingleProcess))
+}
+
+fn bench_tandem<B: BuildNets>(
+    be: &B,
+    repeats: usize,
+    shards: usize,
+    comm: Box<dyn Communicator>,
+) -> Result<Value> {
     let (batch, bank, k) = (64usize, 1000usize, 20usize);
     let e_arch = EnergyArch::Sngan {
         res: 32,
@@ -171,20 +231,43 @@ fn bench_tandem<B: BuildNets>(be: &B, repeats: usize) -> Result<Value> {
         },
         0,
     );
+    let mut settings = settings;
+    settings.dist.shards = shards;
     let energy = be.build_energy(&e_arch, 0)?;
     let generator = be.build_generator(&g_arch, 1)?;
-    let mut trainer = Trainer::new(
+    let (nanos, bytes) = (
+        std::sync::Arc::new(AtomicU64::new(0)),
+        std::sync::Arc::new(AtomicU64::new(0)),
+    );
+    let comm = TimedComm {
+        inner: comm,
+        nanos: std::sync::Arc::clone(&nanos),
+        bytes: std::sync::Arc::clone(&bytes),
+    };
+    let ranks = comm.size();
+    let mut trainer = Trainer::new_distributed(
         be.clone(),
         settings,
         energy,
         Some(generator),
         &mut SeededNoise,
+        Box::new(comm),
     )?;
+    let grad_bytes = 4
+        * (trainer.energy.params().num_trainable()
+            + trainer
+                .generator
+                .as_ref()
+                .map_or(0, |g| g.params().num_trainable()));
     let mut data = be.zeros(&shape::batched(batch, &e_arch.sample_shape()))?;
     be.fill_normal(&mut data, NoiseKey::new(2, Stream::User, [0, 0]))?;
     let mut last_langevin = 0.0;
     let mut phases: Vec<[f64; 3]> = Vec::new();
-    let sec = time_units(be, repeats, 0.1, || {
+    let mut steps = 0u64;
+    // Ranks must take the same number of steps: one step per repeat.
+    let target = if ranks > 1 { 0.0 } else { 0.1 };
+    let sec = time_units(be, repeats, target, || {
+        steps += 1;
         let s = trainer.step(&data, &mut SeededNoise)?;
         last_langevin = s.langevin.steps as f64;
         phases.push([
@@ -196,6 +279,8 @@ fn bench_tandem<B: BuildNets>(be: &B, repeats: usize) -> Result<Value> {
     })?;
     let phase = |i: usize| median(&mut phases.iter().map(|p| p[i]).collect::<Vec<_>>());
     let (t_l, t_e, t_g) = (phase(0), phase(1), phase(2));
+    let comm_sec = nanos.load(Ordering::Relaxed) as f64 * 1e-9 / steps.max(1) as f64;
+    let comm_bytes = bytes.load(Ordering::Relaxed) as f64 / steps.max(1) as f64;
     eprintln!(
         "     T4 phases (median s): langevin {t_l:.3}, ebm update {t_e:.3}, gen update {t_g:.3}"
     );
@@ -210,6 +295,11 @@ fn bench_tandem<B: BuildNets>(be: &B, repeats: usize) -> Result<Value> {
         "samples_steps_per_s": (batch * k) as f64 / sec,
         "gflops": langevin_flops / sec / 1e9,
         "seconds_langevin": t_l,
+        "shards": shards,
+        "ranks": ranks,
+        "comm_seconds_per_step": comm_sec,
+        "comm_bytes_received_per_step": comm_bytes,
+        "grad_bytes": grad_bytes,
         "seconds_ebm_update": t_e,
         "seconds_gen_update": t_g,
     }))
@@ -219,11 +309,17 @@ fn run<B: BuildNets>(
     be: &B,
     configs: &[String],
     repeats: usize,
+    shards: usize,
     out: &mut Vec<Value>,
 ) -> Result<()> {
+    let mut comm = Some(communicator()?);
+    let root = comm.as_ref().is_none_or(|c| c.rank() == 0);
     for name in configs {
         let mut row = if name == "T4" {
-            bench_tandem(be, repeats)?
+            let c = comm
+                .take()
+                .ok_or_else(|| Error::InvalidArgument("T4 may be given once".into()))?;
+            bench_tandem(be, repeats, shards, c)?
         } else {
             let c = energy_cases()
                 .into_iter()
@@ -234,6 +330,9 @@ fn run<B: BuildNets>(
         row["backend"] = json!(be.name());
         row["threads"] = json!(rayon::current_num_threads());
         row["repeats"] = json!(repeats);
+        if !root {
+            continue;
+        }
         eprintln!(
             "{:<3} {:<10} {:>10.3} ms/step {:>12.0} samples·steps/s {:>8.1} GFLOP/s   {}",
             row["config"].as_str().unwrap_or(""),
@@ -265,6 +364,7 @@ fn main() -> std::process::ExitCode {
         .collect();
     let repeats: usize = take("--repeats").and_then(|v| v.parse().ok()).unwrap_or(5);
     let json_out = take("--json-out");
+    let shards: usize = take("--shards").and_then(|v| v.parse().ok()).unwrap_or(1);
     if let Some(t) = take("--threads").and_then(|v| v.parse::<usize>().ok()) {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(t)
@@ -276,10 +376,17 @@ fn main() -> std::process::ExitCode {
             &hatebm_rs::cpu::CpuBackend::new(),
             &configs,
             repeats,
+            shards,
             &mut rows,
         ),
         #[cfg(feature = "tch")]
-        "tch:cpu" => run(&hatebm_tch::TchBackend::cpu(), &configs, repeats, &mut rows),
+        "tch:cpu" => run(
+            &hatebm_tch::TchBackend::cpu(),
+            &configs,
+            repeats,
+            shards,
+            &mut rows,
+        ),
         #[cfg(feature = "tch")]
         s if s.starts_with("tch:cuda") => {
             let n = s
@@ -287,7 +394,8 @@ fn main() -> std::process::ExitCode {
                 .next()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            hatebm_tch::TchBackend::cuda(n).and_then(|be| run(&be, &configs, repeats, &mut rows))
+            hatebm_tch::TchBackend::cuda(n)
+                .and_then(|be| run(&be, &configs, repeats, shards, &mut rows))
         }
         other => Err(Error::BackendUnavailable {
             name: other.into(),

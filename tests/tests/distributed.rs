@@ -561,3 +561,44 @@ fn a_rank_that_leaves_stops_the_others() {
         "{e}"
     );
 }
+
+/// The periodic replica check (`dist.check_every = 2` here) catches ranks
+/// whose replicated state has drifted apart (simulated: one weight of rank
+/// 1 nudged by one ulp after building): every rank stops with an error
+/// naming rank 1 at the first check.
+#[test]
+fn replicas_that_drift_apart_are_caught() {
+    let c = case(Mode::Synthesis, Nets::Mlp, Reduce::Ordered);
+    let comms = ThreadComm::group_with_timeout(2, Duration::from_secs(60)).unwrap();
+    let handles: Vec<_> = comms
+        .into_iter()
+        .map(|comm| {
+            let c = c.clone();
+            std::thread::spawn(move || -> (u64, Error) {
+                let be = cpu();
+                let rank = comm.rank();
+                let mut t = build(&be, &c, Box::new(comm)).unwrap();
+                if rank == 1 {
+                    let p = t.energy.params_mut().get_mut(0);
+                    let mut h = be.to_host(&p.value).unwrap();
+                    h[0] = f32::from_bits(h[0].to_bits() + 1);
+                    p.value = be.from_host(&h, &be.shape(&p.value)).unwrap();
+                }
+                for it in 0..ITERS {
+                    if let Err(e) = t.step(&batch(&be, c.nets, it), &mut SeededNoise) {
+                        return (it, e);
+                    }
+                }
+                panic!("the drift was not caught");
+            })
+        })
+        .collect();
+    for h in handles {
+        let (it, e) = h.join().unwrap();
+        assert_eq!(it, 1, "caught after the second iteration");
+        assert!(
+            matches!(&e, Error::Distributed(m) if m.contains("[1]") && m.contains("drifted")),
+            "{e}"
+        );
+    }
+}
