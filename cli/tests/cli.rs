@@ -524,3 +524,76 @@ fn sample_works_after_the_training_data_is_deleted() {
     assert_eq!(npy.shape, vec![5, 64]);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A sharded run (`dist.shards = 4`, one process) keeps each bank shard in a
+/// file of its own next to the checkpoint, named in the checkpoint's
+/// manifest with its checksum: resuming continues exactly; a later save
+/// removes the superseded shard files; a tampered or missing shard file is a
+/// clear error, not a wrong bank.
+#[test]
+fn sharded_checkpoints_keep_bank_shards_in_checked_files() {
+    let d = scratch("sharded");
+    let (whole, split) = (d.join("whole"), d.join("split"));
+    let args = |dir: &Path| {
+        let mut a = common(dir);
+        a.extend(["--set".into(), "dist.shards=4".into()]);
+        a
+    };
+    run_ok(bin().arg("train").args(args(&whole)));
+    run_ok(bin().arg("train").args(args(&split)).args(["--steps", "3"]));
+    let shard_files = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".bank-"))
+            .collect();
+        v.sort();
+        v
+    };
+    let at3 = shard_files(&split);
+    assert_eq!(at3.len(), 4, "{at3:?}");
+    assert!(
+        at3[0].ends_with("bank-000000000003-00000-of-00004.safetensors"),
+        "{at3:?}"
+    );
+    let ck = split.join("checkpoint.safetensors");
+    run_ok(bin().arg("train").arg("--resume").arg(&ck));
+    assert_eq!(bits(&whole.join("checkpoint.safetensors")), bits(&ck));
+    let at6 = shard_files(&split);
+    assert_eq!(at6.len(), 4, "the iteration-3 files were removed: {at6:?}");
+    assert!(at6.iter().all(|n| n.contains("-000000000006-")), "{at6:?}");
+    // A shard file from another save, or none: refused with a clear message.
+    let shard = split.join(&at6[2]);
+    let good = std::fs::read(&shard).unwrap();
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 1;
+    std::fs::write(&shard, &bad).unwrap();
+    let out = bin()
+        .arg("train")
+        .arg("--resume")
+        .arg(&ck)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("does not match the manifest"), "{err}");
+    std::fs::remove_file(&shard).unwrap();
+    let out = bin()
+        .arg("train")
+        .arg("--resume")
+        .arg(&ck)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&at6[2]), "{err}");
+    // Sampling needs no bank: it still works.
+    std::fs::write(&shard, &good).unwrap();
+    run_ok(
+        bin()
+            .args(["sample", "--checkpoint"])
+            .arg(&ck)
+            .args(["--n", "4"]),
+    );
+}

@@ -4,7 +4,7 @@
 //! bit for bit, in one process and as 2 or 4 MPI processes; a run saved at
 //! one process count resumes exactly at another; the opt-in all-reduce
 //! agrees to rounding; a failing or killed rank stops the job in bounded
-//! time with the last checkpoint intact.
+//! time with the last checkpoint (and its bank shard files) intact.
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -92,8 +92,33 @@ fn ck(dir: &Path) -> PathBuf {
     dir.join("checkpoint.safetensors")
 }
 
+/// The checkpoint's tensors, then those of its bank shard files (by name).
+fn all_bits(dir: &Path) -> Vec<(String, Vec<u32>)> {
+    let mut v = bits(&ck(dir));
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".bank-"))
+        .collect();
+    shards.sort();
+    for p in shards {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        v.extend(
+            bits(&p)
+                .into_iter()
+                .map(|(n, d)| (format!("{name}:{n}"), d)),
+        );
+    }
+    v
+}
+
 fn assert_same_tensors(a: &Path, b: &Path, what: &str) {
-    let (x, y) = (bits(&ck(a)), bits(&ck(b)));
+    let (x, y) = (all_bits(a), all_bits(b));
+    assert!(
+        x.iter().any(|(n, _)| n.contains("bank.x")),
+        "{what}: no bank compared"
+    );
     assert_eq!(x.len(), y.len(), "{what}: tensor sets differ");
     for ((n, p), (_, q)) in x.iter().zip(&y) {
         assert!(p == q, "{what}: tensor `{n}` differs");
@@ -192,10 +217,10 @@ fn all_reduce_mode_agrees_to_rounding() {
     run_ok(bin().args(args(&ordered, 6, &[])));
     let fast = d.join("fast");
     run_ok(mpirun(2).args(args(&fast, 6, &["dist.reduce=\"all_reduce\""])));
-    let (a, b) = (bits(&ck(&ordered)), bits(&ck(&fast)));
+    let (a, b) = (all_bits(&ordered), all_bits(&fast));
     let mut max = 0.0f32;
     for ((n, p), (_, q)) in a.iter().zip(&b) {
-        if n.starts_with("bank") {
+        if n.contains("bank.") {
             continue;
         }
         for (x, y) in p.iter().zip(q) {
@@ -234,8 +259,8 @@ fn run_within(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
 }
 
 /// Rank 1's copy of the data file is corrupt (each rank runs in its own
-/// folder and reads `data.npy` there): both ranks stop before training with
-/// the same message naming rank 1.
+/// folder and reads `data.npy` there): both ranks stop before training,
+/// every report the same message naming rank 1.
 #[test]
 fn a_corrupt_data_file_on_one_rank_stops_every_rank() {
     let d = scratch("corrupt");
@@ -267,7 +292,9 @@ fn a_corrupt_data_file_on_one_rank_stops_every_rank() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     let msgs: Vec<&str> = err.lines().filter(|l| l.contains("error:")).collect();
-    assert_eq!(msgs.len(), 2, "both ranks report: {err}");
+    // Rank 0 always reports; rank 1 usually does too, unless mpirun, seeing
+    // the first process exit non-zero, stops it before it prints.
+    assert!(!msgs.is_empty() && msgs.len() <= 2, "{err}");
     for m in &msgs {
         assert!(
             m.contains("rank 1 of 2 failed") && m.contains("data.npy"),
@@ -305,4 +332,12 @@ fn a_killed_rank_stops_the_job_and_the_last_checkpoint_loads() {
     let c = hatebm_rs::run::Checkpoint::read(&ck).expect("the last checkpoint loads");
     let it: u64 = c.meta("iteration").unwrap();
     assert!(it > 0 && it.is_multiple_of(20), "iteration {it}");
+    // Complete, bank shards included: it resumes (here in one process).
+    run_ok(
+        bin()
+            .arg("train")
+            .arg("--resume")
+            .arg(&ck)
+            .args(["--steps", "1"]),
+    );
 }

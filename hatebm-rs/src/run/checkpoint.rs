@@ -191,6 +191,8 @@ pub struct Checkpoint {
     pub file: TensorFile,
     /// Where it came from (for messages).
     pub context: String,
+    /// The folder it was read from (where a sharded run's bank files are).
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Checkpoint {
@@ -200,7 +202,13 @@ impl Checkpoint {
     /// [`Error::Io`]; [`Error::Format`] for a corrupt/truncated file, a file that
     /// is not a libhatebm checkpoint, or a newer format version.
     pub fn read(path: &Path) -> Result<Self> {
-        Self::from_file(TensorFile::read(path)?, path.display().to_string())
+        let mut ck = Self::from_file(TensorFile::read(path)?, path.display().to_string())?;
+        ck.dir = Some(
+            path.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf),
+        );
+        Ok(ck)
     }
 
     /// A checkpoint held in memory (`context` names it in messages).
@@ -236,7 +244,11 @@ impl Checkpoint {
                 ),
             ));
         }
-        Ok(Checkpoint { file, context })
+        Ok(Checkpoint {
+            file,
+            context,
+            dir: None,
+        })
     }
 
     fn parse_meta<T: std::str::FromStr>(file: &TensorFile, context: &str, key: &str) -> Result<T> {
@@ -469,7 +481,22 @@ impl Checkpoint {
             }
             gen_state = Some((gp, gopt));
         }
+        let manifest = self.file.metadata.get(super::bank_shards::MANIFEST_KEY);
+        let local_bank = match manifest {
+            Some(m) if t.bank_layout().is_some() => {
+                let dir = self.dir.as_deref().ok_or_else(|| {
+                    Error::format(
+                        &self.context,
+                        "a sharded run's checkpoint keeps its bank in files next to it: read it from its file",
+                    )
+                })?;
+                let it: u64 = self.meta("iteration")?;
+                super::bank_shards::read_local(dir, &self.context, m, it, t)?
+            }
+            _ => None,
+        };
         let bank = match &t.bank_layout() {
+            _ if manifest.is_some() => None,
             None => None,
             Some(has_z) => {
                 let x = self
@@ -503,6 +530,9 @@ impl Checkpoint {
         if let Some(b) = bank {
             // A data-parallel rank keeps its own shards of the whole bank.
             t.set_global_bank(b)?;
+        }
+        if local_bank.is_some() {
+            t.bank = local_bank;
         }
         *t.energy.params_mut() = ebm_params;
         t.ebm_opt = ebm_opt;

@@ -5,6 +5,7 @@
 //! Everything a harness sees goes through this type: the CLI (`hatebm train`),
 //! the C ABI's `hatebm_run_*` functions and the Rust API.
 
+mod bank_shards;
 pub mod checkpoint;
 mod eval;
 mod guard;
@@ -338,9 +339,11 @@ impl<B: BuildNets> Run<B> {
     }
 
     /// Writes a checkpoint atomically (temporary file + rename): a crash while
-    /// saving leaves the previous file intact. In a data-parallel run every
-    /// rank calls it (collective): rank 0 gathers the bank's shards and
-    /// writes the file; an error writing it is every rank's error.
+    /// saving leaves the previous file intact. With `dist.shards > 1` every
+    /// rank calls it (collective): each writes its bank shards to files of
+    /// their own next to `path`, then rank 0 writes `path`, which names them
+    /// with their checksums (see `docs/distributed.md`); an error anywhere is
+    /// every rank's error, and the previous checkpoint stays complete.
     ///
     /// # Errors
     /// Backend errors or [`Error::Io`].
@@ -356,19 +359,37 @@ impl<B: BuildNets> Run<B> {
         if let Some(v) = self.fd_at_start {
             extra.insert("eval_fd_generator_at_start".into(), v.to_string());
         }
-        // Every rank sends its bank shards; rank 0 writes the one file.
         let t = &self.trainer;
-        let written = if t.comm().size() == 1 {
-            checkpoint::save(path, t, &extra)
+        if t.shard_plan().shards() == 1 {
+            checkpoint::save(path, t, &extra)?;
+            self.set_last_good_file(path);
+            return Ok(());
+        }
+        // Sharded: every rank writes its bank shards' files, then rank 0 the
+        // checkpoint naming them (the manifest), then the older files go.
+        let mine = t.agree_result(bank_shards::write_local(path, t))?;
+        let mine = serde_json::to_vec(&mine).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let mut manifest = Vec::new();
+        for part in crate::dist::all_gather_bytes(t.comm(), &mine)? {
+            let entries: Vec<bank_shards::ShardEntry> = serde_json::from_slice(&part)
+                .map_err(|e| Error::Distributed(format!("a rank's bank shard entries: {e}")))?;
+            manifest.extend(entries);
+        }
+        manifest.sort_by_key(|e| e.shard);
+        if !manifest.is_empty() {
+            extra.insert(
+                bank_shards::MANIFEST_KEY.into(),
+                serde_json::to_string(&manifest)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+            );
+        }
+        let written = if t.comm().rank() == 0 {
+            checkpoint::save_with_bank(path, t, None, &extra)
         } else {
-            let bank = t.global_bank()?;
-            if t.comm().rank() == 0 {
-                checkpoint::save_with_bank(path, t, bank.as_ref(), &extra)
-            } else {
-                Ok(())
-            }
+            Ok(())
         };
         t.agree_result(written)?;
+        bank_shards::remove_superseded(path, t);
         self.set_last_good_file(path);
         Ok(())
     }
