@@ -67,6 +67,7 @@ scripts/ensure-tools.sh mpi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cargo clippy -p hatebm-rs -p hatebm-cli --features mpi --all-targets -- -D warnings
 cargo test -p hatebm-cli --features mpi --test mpi
+scripts/mpi-c-test.sh
 
 step "C ABI: header drift, C/C++ programs (plain, ASan+UBSan, Valgrind), packaging"
 scripts/regen-header.sh --check
