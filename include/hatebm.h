@@ -321,7 +321,7 @@ typedef struct hatebm_comm {
      */
     size_t rank;
     /**
-     * The number of ranks (≥ 1).
+     * The number of ranks (at least 1).
      */
     size_t size;
     /**

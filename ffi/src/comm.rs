@@ -51,7 +51,7 @@ pub struct hatebm_comm {
     pub struct_size: u32,
     /// This process's (or thread's) rank, `0 .. size`.
     pub rank: usize,
-    /// The number of ranks (≥ 1).
+    /// The number of ranks (at least 1).
     pub size: usize,
     /// Required when `size > 1`: the all-gather every other collective is built on.
     pub all_gather: hatebm_all_gather_fn,
@@ -169,7 +169,7 @@ impl Communicator for CallbackComm {
         };
         clear_callback_message();
         // SAFETY: `local` is readable for `local.len()` bytes and `out`
-        // writable for `size · local.len()` bytes (checked above), as the
+        // writable for `size * local.len()` bytes (checked above), as the
         // callback's contract says; `user_data` is the harness's.
         let code = unsafe {
             f(

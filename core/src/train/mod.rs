@@ -14,4 +14,5 @@ pub use autoencoder::{Autoencoder, AutoencoderConfig};
 pub use config::{GenUpdate, MAX_BANK, MAX_BATCH, Mode, NoiseInit, TrainConfig};
 pub use modes::ReconEnergy;
 pub use sample::SampleOptions;
+pub use shards::check_shards;
 pub use trainer::{StepStats, StepTensors, Trainer, TrainerSettings};

@@ -34,6 +34,16 @@ impl Dist {
     }
 }
 
+/// Checks that `train`'s batch and its mode's bank split into `shards` shards,
+/// and that nothing couples rows across shards (what a run with
+/// `dist.shards = shards` needs, whatever its number of ranks).
+///
+/// # Errors
+/// [`Error::Config`] naming the key.
+pub fn check_shards(train: &TrainConfig, shards: usize) -> Result<()> {
+    check_plan(&ShardPlan::new(shards, 0, 1)?, train)
+}
+
 /// Checks that the batch and the mode's bank split into the plan's shards,
 /// and that nothing couples rows across shards.
 pub(crate) fn check_plan(plan: &ShardPlan, train: &TrainConfig) -> Result<()> {

@@ -380,6 +380,7 @@ impl Config {
         }
         self.autoencoder.validate()?;
         self.dist.validate()?;
+        crate::train::check_shards(&self.train, self.dist.shards)?;
         if self.sample.batch_size == 0 {
             return Err(Error::Config("sample.batch_size must be >= 1".into()));
         }
