@@ -12,16 +12,14 @@
 //! execute an instruction the CPU lacks.
 //!
 //! Paths today: `avx512` — the direct convolution and MLP kernels
-//! (`conv_direct`) with 16-lane `zmm` register tiles; `avx2` — the same
-//! direct kernels with 8-lane `ymm` tiles (AVX2 + FMA), which do the same
-//! arithmetic in the same order and so give the **same bits** as `avx512`
-//! (tested); `generic` — im2col + `matrixmultiply` GEMMs (which pick their
-//! own SIMD at run time). Element-wise loops are the same scalar code
-//! (auto-vectorised for baseline x86-64) on every path.
+//! (`conv_direct`); `generic` — im2col + `matrixmultiply` GEMMs (which pick
+//! their own SIMD at run time) and scalar element-wise loops. `avx2` is
+//! accepted on CPUs with AVX2 + FMA and currently runs the generic kernels
+//! (AVX2 direct kernels are issue 12, item 1).
 //!
-//! Results of `generic` differ from the direct paths in float rounding only (a
-//! different summation order); every path is bit-identical across thread
-//! counts and batch splits.
+//! Results differ between paths in float rounding only (a different
+//! summation order), and are bit-identical across thread counts and batch
+//! splits on each path.
 
 use std::sync::OnceLock;
 

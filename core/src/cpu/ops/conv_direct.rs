@@ -40,10 +40,10 @@ const MIN_TASK_VECS: usize = 96;
 const MIN_TASKS: usize = 4;
 
 /// `true` if the kernels may run: the active ISA path ([`crate::cpu::isa::active`],
-/// which `HATEBM_CPU_ISA` can lower) is AVX2 + FMA or AVX-512 — which it only is on a
-/// CPU that has them.
+/// which `HATEBM_CPU_ISA` can lower) is AVX-512 — which it only is on a CPU with
+/// AVX-512F.
 pub(crate) fn available() -> bool {
-    crate::cpu::isa::active() >= crate::cpu::isa::Isa::Avx2
+    crate::cpu::isa::active() >= crate::cpu::isa::Isa::Avx512
 }
 
 /// `true` if the shapes suit the kernel: whole 16-pixel vectors per image and an odd `k`.
@@ -61,9 +61,6 @@ struct Taps {
     offs: Vec<isize>,
     /// `masks[q·kk + t]`: bit `l` set iff pixel `16q + l` shifted by tap `t` is inside.
     masks: Vec<u16>,
-    /// The same masks as the AVX2 path's `vmaskmovps` operands: lane `l` is −1
-    /// (all bits set) where bit `l` of `masks` is set, else 0.
-    masks32: Vec<[i32; LANES]>,
 }
 
 /// Tap tables kept per thread (most recently used first), so steady-state calls do not
@@ -114,16 +111,7 @@ impl Taps {
                 }
             }
         }
-        let masks32 = masks
-            .iter()
-            .map(|&m| std::array::from_fn(|l| if m >> l & 1 == 1 { -1 } else { 0 }))
-            .collect();
-        Taps {
-            kk,
-            offs,
-            masks,
-            masks32,
-        }
+        Taps { kk, offs, masks }
     }
 }
 
@@ -152,8 +140,7 @@ pub(super) fn conv_direct(
     let kdim = ci * k * k;
     assert_eq!(wmat.len(), co * kdim, "conv_direct: wmat length");
     let wp = PackedWeights::new(co, kdim, |o, r| wmat[o * kdim + r]);
-    let isa = crate::cpu::isa::active();
-    conv_direct_packed(isa, batch, ci, h, w, k, x, &wp, bias, y, acc);
+    conv_direct_packed(batch, ci, h, w, k, x, &wp, bias, y, acc);
 }
 
 /// Weights packed for the register tile: `[row block][kdim][MR]`, i.e.
@@ -200,27 +187,13 @@ pub(crate) fn matmul_fm(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
-    conv_direct_packed(
-        crate::cpu::isa::active(),
-        1,
-        ci,
-        1,
-        n,
-        1,
-        x,
-        wp,
-        bias,
-        y,
-        false,
-    );
+    conv_direct_packed(1, ci, 1, n, 1, x, wp, bias, y, false);
 }
 
 /// [`conv_direct`] with weights packed by [`PackedWeights::new`] (`co` = `wp.co`,
-/// im2col row `r = c·k² + tap`), with the tiles of `isa` (AVX-512 tiles for
-/// [`Isa::Avx512`](crate::cpu::isa::Isa), else the AVX2 tiles; the same bits either way).
+/// im2col row `r = c·k² + tap`).
 #[allow(clippy::too_many_arguments)]
 fn conv_direct_packed(
-    isa: crate::cpu::isa::Isa,
     batch: usize,
     ci: usize,
     h: usize,
@@ -232,10 +205,7 @@ fn conv_direct_packed(
     y: &mut [f32],
     acc: bool,
 ) {
-    assert!(
-        available() && isa <= crate::cpu::isa::active() && isa >= crate::cpu::isa::Isa::Avx2,
-        "conv_direct: needs AVX2 + FMA or AVX-512F"
-    );
+    assert!(available(), "conv_direct: needs AVX-512F");
     assert!(
         suits(h, w, k),
         "conv_direct: h·w = {h}·{w} must be a multiple of 16"
@@ -295,9 +265,9 @@ fn conv_direct_packed(
                     };
                     let wblk = &wp[cb * kdim * MR..(cb + 1) * kdim * MR];
                     match nv {
-                        1 => run_tile::<1>(isa, xg, ci, hw, taps, &pos, wblk, yg, &out),
-                        2 => run_tile::<2>(isa, xg, ci, hw, taps, &pos, wblk, yg, &out),
-                        _ => run_tile::<NV>(isa, xg, ci, hw, taps, &pos, wblk, yg, &out),
+                        1 => run_tile::<1>(xg, ci, hw, taps, &pos, wblk, yg, &out),
+                        2 => run_tile::<2>(xg, ci, hw, taps, &pos, wblk, yg, &out),
+                        _ => run_tile::<NV>(xg, ci, hw, taps, &pos, wblk, yg, &out),
                     }
                 }
                 v0 += nv;
@@ -318,7 +288,6 @@ struct Out {
 /// Safe front of [`tile`]: checks what `tile`'s contract needs and calls it.
 #[allow(clippy::too_many_arguments)]
 fn run_tile<const V: usize>(
-    isa: crate::cpu::isa::Isa,
     xg: &[f32],
     ci: usize,
     hw: usize,
@@ -344,38 +313,8 @@ fn run_tile<const V: usize>(
         &taps.masks[q * kk..(q + 1) * kk]
     });
     #[cfg(target_arch = "x86_64")]
-    if isa < crate::cpu::isa::Isa::Avx512 {
-        assert!(available());
-        for (v, &sv) in src.iter().enumerate() {
-            let q = pos[v].1 / LANES;
-            let m32 = &taps.masks32[q * kk..(q + 1) * kk];
-            for m0 in (0..out.rows).step_by(HALF_ROWS) {
-                // SAFETY: AVX2 and FMA are available (checked above). The lanes set
-                // in m32[t] are those of masks[v][t], so every element read is
-                // inside `xg` as argued for the AVX-512 tile below; rows m0 .. m0 + 4
-                // of the packed block are in `wblk` (m0 + 4 ≤ MR); every written
-                // range out.offs[m][v] .. + 16, m < rows, lies in `y` (asserted).
-                unsafe {
-                    tile_avx2(
-                        sv,
-                        m32,
-                        &taps.offs,
-                        ci,
-                        hw,
-                        wblk.as_ptr(),
-                        y.as_mut_ptr(),
-                        out,
-                        m0,
-                        v,
-                    )
-                }
-            }
-        }
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
     {
-        assert!(crate::cpu::isa::active() >= crate::cpu::isa::Isa::Avx512);
+        assert!(available());
         // SAFETY: AVX-512F is available (checked above). For every channel c < ci,
         // tap t and lane l whose bit is set in masks[v][t], the element
         // src[v] + c·hw + offs[t] + l is pixel 16q + l of channel c of sample n
@@ -399,7 +338,7 @@ fn run_tile<const V: usize>(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, src, masks, y, out);
+        let _ = (src, masks, y, out);
         unreachable!("conv_direct: x86-64 only");
     }
 }
@@ -476,92 +415,6 @@ unsafe fn tile<const V: usize>(
     }
 }
 
-/// Output rows per AVX2 register tile (half of a packed block of [`MR`]).
-const HALF_ROWS: usize = MR / 2;
-
-/// The AVX2 + FMA register tile: rows `m0 .. m0 + 4` of the packed block and the
-/// one 16-pixel vector `v` (two 8-lane halves, 8 `ymm` accumulators):
-/// `s[m][l] = Σ_{c < ci} Σ_{t < kk} wblk[(c·kk + t)·MR + m0 + m] · (masks[t][l] ≠ 0 ?
-/// src[c·hw + offs[t] + l] : 0)`, in `(c, t)` order with one fused multiply-add per
-/// term — the AVX-512 tile's arithmetic, so both paths give the same bits — then for
-/// `m0 + m < out.rows`: `y[out.offs[m0 + m][v] + l] = s + bias` (or `+=` if `out.acc`).
-///
-/// # Safety
-///
-/// * The CPU supports AVX2 and FMA.
-/// * `offs.len() == masks.len()` (= `kk`), `wblk` points to `ci·kk·MR` readable `f32`,
-///   and `m0 + 4 ≤ MR`.
-/// * For every `c < ci`, `t < kk` and lane `l < 16` with `masks[t][l] ≠ 0`, the element
-///   at `src + c·hw + offs[t] + l` is readable; other lanes are never accessed
-///   (`vmaskmovps` suppresses the access and its faults).
-/// * For every `m0 ≤ m < out.rows` the 16 elements at `y + out.offs[m][v]` are readable
-///   and writable, and nothing else accesses them during the call.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2(
-    src: *const f32,
-    masks: &[[i32; LANES]],
-    offs: &[isize],
-    ci: usize,
-    hw: usize,
-    wblk: *const f32,
-    y: *mut f32,
-    out: &Out,
-    m0: usize,
-    v: usize,
-) {
-    use std::arch::x86_64::*;
-    let kk = offs.len();
-    let mut accs = [[_mm256_setzero_ps(); 2]; HALF_ROWS];
-    // SAFETY: m0 < MR ≤ the block's first row of weights (contract above).
-    let mut wr = unsafe { wblk.add(m0) };
-    for c in 0..ci {
-        let cofs = (c * hw) as isize;
-        for (t, mk) in masks.iter().enumerate().take(kk) {
-            let p = src.wrapping_offset(cofs + offs[t]);
-            // SAFETY: the lanes whose mask is set are readable (contract above); the
-            // masks are 16 i32 each, read as two unaligned 8-lane vectors.
-            let (lo, hi) = unsafe {
-                let mlo = _mm256_loadu_si256(mk.as_ptr().cast());
-                let mhi = _mm256_loadu_si256(mk.as_ptr().add(8).cast());
-                (
-                    _mm256_maskload_ps(p, mlo),
-                    _mm256_maskload_ps(p.wrapping_add(8), mhi),
-                )
-            };
-            for (m, am) in accs.iter_mut().enumerate() {
-                // SAFETY: wr + m < wblk + ci·kk·MR, as m0 + m < MR (contract above).
-                let a = _mm256_set1_ps(unsafe { *wr.add(m) });
-                am[0] = _mm256_fmadd_ps(a, lo, am[0]);
-                am[1] = _mm256_fmadd_ps(a, hi, am[1]);
-            }
-            // Wrapping: after the last tap it points past the block (never read).
-            wr = wr.wrapping_add(MR);
-        }
-    }
-    for (m, am) in accs.iter().enumerate() {
-        let row = m0 + m;
-        if row >= out.rows {
-            break;
-        }
-        let b = _mm256_set1_ps(out.bias[row]);
-        for (h, &s) in am.iter().enumerate() {
-            // SAFETY: y + offs[row][v] .. + 16 is readable and writable (contract above).
-            unsafe {
-                let p = y.add(out.offs[row][v] + 8 * h);
-                let r = _mm256_add_ps(s, b);
-                let r = if out.acc {
-                    _mm256_add_ps(_mm256_loadu_ps(p), r)
-                } else {
-                    r
-                };
-                _mm256_storeu_ps(p, r);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,7 +464,7 @@ mod tests {
     #[test]
     fn matches_naive() {
         if !available() {
-            eprintln!("conv_direct: no AVX2 + FMA on this CPU, kernel not tested here");
+            eprintln!("conv_direct: no AVX-512F on this CPU, kernel not tested here");
             return;
         }
         // (batch, ci, co, h, w, k): vector tails of 1 and 2, co not a multiple of 8,
@@ -645,45 +498,6 @@ mod tests {
             let nob = naive(b, ci, co, h, w, k, &x, &wm, None);
             let want_a: Vec<f64> = nob.iter().zip(&base).map(|(v, &s)| v + s as f64).collect();
             assert_close(&to_f64(&ya), &want_a, 1e-6, &format!("{what} acc"));
-        }
-    }
-
-    /// The AVX2 tiles do the AVX-512 tiles' arithmetic (one FMA per term in `(c, tap)`
-    /// order, then the bias, then the old value): the same bits, on a CPU with both.
-    #[test]
-    fn avx2_tiles_give_the_avx512_bits() {
-        use crate::cpu::isa::{Isa, active};
-        if active() < Isa::Avx512 {
-            eprintln!("conv_direct: the AVX-512 tiles are not active here; comparison skipped");
-            return;
-        }
-        for (i, &(b, ci, co, h, w, k, acc)) in [
-            (3, 5, 9, 4, 4, 3, false),
-            (2, 4, 17, 32, 32, 3, true),
-            (1, 2, 3, 8, 2, 3, false),
-            (3, 6, 11, 16, 16, 1, true),
-            (2, 3, 14, 8, 8, 5, false),
-            (1, 64, 130, 1, 48, 1, false),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let mut r = rng(90 + i as u64);
-            let x = to_f32(&rand_vec(&mut r, b * ci * h * w));
-            let wm = to_f32(&rand_vec(&mut r, co * ci * k * k));
-            let bias = to_f32(&rand_vec(&mut r, co));
-            let base = to_f32(&rand_vec(&mut r, b * co * h * w));
-            let wp = PackedWeights::new(co, ci * k * k, |o, c| wm[o * ci * k * k + c]);
-            let run = |isa| {
-                let mut y = base.clone();
-                conv_direct_packed(isa, b, ci, h, w, k, &x, &wp, Some(&bias), &mut y, acc);
-                y
-            };
-            let (a, v) = (run(Isa::Avx512), run(Isa::Avx2));
-            assert!(
-                a.iter().zip(&v).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "case {i}: AVX2 and AVX-512 tiles differ"
-            );
         }
     }
 
