@@ -390,6 +390,7 @@ fn settings(batch: usize, bank: usize, langevin: LangevinConfig, lr: f32) -> Tra
         gen_optim: adam,
         init_bank: true,
         seed: 5,
+        dist: Default::default(),
     }
 }
 
