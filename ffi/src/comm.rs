@@ -217,6 +217,19 @@ impl Drop for CallbackComm {
     }
 }
 
+/// Builds a run over the harness's callbacks `vt`; the library owns
+/// `vt.user_data` (and calls `vt.free`) only if `build` succeeds.
+fn with_callback_comm(
+    vt: hatebm_comm,
+    build: impl FnOnce(Box<dyn Communicator>) -> Result<AnyRun>,
+) -> Result<AnyRun> {
+    let comm = CallbackComm::new(vt)?;
+    let owned = comm.ownership();
+    let run = build(Box::new(comm))?;
+    owned.store(true, std::sync::atomic::Ordering::Release);
+    Ok(run)
+}
+
 /// Builds one rank's session of a data-parallel run whose collectives are
 /// the harness's callbacks `comm` (copied). Every rank calls it with the
 /// same configuration; the run's `dist.shards` must be a multiple of
@@ -249,10 +262,7 @@ pub unsafe extern "C" fn hatebm_session_new_distributed(
         // SAFETY: forwarded from this function's contract.
         let vt = unsafe { try_versioned(comm, "comm") }?;
         let config = cfg.build()?;
-        let comm = CallbackComm::new(vt)?;
-        let owned = comm.ownership();
-        let run = AnyRun::new_distributed(config, Box::new(comm))?;
-        owned.store(true, std::sync::atomic::Ordering::Release);
+        let run = with_callback_comm(vt, |comm| AnyRun::new_distributed(config, comm))?;
         out.write(into_raw_box(BusyCell::new(run)));
         Ok(())
     }
@@ -285,10 +295,9 @@ pub unsafe extern "C" fn hatebm_session_resume_distributed(
             // SAFETY: forwarded from this function's contract.
             Some(unsafe { try_ref(cfg, "cfg") }?.build()?)
         };
-        let comm = CallbackComm::new(vt)?;
-        let owned = comm.ownership();
-        let run = AnyRun::resume_distributed(Path::new(path), config, Box::new(comm))?;
-        owned.store(true, std::sync::atomic::Ordering::Release);
+        let run = with_callback_comm(vt, |comm| {
+            AnyRun::resume_distributed(Path::new(path), config, comm)
+        })?;
         out.write(into_raw_box(BusyCell::new(run)));
         Ok(())
     }

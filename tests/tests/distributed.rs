@@ -241,6 +241,26 @@ fn train_rank<B: BuildNets>(be: &B, c: &Case, comm: Box<dyn Communicator>) -> Re
     })
 }
 
+/// Runs `f(rank's communicator, case)` on `ranks` threads of one
+/// `ThreadComm` group (collectives give up after `timeout_s`); every rank's
+/// result, in rank order.
+fn on_ranks<T: Send + 'static>(
+    ranks: usize,
+    timeout_s: u64,
+    c: &Case,
+    f: fn(ThreadComm, Case) -> T,
+) -> Vec<T> {
+    let comms = ThreadComm::group_with_timeout(ranks, Duration::from_secs(timeout_s)).unwrap();
+    let handles: Vec<_> = comms
+        .into_iter()
+        .map(|comm| {
+            let c = c.clone();
+            std::thread::spawn(move || f(comm, c))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
 /// Runs the case as `ranks` ranks (threads), returning every rank's result.
 fn train_ranks<B: BuildNets + Send + 'static>(
     make: fn() -> B,
@@ -493,32 +513,24 @@ fn shards_that_do_not_divide_are_config_errors() {
 #[test]
 fn a_failure_on_one_rank_stops_every_rank_with_the_same_error() {
     let c = case(Mode::Synthesis, Nets::Mlp, Reduce::Ordered);
-    let comms = ThreadComm::group_with_timeout(2, Duration::from_secs(60)).unwrap();
-    let handles: Vec<_> = comms
-        .into_iter()
-        .map(|comm| {
-            let c = c.clone();
-            std::thread::spawn(move || -> (u64, Error) {
-                let be = cpu();
-                let rank = comm.rank();
-                let mut t = build(&be, &c, Box::new(comm)).unwrap();
-                for it in 0..ITERS {
-                    let mut x = batch(&be, c.nets, it);
-                    if it == 2 && rank == 1 {
-                        // Rank 1 sees a NaN in a row it owns (rows 4..8).
-                        let mut h = be.to_host(&x).unwrap();
-                        h[2 * 6] = f32::NAN;
-                        x = be.from_host(&h, &[BATCH, 2]).unwrap();
-                    }
-                    if let Err(e) = t.step(&x, &mut SeededNoise) {
-                        return (it, e);
-                    }
-                }
-                panic!("no rank failed");
-            })
-        })
-        .collect();
-    let results: Vec<(u64, Error)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results = on_ranks(2, 60, &c, |comm, c| -> (u64, Error) {
+        let be = cpu();
+        let rank = comm.rank();
+        let mut t = build(&be, &c, Box::new(comm)).unwrap();
+        for it in 0..ITERS {
+            let mut x = batch(&be, c.nets, it);
+            if it == 2 && rank == 1 {
+                // Rank 1 sees a NaN in a row it owns (rows 4..8).
+                let mut h = be.to_host(&x).unwrap();
+                h[2 * 6] = f32::NAN;
+                x = be.from_host(&h, &[BATCH, 2]).unwrap();
+            }
+            if let Err(e) = t.step(&x, &mut SeededNoise) {
+                return (it, e);
+            }
+        }
+        panic!("no rank failed");
+    });
     for (it, e) in &results {
         assert_eq!(*it, 2);
         assert!(matches!(e, Error::NonFinite(_)), "{e}");
@@ -533,28 +545,21 @@ fn a_failure_on_one_rank_stops_every_rank_with_the_same_error() {
 #[test]
 fn a_rank_that_leaves_stops_the_others() {
     let c = case(Mode::Synthesis, Nets::Mlp, Reduce::Ordered);
-    let comms = ThreadComm::group_with_timeout(2, Duration::from_secs(60)).unwrap();
-    let handles: Vec<_> = comms
-        .into_iter()
-        .map(|comm| {
-            let c = c.clone();
-            std::thread::spawn(move || -> Option<Error> {
-                let be = cpu();
-                let rank = comm.rank();
-                let mut t = build(&be, &c, Box::new(comm)).unwrap();
-                for it in 0..ITERS {
-                    if rank == 1 && it == 1 {
-                        return None;
-                    }
-                    if let Err(e) = t.step(&batch(&be, c.nets, it), &mut SeededNoise) {
-                        return Some(e);
-                    }
-                }
-                panic!("rank {rank} finished although rank 1 left");
-            })
-        })
-        .collect();
-    let mut results = handles.into_iter().map(|h| h.join().unwrap());
+    let results = on_ranks(2, 60, &c, |comm, c| -> Option<Error> {
+        let be = cpu();
+        let rank = comm.rank();
+        let mut t = build(&be, &c, Box::new(comm)).unwrap();
+        for it in 0..ITERS {
+            if rank == 1 && it == 1 {
+                return None;
+            }
+            if let Err(e) = t.step(&batch(&be, c.nets, it), &mut SeededNoise) {
+                return Some(e);
+            }
+        }
+        panic!("rank {rank} finished although rank 1 left");
+    });
+    let mut results = results.into_iter();
     let e = results.next().unwrap().expect("rank 0 fails");
     assert!(
         matches!(&e, Error::Distributed(m) if m.contains("rank 1 of 2 left")),
@@ -569,32 +574,24 @@ fn a_rank_that_leaves_stops_the_others() {
 #[test]
 fn replicas_that_drift_apart_are_caught() {
     let c = case(Mode::Synthesis, Nets::Mlp, Reduce::Ordered);
-    let comms = ThreadComm::group_with_timeout(2, Duration::from_secs(60)).unwrap();
-    let handles: Vec<_> = comms
-        .into_iter()
-        .map(|comm| {
-            let c = c.clone();
-            std::thread::spawn(move || -> (u64, Error) {
-                let be = cpu();
-                let rank = comm.rank();
-                let mut t = build(&be, &c, Box::new(comm)).unwrap();
-                if rank == 1 {
-                    let p = t.energy.params_mut().get_mut(0);
-                    let mut h = be.to_host(&p.value).unwrap();
-                    h[0] = f32::from_bits(h[0].to_bits() + 1);
-                    p.value = be.from_host(&h, &be.shape(&p.value)).unwrap();
-                }
-                for it in 0..ITERS {
-                    if let Err(e) = t.step(&batch(&be, c.nets, it), &mut SeededNoise) {
-                        return (it, e);
-                    }
-                }
-                panic!("the drift was not caught");
-            })
-        })
-        .collect();
-    for h in handles {
-        let (it, e) = h.join().unwrap();
+    let results = on_ranks(2, 60, &c, |comm, c| -> (u64, Error) {
+        let be = cpu();
+        let rank = comm.rank();
+        let mut t = build(&be, &c, Box::new(comm)).unwrap();
+        if rank == 1 {
+            let p = t.energy.params_mut().get_mut(0);
+            let mut h = be.to_host(&p.value).unwrap();
+            h[0] = f32::from_bits(h[0].to_bits() + 1);
+            p.value = be.from_host(&h, &be.shape(&p.value)).unwrap();
+        }
+        for it in 0..ITERS {
+            if let Err(e) = t.step(&batch(&be, c.nets, it), &mut SeededNoise) {
+                return (it, e);
+            }
+        }
+        panic!("the drift was not caught");
+    });
+    for (it, e) in results {
         assert_eq!(it, 1, "caught after the second iteration");
         assert!(
             matches!(&e, Error::Distributed(m) if m.contains("[1]") && m.contains("drifted")),
