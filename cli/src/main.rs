@@ -71,6 +71,10 @@ enum Cmd {
         /// Langevin steps (default: the training chain's K; 0 = generator only).
         #[arg(long, value_name = "K")]
         steps: Option<usize>,
+        /// The transition: ula (the run's default), mala, hmc or baoab
+        /// (docs/samplers.md); T, step sizes and clipping stay the run's.
+        #[arg(long, value_name = "METHOD")]
+        sampler: Option<String>,
         /// Sample with the raw weights even if EMA weights exist.
         #[arg(long)]
         no_ema: bool,
@@ -242,16 +246,28 @@ fn communicator() -> Result<Box<dyn Communicator>> {
     }
 }
 
-fn cmd_sample(
-    ckpt: &Path,
+/// What `hatebm sample` draws.
+struct SampleArgs {
     n: usize,
     steps: Option<usize>,
+    sampler: Option<String>,
     no_ema: bool,
     seed: u64,
-    out: Option<PathBuf>,
-) -> Result<()> {
+}
+
+fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()> {
+    let SampleArgs {
+        n,
+        steps,
+        sampler,
+        no_ema,
+        seed,
+    } = args;
     // The networks alone: a shipped checkpoint samples without its training data.
     let mut model = hatebm_rs::runtime::AnyModel::load(ckpt, None)?;
+    if let Some(name) = sampler {
+        model.set_sampler_method(hatebm_rs::sampler::Method::parse(&name)?)?;
+    }
     let dir = out.unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let opts = SampleOptions {
@@ -269,6 +285,18 @@ fn cmd_sample(
     });
     bar.finish_and_clear();
     let (data, shape) = result?;
+    if let Some(mh) = model.last_sample_stats().and_then(|s| s.mh.as_ref()) {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        eprintln!(
+            "hatebm: {} acceptance (last batch): residual {} latent {}; mean min(1, alpha): residual {} latent {}; divergences {}",
+            mh.method,
+            f(mh.accept_res),
+            f(mh.accept_latent),
+            f(mh.alpha_res),
+            f(mh.alpha_latent),
+            mh.divergences
+        );
+    }
     let npy = dir.join("samples.npy");
     hatebm_rs::data::npy::write_npy_f32(&npy, &shape, &data)?;
     let png = dir.join("samples.png");
@@ -379,10 +407,21 @@ fn run(cli: Cli) -> Result<()> {
             checkpoint,
             n,
             steps,
+            sampler,
             no_ema,
             seed,
             out,
-        } => cmd_sample(&checkpoint, n, steps, no_ema, seed, out),
+        } => cmd_sample(
+            &checkpoint,
+            SampleArgs {
+                n,
+                steps,
+                sampler,
+                no_ema,
+                seed,
+            },
+            out,
+        ),
         Cmd::Config { cfg } => {
             print!("{}", build_config(&cfg)?.to_toml_string()?);
             Ok(())

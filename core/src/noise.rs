@@ -58,6 +58,15 @@ pub enum Stream {
     Eval = 11,
     /// Anything else a user or a test needs.
     User = 12,
+    /// Metropolis–Hastings accept/reject uniforms of residual-block (and
+    /// joint HMC) moves ([`crate::sampler::mh`]).
+    ChainAcceptRes = 13,
+    /// Metropolis–Hastings accept/reject uniforms of latent-block moves.
+    ChainAcceptLatent = 14,
+    /// Initial momenta of underdamped (BAOAB) chains.
+    ChainInitMomentum = 15,
+    /// Initial states of AIS chains.
+    AisInit = 16,
 }
 
 /// The address of a block of random numbers (see the module docs).
@@ -175,6 +184,23 @@ pub trait NoiseSource<B: Backend>: Send {
     fn unique_indices(&mut self, key: NoiseKey, count: usize, n: usize) -> Result<Vec<usize>> {
         unique_indices(key, count, n)
     }
+
+    /// `n` uniforms in `[0, 1)`, one per row: row `r` is the first `f64` of
+    /// `key.rng_for_row(key.row_offset + r)`, so a chain's draw depends only on
+    /// its global index (not on the batch split).
+    ///
+    /// # Errors
+    /// None for the addressed source; replay sources may fail.
+    fn uniform(&mut self, key: NoiseKey, n: usize) -> Result<Vec<f64>> {
+        Ok(uniform_rows(key, n))
+    }
+}
+
+/// The addressed uniforms of [`NoiseSource::uniform`].
+pub fn uniform_rows(key: NoiseKey, n: usize) -> Vec<f64> {
+    (0..n as u64)
+        .map(|r| key.rng_for_row(key.row_offset + r).random::<f64>())
+        .collect()
 }
 
 /// `count` distinct indices in `0..n` from `key.host_rng()` (partial

@@ -116,6 +116,9 @@ impl hatebm_langevin_params {
             clip_latent: opt("clip_latent", self.clip_latent)?,
             prior_sigma_res: opt("prior_sigma_res", self.prior_sigma_res)?,
             latent_prior: self.latent_prior,
+            // The MH and kinetic methods are not in this struct (its layout is
+            // fixed); they are reached through the session's configuration.
+            ..LangevinConfig::default()
         };
         c.validate().map_err(|e| match e {
             Error::Config(m) => Failure::invalid(m.replace("langevin.", "params->")),

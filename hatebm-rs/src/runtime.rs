@@ -139,6 +139,20 @@ impl AnyModel {
         dispatch_model!(self, m => m.sample(opts, progress))
     }
 
+    /// Chooses the transition ([`crate::run::TrainedModel::set_sampler_method`]).
+    ///
+    /// # Errors
+    /// As [`crate::run::TrainedModel::set_sampler_method`].
+    pub fn set_sampler_method(&mut self, method: crate::sampler::Method) -> Result<()> {
+        dispatch_model!(self, m => m.set_sampler_method(method))
+    }
+
+    /// Diagnostics of the last sampling call
+    /// ([`crate::run::TrainedModel::last_sample_stats`]).
+    pub fn last_sample_stats(&self) -> Option<&LangevinStats> {
+        dispatch_model!(self, m => m.last_sample_stats())
+    }
+
     /// Energies ([`crate::run::TrainedModel::energy`]).
     ///
     /// # Errors

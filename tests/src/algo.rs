@@ -42,6 +42,7 @@ pub fn langevin_config(g: &Golden) -> LangevinConfig {
             None
         },
         latent_prior: false,
+        ..LangevinConfig::default()
     }
 }
 

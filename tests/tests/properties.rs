@@ -20,7 +20,7 @@ use common::strategies::{
     gaussian_energy_case, identity_case, prior_only_case, quadratic_case, run_config,
     sampler_clip_case,
 };
-use common::{bit_identical, host, mean, mean_square, row_norms, with_threads};
+use common::{bit_identical, cases, host, key, mean, mean_square, row_norms, with_threads};
 use hatebm_rs::BackendSpec;
 use hatebm_rs::backend::{Backend, LangevinUpdate};
 use hatebm_rs::bank::Bank;
@@ -31,32 +31,6 @@ use hatebm_rs::noise::{NoiseKey, SeededNoise, Stream};
 use hatebm_rs::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler};
 use hatebm_tests::energies::DiagQuadratic;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
-
-/// `PROPTEST_CASES` if set, else `default` (cheap enough for CI). Failing
-/// cases are persisted in `tests/proptest-regressions/properties.txt`
-/// (committed) and replayed first on every run.
-fn cases(default: u32) -> Config {
-    let n = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    Config {
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/proptest-regressions/properties.txt"
-        )))),
-        ..Config::with_cases(n)
-    }
-}
-
-fn key(seed: u64) -> ChainKey {
-    ChainKey {
-        seed,
-        iteration: 0,
-        row_offset: 0,
-    }
-}
 
 /// A sampler on the residual block only (no generator), all knobs explicit.
 fn residual_sampler(
@@ -528,6 +502,7 @@ fn joint_sampler(steps: usize) -> LangevinSampler {
         clip_latent: Some(0.5),
         prior_sigma_res: Some(0.5),
         latent_prior: true,
+        ..LangevinConfig::default()
     })
     .unwrap()
 }

@@ -62,6 +62,26 @@ pub struct LangevinConfig {
     /// Adds an N(0, I) prior `½‖z‖²` on the latent (off by default; the paper's
     /// code has none).
     pub latent_prior: bool,
+    /// The transition ([`Method`]; `ula` = unadjusted Langevin, the paper's).
+    pub method: Method,
+    /// ULA only: record, for every step, the MALA acceptance probability the
+    /// step would have had (the chain still always moves; see
+    /// [`crate::sampler::mh`]).
+    pub shadow_mh: bool,
+    /// MALA / HMC: the first `adapt_steps` steps of every call adapt ε by dual
+    /// averaging towards `target_accept`; ε is then frozen (0 = no adaptation).
+    pub adapt_steps: usize,
+    /// Target acceptance of the adaptation and of the shadow monitor's
+    /// suggested ε (0.574 is MALA's optimal-scaling value).
+    pub target_accept: f32,
+    /// HMC: leapfrog steps L per transition (each costs one energy gradient).
+    pub leapfrog_steps: usize,
+    /// HMC / BAOAB: mass m of the residual block (M = m·I).
+    pub mass_res: f32,
+    /// HMC / BAOAB: mass of the latent block.
+    pub mass_latent: f32,
+    /// BAOAB: friction γ per unit time (a step lasts ε time units).
+    pub friction: f32,
 }
 
 /// Serde form of an optional number whose default is `Some`: `None` is written
@@ -137,6 +157,14 @@ impl Default for LangevinConfig {
             clip_latent: None,
             prior_sigma_res: None,
             latent_prior: false,
+            method: Method::Ula,
+            shadow_mh: false,
+            adapt_steps: 0,
+            target_accept: 0.574,
+            leapfrog_steps: 10,
+            mass_res: 1.0,
+            mass_latent: 1.0,
+            friction: 1.0,
         }
     }
 }
@@ -177,6 +205,67 @@ impl LangevinConfig {
         }
         if let Some(s) = self.prior_sigma_res {
             pos("prior_sigma_res", s)?;
+        }
+        self.validate_method()
+    }
+
+    fn validate_method(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("langevin.{m}")));
+        if !(self.target_accept > 0.0 && self.target_accept < 1.0) {
+            return bad(format!(
+                "target_accept must lie in (0, 1), got {}",
+                self.target_accept
+            ));
+        }
+        for (name, m) in [
+            ("mass_res", self.mass_res),
+            ("mass_latent", self.mass_latent),
+        ] {
+            if !(m.is_finite() && m > 0.0) {
+                return bad(format!("{name} must be finite and > 0, got {m}"));
+            }
+        }
+        if !(self.friction.is_finite() && self.friction >= 0.0) {
+            return bad(format!(
+                "friction must be finite and >= 0, got {}",
+                self.friction
+            ));
+        }
+        if !(1..=MAX_LEAPFROG).contains(&self.leapfrog_steps) {
+            return bad(format!(
+                "leapfrog_steps must lie in 1..={MAX_LEAPFROG}, got {}",
+                self.leapfrog_steps
+            ));
+        }
+        if self.adapt_steps > self.steps {
+            return bad(format!(
+                "adapt_steps ({}) must be at most steps ({})",
+                self.adapt_steps, self.steps
+            ));
+        }
+        let stochastic = self.method != Method::Ula || self.shadow_mh;
+        if stochastic && !self.noise {
+            return bad(format!(
+                "noise = false is gradient descent; method = \"{}\"{} needs noise = true",
+                self.method.name(),
+                if self.shadow_mh {
+                    " with shadow_mh"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if self.shadow_mh && self.method != Method::Ula {
+            return bad(format!(
+                "shadow_mh monitors the unadjusted chain (method = \"ula\"); method \"{}\" is already exact or reports its own acceptance",
+                self.method.name()
+            ));
+        }
+        if self.adapt_steps > 0 && !matches!(self.method, Method::Mala | Method::Hmc) {
+            return bad(format!(
+                "adapt_steps adapts an MH step size; it needs method = \"mala\" or \"hmc\", not \"{}\"",
+                self.method.name()
+            ));
         }
         Ok(())
     }
@@ -238,6 +327,9 @@ pub struct LangevinStats {
     pub mean_latent_norm: f64,
     /// Per-step mean energy (length K).
     pub energy_per_step: Vec<f64>,
+    /// Acceptance of the Metropolis–Hastings methods and the shadow monitor
+    /// (`None` for plain ULA and BAOAB).
+    pub mh: Option<super::mh::MhStats>,
 }
 
 /// A per-step observer: `(step, clipped residual gradient if the residual
@@ -323,6 +415,10 @@ impl LangevinSampler {
     ) -> Result<(LangevinStats, B::Tensor)> {
         let c = &self.config;
         let batch = self.check_shapes(be, energy, generator, chains)?;
+        if c.method != Method::Ula || c.shadow_mh {
+            let target = super::mh::Target::new(be, energy, generator, c)?;
+            return super::mh::run(&target, c, chains, noise, key, record);
+        }
         let k_steps = c.steps;
         let inv_t = 1.0 / c.temperature;
         let tau = c.tau_res();
@@ -508,7 +604,7 @@ impl LangevinSampler {
     }
 }
 
-fn mean(v: &[f32]) -> f64 {
+pub(super) fn mean(v: &[f32]) -> f64 {
     if v.is_empty() {
         0.0
     } else {
@@ -516,7 +612,7 @@ fn mean(v: &[f32]) -> f64 {
     }
 }
 
-fn mean_f64(v: &[f64]) -> f64 {
+pub(super) fn mean_f64(v: &[f64]) -> f64 {
     if v.is_empty() {
         0.0
     } else {
@@ -542,6 +638,54 @@ pub fn check_steps(key: &str, steps: usize) -> Result<()> {
     Ok(())
 }
 
+/// The most leapfrog steps per HMC transition.
+pub const MAX_LEAPFROG: usize = 1000;
+
+/// The transition a chain uses (config `langevin.method`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Unadjusted Langevin (the paper's sampler; biased by O(ε²)).
+    #[default]
+    Ula,
+    /// Metropolis-adjusted Langevin: the ULA proposal, accepted per chain and
+    /// per block (latent then residual).
+    Mala,
+    /// Hamiltonian Monte Carlo: L leapfrog steps over all moving blocks,
+    /// accepted per chain.
+    Hmc,
+    /// Underdamped Langevin, BAOAB splitting, friction γ (unadjusted).
+    Baoab,
+}
+
+impl Method {
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ula => "ula",
+            Method::Mala => "mala",
+            Method::Hmc => "hmc",
+            Method::Baoab => "baoab",
+        }
+    }
+
+    /// Parses the config spelling.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the valid spellings.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ula" | "langevin" => Ok(Method::Ula),
+            "mala" => Ok(Method::Mala),
+            "hmc" => Ok(Method::Hmc),
+            "baoab" => Ok(Method::Baoab),
+            _ => Err(Error::Config(format!(
+                "unknown sampler `{s}`: expected one of ula, mala, hmc, baoab"
+            ))),
+        }
+    }
+}
+
 /// Steps of per-chain diagnostics kept on the device between host copies.
 pub const HISTORY_ROWS: usize = 256;
 
@@ -549,15 +693,15 @@ pub const HISTORY_ROWS: usize = 256;
 /// a block at a time: the mean clipped drift norm `s · min(n, c)` and the
 /// fraction of clipped entries (the same sums, in the same order, as over the
 /// whole history at once).
-#[derive(Default)]
-struct DriftSum {
+#[derive(Clone, Debug, Default)]
+pub(super) struct DriftSum {
     drift: f64,
     clipped: usize,
     n: usize,
 }
 
 impl DriftSum {
-    fn add(&mut self, norms: &[f32], step: f32, clip: Option<f32>) {
+    pub(super) fn add(&mut self, norms: &[f32], step: f32, clip: Option<f32>) {
         for &g in norms {
             let eff = match clip {
                 Some(c) if g > c => {
@@ -571,7 +715,7 @@ impl DriftSum {
         self.n += norms.len();
     }
 
-    fn finish(&self) -> (f64, f64) {
+    pub(super) fn finish(&self) -> (f64, f64) {
         if self.n == 0 {
             return (0.0, 0.0);
         }

@@ -1,8 +1,13 @@
-//! Samplers: [`langevin`] dynamics over residual and latent blocks.
+//! Samplers: [`langevin`] dynamics over residual and latent blocks, and the
+//! exact or kinetic alternatives of [`mh`] (MALA, HMC, BAOAB, the shadow-MH
+//! monitor).
 
 pub mod langevin;
+pub mod mh;
+pub mod probit;
 
 pub use langevin::{
-    ChainKey, Chains, HISTORY_ROWS, LangevinConfig, LangevinSampler, LangevinStats, MAX_STEPS,
-    check_steps,
+    ChainKey, Chains, HISTORY_ROWS, LangevinConfig, LangevinSampler, LangevinStats, MAX_LEAPFROG,
+    MAX_STEPS, Method, check_steps,
 };
+pub use mh::MhStats;

@@ -272,6 +272,8 @@ impl<B: Backend> Trainer<B> {
             clip_frac_latent: m[5],
             mean_latent_norm: m[6],
             energy_per_step: m[7..].to_vec(),
+            // Acceptance diagnostics are not reduced: those of this rank's first shard.
+            mh: local.first().and_then(|s| s.mh.clone()),
         })
     }
 

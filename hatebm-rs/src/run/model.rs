@@ -9,6 +9,7 @@ use super::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
+use crate::sampler::{LangevinSampler, LangevinStats, Method};
 use crate::train::{SampleOptions, Trainer};
 use crate::{Error, Result};
 
@@ -17,6 +18,8 @@ use crate::{Error, Result};
 pub struct TrainedModel<B: BuildNets> {
     config: Config,
     trainer: Trainer<B>,
+    /// Diagnostics of the last batch of the last [`TrainedModel::sample`].
+    last_stats: Option<LangevinStats>,
 }
 
 impl<B: BuildNets> std::fmt::Debug for TrainedModel<B> {
@@ -55,7 +58,11 @@ impl<B: BuildNets> TrainedModel<B> {
         )?;
         ck.restore_networks(&mut trainer)?;
         trainer.iteration = ck.meta("iteration")?;
-        Ok(TrainedModel { config, trainer })
+        Ok(TrainedModel {
+            config,
+            trainer,
+            last_stats: None,
+        })
     }
 
     /// The configuration the model was trained with (its `sample` and
@@ -107,11 +114,37 @@ impl<B: BuildNets> TrainedModel<B> {
         progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
         super::check_sample_memory(&self.config, self.sample_shape(), opts.n)?;
-        let (t, _) = self
+        let (t, stats) = self
             .trainer
             .sample_with_progress(opts, &mut SeededNoise, progress)?;
+        self.last_stats = Some(stats);
         let shape = self.trainer.be.shape(&t);
         Ok((self.trainer.be.to_host(&t)?, shape))
+    }
+
+    /// Chooses the sampler's transition for later [`TrainedModel::sample`]
+    /// calls (the run's `langevin` settings otherwise: T, ε, K, clipping).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the run's settings do not suit `method` (e.g.
+    /// `noise = false`).
+    pub fn set_sampler_method(&mut self, method: Method) -> Result<()> {
+        let mut c = self.trainer.sampler.config.clone();
+        c.method = method;
+        c.shadow_mh = c.shadow_mh && method == Method::Ula;
+        c.adapt_steps = if matches!(method, Method::Mala | Method::Hmc) {
+            c.adapt_steps
+        } else {
+            0
+        };
+        self.trainer.sampler = LangevinSampler::new(c)?;
+        Ok(())
+    }
+
+    /// Diagnostics (acceptance included) of the last batch of chains of the
+    /// last [`TrainedModel::sample`] call.
+    pub fn last_sample_stats(&self) -> Option<&LangevinStats> {
+        self.last_stats.as_ref()
     }
 
     /// The energies `U(x)` of `n` samples (host data `[n, ...sample]`), with the

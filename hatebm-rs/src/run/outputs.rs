@@ -56,7 +56,8 @@ impl MetricsLog {
         rollbacks: u32,
     ) -> Result<()> {
         let l = &s.langevin;
-        let v = serde_json::json!({
+        let mh = l.mh.as_ref();
+        let mut v = serde_json::json!({
             "step": step,
             "loss_ebm": s.loss_ebm,
             "energy_pos": s.energy_pos,
@@ -72,6 +73,25 @@ impl MetricsLog {
             "lr_scale": lr_scale,
             "rollbacks": rollbacks,
         });
+        if let (Some(mh), Some(obj)) = (mh, v.as_object_mut()) {
+            // Only with an MH method or the shadow monitor on (docs/samplers.md).
+            obj.insert("mh_alpha_res".into(), serde_json::json!(mh.alpha_res));
+            obj.insert("mh_alpha_latent".into(), serde_json::json!(mh.alpha_latent));
+            obj.insert("mh_accept_res".into(), serde_json::json!(mh.accept_res));
+            obj.insert(
+                "mh_accept_latent".into(),
+                serde_json::json!(mh.accept_latent),
+            );
+            obj.insert(
+                "mh_suggested_eps_res".into(),
+                serde_json::json!(mh.suggested_eps_res),
+            );
+            obj.insert(
+                "mh_suggested_eps_latent".into(),
+                serde_json::json!(mh.suggested_eps_latent),
+            );
+            obj.insert("mh_divergences".into(), serde_json::json!(mh.divergences));
+        }
         writeln!(self.out, "{v}")
             .and_then(|()| self.out.flush())
             .map_err(|e| Error::io(&self.path, e))

@@ -44,3 +44,31 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R 
         .expect("rayon pool")
         .install(f)
 }
+
+/// Proptest settings: `PROPTEST_CASES` if set, else `default` (cheap enough
+/// for CI). Failing cases are persisted in
+/// `tests/proptest-regressions/properties.txt` (committed) and replayed first
+/// on every run.
+pub fn cases(default: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, FileFailurePersistence};
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/properties.txt"
+        )))),
+        ..Config::with_cases(n)
+    }
+}
+
+/// The noise address of a batch at iteration 0 starting at row 0.
+pub fn key(seed: u64) -> hatebm_rs::sampler::ChainKey {
+    hatebm_rs::sampler::ChainKey {
+        seed,
+        iteration: 0,
+        row_offset: 0,
+    }
+}

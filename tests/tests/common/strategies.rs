@@ -510,6 +510,7 @@ fn langevin_config() -> impl Strategy<Value = LangevinConfig> {
                 clip_latent,
                 prior_sigma_res,
                 latent_prior,
+                ..LangevinConfig::default()
             },
         )
 }

@@ -1,0 +1,531 @@
+//! Properties of the MH and kinetic samplers (`core/src/sampler/mh.rs`) on
+//! Gaussian targets whose answers are known in closed form.
+//!
+//! Monte Carlo bounds: a variance estimated from `n` independent N(0, σ²)
+//! draws has standard error `σ²·√(2/n)`; the tests allow 5 standard errors
+//! (a false failure once in ~1.7 million runs per check), and choose ε so that
+//! the unadjusted chain's bias is many times that bound.
+
+mod common;
+
+use common::{cases, key};
+use hatebm_rs::backend::Backend;
+use hatebm_rs::cpu::CpuBackend;
+use hatebm_rs::noise::{NoiseKey, NoiseSource, ReplayNoise, SeededNoise, Stream};
+use hatebm_rs::sampler::{ChainKey, Chains, LangevinConfig, LangevinSampler, Method};
+use hatebm_tests::energies::DiagQuadratic;
+use proptest::prelude::*;
+
+const D: usize = 4;
+
+/// A residual-only sampler at T = 1 with no clipping.
+fn sampler(method: Method, steps: usize, eps: f32) -> LangevinConfig {
+    LangevinConfig {
+        steps,
+        temperature: 1.0,
+        eps_res: eps,
+        clip_res: None,
+        method,
+        ..LangevinConfig::default()
+    }
+}
+
+/// `b` chains of `N(0, σ²)` in `D` dims (the exact stationary law).
+fn exact_start(be: &CpuBackend, b: usize, sigma: f32, seed: u64) -> Chains<CpuBackend> {
+    let mut y = be.zeros(&[b, D]).unwrap();
+    be.fill_normal(&mut y, NoiseKey::new(seed, Stream::User, [7, 7]))
+        .unwrap();
+    be.scale(&mut y, sigma).unwrap();
+    Chains { z: None, y }
+}
+
+fn run(
+    cfg: LangevinConfig,
+    energy: &DiagQuadratic<CpuBackend>,
+    chains: &mut Chains<CpuBackend>,
+    noise: &mut dyn NoiseSource<CpuBackend>,
+    seed: u64,
+) -> hatebm_rs::sampler::LangevinStats {
+    let be = CpuBackend::new();
+    LangevinSampler::new(cfg)
+        .unwrap()
+        .run(&be, energy, None, chains, noise, key(seed), None)
+        .unwrap()
+}
+
+fn variance(be: &CpuBackend, t: &<CpuBackend as Backend>::Tensor) -> f64 {
+    let v = be.to_host(t).unwrap();
+    v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / v.len() as f64
+}
+
+proptest! {
+    #![proptest_config(cases(6))]
+
+    /// With ε large enough that ULA's stationary variance σ²/(1 − ε²/(4σ²))
+    /// is biased by ≥ 15 %, MALA and HMC started at the exact law keep the
+    /// exact variance within 5 standard errors; ULA leaves it by more.
+    #[test]
+    fn mala_and_hmc_are_exact_where_ula_is_biased(seed in 0u64..1000, eps in 0.75f32..1.2) {
+        let be = CpuBackend::new();
+        let sigma = 1.0f32;
+        let energy = DiagQuadratic::gaussian(&be, &[D], sigma);
+        let (b, steps) = (3000, 60);
+        let n = (b * D) as f64;
+        let bound = 5.0 * (2.0 / n).sqrt();
+        let ula_var = 1.0 / (1.0 - f64::from(eps * eps) / 4.0);
+        prop_assert!(ula_var - 1.0 > 2.0 * bound, "test design: bias must dominate");
+        for (method, name) in [(Method::Mala, "mala"), (Method::Hmc, "hmc"), (Method::Ula, "ula")] {
+            let mut cfg = sampler(method, steps, eps);
+            cfg.leapfrog_steps = 3;
+            let mut chains = exact_start(&be, b, sigma, seed);
+            run(cfg, &energy, &mut chains, &mut SeededNoise, seed);
+            let v = variance(&be, &chains.y);
+            if method == Method::Ula {
+                // ULA at its own stationary variance (it relaxes in a few steps).
+                prop_assert!((v - ula_var).abs() < bound * ula_var, "ula var {v} vs {ula_var}");
+                prop_assert!(v - 1.0 > bound, "ula var {v} should be biased");
+            } else {
+                prop_assert!((v - 1.0).abs() < bound, "{name} var {v}, bound {bound}");
+            }
+        }
+    }
+
+    /// Acceptance tends to 1 as ε → 0 (MALA's rejection rate is O(ε³) here).
+    #[test]
+    fn acceptance_tends_to_one(seed in 0u64..1000) {
+        let be = CpuBackend::new();
+        let energy = DiagQuadratic::gaussian(&be, &[D], 1.0);
+        let mut last = 0.0;
+        for eps in [0.8f32, 0.2, 0.05, 0.01] {
+            let mut chains = exact_start(&be, 500, 1.0, seed);
+            let st = run(sampler(Method::Mala, 5, eps), &energy, &mut chains, &mut SeededNoise, seed);
+            let a = st.mh.unwrap().alpha_res.unwrap();
+            prop_assert!(a >= last - 1e-3, "acceptance {a} at ε = {eps} below {last}");
+            last = a;
+        }
+        prop_assert!(last > 0.9995, "acceptance at ε = 0.01: {last}");
+    }
+
+    /// Leapfrog's energy error is O(ε²): over a fixed trajectory time (L·ε = 1),
+    /// halving ε divides the mean |ΔH| by ≈ 4.
+    #[test]
+    fn hmc_energy_error_is_second_order(seed in 0u64..1000) {
+        let be = CpuBackend::new();
+        let energy = DiagQuadratic::gaussian(&be, &[D], 1.0);
+        let mean_abs_de = |eps: f32, l: usize| {
+            let mut cfg = sampler(Method::Hmc, 1, eps);
+            cfg.leapfrog_steps = l;
+            let mut chains = exact_start(&be, 4000, 1.0, seed);
+            let st = run(cfg, &energy, &mut chains, &mut SeededNoise, seed);
+            let de = st.mh.unwrap().energy_error;
+            de.iter().map(|d| d.abs()).sum::<f64>() / de.len() as f64
+        };
+        let r = mean_abs_de(0.2, 5) / mean_abs_de(0.1, 10);
+        prop_assert!((3.3..4.7).contains(&r), "|ΔH|(0.2)/|ΔH|(0.1) = {r}, expected ≈ 4");
+    }
+}
+
+/// The stationary covariance of a linear map `s ← A s + w`, `w ~ N(0, Q)`
+/// (2×2), by iterating `Σ ← AΣAᵀ + Q` to convergence.
+fn lyapunov(a: [[f64; 2]; 2], q: [[f64; 2]; 2]) -> [[f64; 2]; 2] {
+    let mut s = [[0.0; 2]; 2];
+    for _ in 0..100_000 {
+        let mut n = q;
+        for i in 0..2 {
+            for j in 0..2 {
+                for k in 0..2 {
+                    for l in 0..2 {
+                        n[i][j] += a[i][k] * s[k][l] * a[j][l];
+                    }
+                }
+            }
+        }
+        s = n;
+    }
+    s
+}
+
+/// BAOAB on `U = x²/(2σ²)` (unit mass) is the linear map composed of its five
+/// substeps; its stationary position variance (from the Lyapunov equation)
+/// matches the empirical one within 5 standard errors.
+#[test]
+fn baoab_stationary_variance_matches_its_formula() {
+    let be = CpuBackend::new();
+    let (sigma, eps, gamma) = (1.0f64, 1.2f64, 0.7f64);
+    // Substeps as 2×2 maps on (x, p): kick p ← p − (h/2)x/σ², drift x ← x + (h/2)p.
+    let kick = [[1.0, 0.0], [-eps / 2.0 / (sigma * sigma), 1.0]];
+    let drift = [[1.0, eps / 2.0], [0.0, 1.0]];
+    let c1 = (-gamma * eps).exp();
+    let ou = [[1.0, 0.0], [0.0, c1]];
+    let mul = |a: [[f64; 2]; 2], b: [[f64; 2]; 2]| {
+        let mut m = [[0.0; 2]; 2];
+        for i in 0..2 {
+            for j in 0..2 {
+                m[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j];
+            }
+        }
+        m
+    };
+    // s' = K·D·(O s + w)·… : noise enters at O, then passes through D and K.
+    let after_o = mul(kick, drift); // the map applied after the OU step
+    let before_o = mul(drift, kick);
+    let a = mul(after_o, mul(ou, before_o));
+    let w = 1.0 - c1 * c1; // variance of the OU noise on p
+    let m = after_o;
+    let q = [
+        [m[0][1] * m[0][1] * w, m[0][1] * m[1][1] * w],
+        [m[1][1] * m[0][1] * w, m[1][1] * m[1][1] * w],
+    ];
+    let var_x = lyapunov(a, q)[0][0];
+    let energy = DiagQuadratic::gaussian(&be, &[D], sigma as f32);
+    let mut cfg = sampler(Method::Baoab, 80, eps as f32);
+    cfg.friction = gamma as f32;
+    let b = 3000;
+    let mut chains = exact_start(&be, b, sigma as f32, 3);
+    run(cfg, &energy, &mut chains, &mut SeededNoise, 3);
+    let v = variance(&be, &chains.y);
+    let bound = 5.0 * var_x * (2.0 / (b * D) as f64).sqrt();
+    assert!(
+        (v - var_x).abs() < bound,
+        "BAOAB var {v} vs Lyapunov {var_x} (bound {bound})"
+    );
+}
+
+/// Host-side MALA log-acceptance of the move `x → x'` on `U = Σ a x²/2`, T = 1,
+/// no clipping, step ε (f64 throughout).
+fn mala_log_alpha(a: &[f32], x: &[f32], xp: &[f32], eps: f64) -> f64 {
+    let s = eps * eps / 2.0;
+    let (mut u, mut up, mut fwd, mut rev) = (0.0, 0.0, 0.0, 0.0);
+    for i in 0..x.len() {
+        let (ai, xi, xpi) = (f64::from(a[i]), f64::from(x[i]), f64::from(xp[i]));
+        u += 0.5 * ai * xi * xi;
+        up += 0.5 * ai * xpi * xpi;
+        let f = xpi - xi + s * ai * xi;
+        let r = xi - xpi + s * ai * xpi;
+        fwd += f * f;
+        rev += r * r;
+    }
+    u - up + (fwd - rev) / (2.0 * eps * eps)
+}
+
+/// The shadow monitor leaves the ULA chain unchanged to the bit and reports,
+/// per chain, the MALA acceptance computed independently on the host.
+#[test]
+fn shadow_acceptance_equals_mala_acceptance() {
+    let be = CpuBackend::new();
+    let curv: Vec<f32> = (0..D).map(|i| 0.5 + i as f32 * 0.4).collect();
+    let energy = DiagQuadratic::new(&be, &[D], curv.clone());
+    let eps = 0.9f32;
+    let start = exact_start(&be, 64, 1.0, 11);
+    let x0 = be.to_host(&start.y).unwrap();
+    let mut plain = start.clone();
+    let st_plain = run(
+        sampler(Method::Ula, 1, eps),
+        &energy,
+        &mut plain,
+        &mut SeededNoise,
+        5,
+    );
+    let mut shadow = start.clone();
+    let mut cfg = sampler(Method::Ula, 1, eps);
+    cfg.shadow_mh = true;
+    let st = run(cfg, &energy, &mut shadow, &mut SeededNoise, 5);
+    let x1 = be.to_host(&shadow.y).unwrap();
+    assert_eq!(
+        x1,
+        be.to_host(&plain.y).unwrap(),
+        "shadow changed the chain"
+    );
+    assert_eq!(st.energy_per_step, st_plain.energy_per_step);
+    assert_eq!(st.drift_norm_res, st_plain.drift_norm_res);
+    let mh = st.mh.unwrap();
+    assert!(mh.accept_res.is_none(), "the shadow monitor never rejects");
+    for (b, got) in mh.chain_alpha.iter().enumerate() {
+        let r = b * D..(b + 1) * D;
+        let want = mala_log_alpha(&curv, &x0[r.clone()], &x1[r], f64::from(eps))
+            .min(0.0)
+            .exp();
+        assert!((got - want).abs() < 1e-4, "chain {b}: {got} vs {want}");
+    }
+    assert!(mh.suggested_eps_res.is_some());
+}
+
+/// Detailed balance of the MALA kernel, with clipping active (a non-linear
+/// force): for pairs `(x, x')` on a 1-D grid, the proposal noise is chosen so
+/// that the proposal lands on `x'`, and
+/// `π(x)·q(x'|x)·α(x→x') = π(x')·q(x|x')·α(x'→x)`
+/// with the library's α and a host-side q and π.
+#[test]
+fn mala_satisfies_detailed_balance_on_a_grid() {
+    let be = CpuBackend::new();
+    let a = 2.0f32;
+    let energy = DiagQuadratic::isotropic(&be, &[1], a);
+    let (eps, clip) = (0.8f32, 0.5f32);
+    let s = f64::from(eps * eps / 2.0);
+    let grid: Vec<f32> = (-6..=6).map(|i| i as f32 * 0.35).collect();
+    // The force, clipped as the sampler does: (ε²/2)|F| ≤ clip.
+    let force = |x: f64| {
+        let g = f64::from(a) * x;
+        let c = f64::from(clip) / s;
+        if g.abs() > c { c * g.signum() } else { g }
+    };
+    let alpha_of = |x: f32, xp: f32| {
+        let xi = (f64::from(xp) - f64::from(x) + s * force(f64::from(x))) / f64::from(eps);
+        let mut noise = ReplayNoise::new();
+        noise.insert(Stream::ChainNoiseRes, [0, 0], vec![1, 1], vec![xi as f32]);
+        let mut chains = Chains {
+            z: None,
+            y: be.from_host(&[x], &[1, 1]).unwrap(),
+        };
+        let mut cfg = sampler(Method::Mala, 1, eps);
+        cfg.clip_res = Some(clip);
+        let st = run(cfg, &energy, &mut chains, &mut noise, 0);
+        st.mh.unwrap().chain_alpha[0]
+    };
+    let log_pi = |x: f64| -0.5 * f64::from(a) * x * x;
+    let log_q = |to: f64, from: f64| {
+        let d = to - from + s * force(from);
+        -d * d / (2.0 * f64::from(eps * eps))
+    };
+    for &x in &grid {
+        for &xp in &grid {
+            if x == xp {
+                continue;
+            }
+            let (xf, xpf) = (f64::from(x), f64::from(xp));
+            let fwd = log_pi(xf) + log_q(xpf, xf) + alpha_of(x, xp).ln();
+            let rev = log_pi(xpf) + log_q(xf, xpf) + alpha_of(xp, x).ln();
+            assert!(
+                (fwd - rev).abs() < 2e-3 * (1.0 + fwd.abs()),
+                "x = {x}, x' = {xp}: {fwd} vs {rev}"
+            );
+        }
+    }
+}
+
+/// Step-size adaptation reaches the target acceptance and then freezes ε.
+#[test]
+fn adaptation_reaches_the_target() {
+    let be = CpuBackend::new();
+    let energy = DiagQuadratic::gaussian(&be, &[D], 1.0);
+    let mut cfg = sampler(Method::Mala, 300, 0.05);
+    cfg.adapt_steps = 200;
+    cfg.target_accept = 0.6;
+    let mut chains = exact_start(&be, 400, 1.0, 9);
+    let st = run(cfg.clone(), &energy, &mut chains, &mut SeededNoise, 9);
+    let eps = st.mh.unwrap().eps_res as f32;
+    assert!(eps > 0.3, "adapted ε = {eps} did not grow from 0.05");
+    // A fresh run at the frozen ε accepts about the target.
+    let mut fixed = sampler(Method::Mala, 50, eps);
+    fixed.target_accept = 0.6;
+    let mut chains = exact_start(&be, 400, 1.0, 10);
+    let a = run(fixed, &energy, &mut chains, &mut SeededNoise, 10)
+        .mh
+        .unwrap()
+        .alpha_res
+        .unwrap();
+    assert!((a - 0.6).abs() < 0.06, "acceptance at adapted ε: {a}");
+}
+
+/// HMC with one leapfrog step and unit mass is MALA with the same noise: the
+/// same chains and the same acceptance (to rounding).
+#[test]
+fn hmc_with_one_leapfrog_step_is_mala() {
+    let be = CpuBackend::new();
+    let energy = DiagQuadratic::new(&be, &[D], vec![0.7, 1.0, 1.6, 2.2]);
+    let start = exact_start(&be, 200, 1.0, 4);
+    let mut m = start.clone();
+    let sm = run(
+        sampler(Method::Mala, 10, 0.9),
+        &energy,
+        &mut m,
+        &mut SeededNoise,
+        4,
+    );
+    let mut h = start.clone();
+    let mut cfg = sampler(Method::Hmc, 10, 0.9);
+    cfg.leapfrog_steps = 1;
+    let sh = run(cfg, &energy, &mut h, &mut SeededNoise, 4);
+    // Same uniforms? MALA's residual moves and HMC both use ChainAcceptRes.
+    let (ym, yh) = (be.to_host(&m.y).unwrap(), be.to_host(&h.y).unwrap());
+    let max_diff = ym
+        .iter()
+        .zip(&yh)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-4, "chains differ by {max_diff}");
+    let (am, ah) = (
+        sm.mh.unwrap().alpha_res.unwrap(),
+        sh.mh.unwrap().alpha_res.unwrap(),
+    );
+    assert!((am - ah).abs() < 1e-4, "acceptance {am} vs {ah}");
+}
+
+/// Config checks: MH methods need noise; shadow only on ULA; adaptation only
+/// for MALA/HMC; unknown method names are refused.
+#[test]
+fn sampler_config_is_checked() {
+    let bad = [
+        LangevinConfig {
+            method: Method::Mala,
+            noise: false,
+            ..LangevinConfig::default()
+        },
+        LangevinConfig {
+            method: Method::Hmc,
+            shadow_mh: true,
+            ..LangevinConfig::default()
+        },
+        LangevinConfig {
+            adapt_steps: 5,
+            ..LangevinConfig::default()
+        },
+        LangevinConfig {
+            method: Method::Hmc,
+            leapfrog_steps: 0,
+            ..LangevinConfig::default()
+        },
+        LangevinConfig {
+            method: Method::Baoab,
+            friction: -1.0,
+            ..LangevinConfig::default()
+        },
+    ];
+    for c in bad {
+        assert!(LangevinSampler::new(c.clone()).is_err(), "accepted {c:?}");
+    }
+    assert!(Method::parse("hmcc").is_err());
+    assert_eq!(Method::parse("mala").unwrap(), Method::Mala);
+}
+
+/// Joint chains (latent then residual) through an MLP Hat EBM: the shadow
+/// monitor leaves the ULA chain bit-identical; MALA, HMC and BAOAB run on both
+/// blocks, report probabilities in [0, 1] and keep finite states; MALA's
+/// chains do not depend on the batch split (no adaptation).
+#[test]
+fn joint_blocks_through_a_generator() {
+    use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
+    let be = CpuBackend::new();
+    let energy = be
+        .build_energy(
+            &EnergyArch::Mlp {
+                dims: vec![2, 16, 1],
+            },
+            1,
+        )
+        .unwrap();
+    let generator = be
+        .build_generator(
+            &GeneratorArch::Mlp {
+                dims: vec![3, 16, 2],
+            },
+            2,
+        )
+        .unwrap();
+    let b = 12;
+    let start = || {
+        let mut z = be.zeros(&[b, 3]).unwrap();
+        be.fill_normal(&mut z, NoiseKey::new(1, Stream::User, [1, 0]))
+            .unwrap();
+        let mut y = be.zeros(&[b, 2]).unwrap();
+        be.fill_normal(&mut y, NoiseKey::new(1, Stream::User, [2, 0]))
+            .unwrap();
+        be.scale(&mut y, 0.1).unwrap();
+        Chains { z: Some(z), y }
+    };
+    let joint = |method: Method, shadow: bool| LangevinConfig {
+        steps: 6,
+        temperature: 0.5,
+        eps_res: 0.05,
+        eps_latent: 0.1,
+        update_latents: true,
+        clip_res: Some(0.01),
+        latent_prior: true,
+        method,
+        shadow_mh: shadow,
+        leapfrog_steps: 3,
+        ..LangevinConfig::default()
+    };
+    let go = |cfg: LangevinConfig, chains: &mut Chains<CpuBackend>, row_offset: u64| {
+        LangevinSampler::new(cfg)
+            .unwrap()
+            .run(
+                &be,
+                energy.as_ref(),
+                Some(generator.as_ref()),
+                chains,
+                &mut SeededNoise,
+                ChainKey {
+                    seed: 3,
+                    iteration: 1,
+                    row_offset,
+                },
+                None,
+            )
+            .unwrap()
+    };
+    let (mut plain, mut shadow) = (start(), start());
+    let sp = go(joint(Method::Ula, false), &mut plain, 0);
+    let ss = go(joint(Method::Ula, true), &mut shadow, 0);
+    assert_eq!(
+        be.to_host(&plain.y).unwrap(),
+        be.to_host(&shadow.y).unwrap()
+    );
+    assert_eq!(
+        be.to_host(plain.z.as_ref().unwrap()).unwrap(),
+        be.to_host(shadow.z.as_ref().unwrap()).unwrap()
+    );
+    assert_eq!(sp.energy_per_step, ss.energy_per_step);
+    assert_eq!(
+        (sp.drift_norm_latent, sp.clip_frac_res),
+        (ss.drift_norm_latent, ss.clip_frac_res)
+    );
+    let mh = ss.mh.unwrap();
+    assert!(mh.alpha_latent.is_some() && mh.alpha_res.is_some());
+    for method in [Method::Mala, Method::Hmc, Method::Baoab] {
+        let mut c = start();
+        let st = go(joint(method, false), &mut c, 0);
+        let y = be.to_host(&c.y).unwrap();
+        assert!(y.iter().all(|v| v.is_finite()), "{method:?}");
+        if let Some(mh) = st.mh {
+            assert!(mh.chain_alpha.iter().all(|a| (0.0..=1.0).contains(a)));
+        }
+        if method == Method::Mala {
+            // The same chains as two halves with their global row offsets.
+            let full = start();
+            let mut lo = Chains {
+                z: Some(be.slice_rows(full.z.as_ref().unwrap(), 0, 5).unwrap()),
+                y: be.slice_rows(&full.y, 0, 5).unwrap(),
+            };
+            let mut hi = Chains {
+                z: Some(be.slice_rows(full.z.as_ref().unwrap(), 5, b - 5).unwrap()),
+                y: be.slice_rows(&full.y, 5, b - 5).unwrap(),
+            };
+            go(joint(method, false), &mut lo, 0);
+            go(joint(method, false), &mut hi, 5);
+            let mut halves = be.to_host(&lo.y).unwrap();
+            halves.extend(be.to_host(&hi.y).unwrap());
+            assert_eq!(halves, y, "MALA depends on the batch split");
+        }
+    }
+}
+
+/// The sampler keys are config keys: they survive a TOML round trip, and a
+/// misspelled method or key is refused.
+#[test]
+fn sampler_keys_round_trip_through_toml() {
+    use hatebm_rs::config::Config;
+    let mut cfg = Config::default();
+    cfg.langevin.method = Method::Hmc;
+    cfg.langevin.leapfrog_steps = 7;
+    cfg.langevin.adapt_steps = 5;
+    cfg.langevin.mass_res = 2.0;
+    let text = cfg.to_toml_string().unwrap();
+    assert!(text.contains("method = \"hmc\""), "{text}");
+    let back = Config::from_toml_str(&text).unwrap();
+    assert_eq!(back.langevin, cfg.langevin);
+    let bad = text.replace("method = \"hmc\"", "method = \"hcm\"");
+    assert!(Config::from_toml_str(&bad).is_err());
+    let bad = text.replace("leapfrog_steps", "leapfrog_step");
+    assert!(Config::from_toml_str(&bad).is_err());
+}
