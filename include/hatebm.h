@@ -654,6 +654,60 @@ typedef struct hatebm_sample_params {
 } hatebm_sample_params;
 
 /**
+ * Acceptance statistics of the last batch of chains of a sampling call
+ * (means over steps and chains). A value that does not apply — a block that
+ * does not move, an acceptance fraction of the shadow monitor, a suggestion
+ * without the monitor — is NaN.
+ */
+typedef struct hatebm_mh_stats {
+    /**
+     * `sizeof(hatebm_mh_stats)`, written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * Whether the call ran an MH method or the shadow monitor (false: plain
+     * ULA or BAOAB; every other field is then NaN or 0).
+     */
+    bool available;
+    /**
+     * Mean min(1, alpha) of residual-block (HMC: joint) moves.
+     */
+    double alpha_res;
+    /**
+     * Mean min(1, alpha) of latent-block moves.
+     */
+    double alpha_latent;
+    /**
+     * Fraction of residual-block (HMC: joint) proposals accepted.
+     */
+    double accept_res;
+    /**
+     * Fraction of latent-block proposals accepted.
+     */
+    double accept_latent;
+    /**
+     * HMC: divergent transitions (energy error > 1000 or not finite).
+     */
+    size_t divergences;
+    /**
+     * Residual-block step size at the end of the call (after adaptation).
+     */
+    double eps_res;
+    /**
+     * Latent-block step size at the end of the call.
+     */
+    double eps_latent;
+    /**
+     * Shadow monitor: suggested residual step size for `target_accept`.
+     */
+    double suggested_eps_res;
+    /**
+     * Shadow monitor: suggested latent step size.
+     */
+    double suggested_eps_latent;
+} hatebm_mh_stats;
+
+/**
  * What one training iteration reports.
  */
 typedef struct hatebm_step_stats {
@@ -1511,6 +1565,30 @@ enum hatebm_status hatebm_trained_model_energy(struct hatebm_trained_model *mode
                                                bool use_ema,
                                                float *out_energy,
                                                size_t out_len);
+
+/**
+ * Chooses the transition of later `hatebm_trained_model_sample` calls:
+ * `"ula"` (the run's unadjusted Langevin), `"mala"`, `"hmc"` or `"baoab"`.
+ * Temperature, step sizes, steps and clipping stay the run's.
+ * `HATEBM_CONFIG` for an unknown name (the message lists the valid ones) or
+ * settings that do not suit the method.
+ *
+ * # Safety
+ * `model` is NULL or live; `method` is NULL or a NUL-terminated string.
+ */
+enum hatebm_status hatebm_trained_model_set_sampler(struct hatebm_trained_model *model,
+                                                    const char *method);
+
+/**
+ * Writes the acceptance statistics of the last batch of chains of the last
+ * `hatebm_trained_model_sample` call to `out` (`available = false` before
+ * any call, or after a plain ULA / BAOAB call).
+ *
+ * # Safety
+ * `model` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_trained_model_mh_stats(struct hatebm_trained_model *model,
+                                                 struct hatebm_mh_stats *out);
 
 /**
  * Default sampling settings: n = 64, batch_size = 0 (the configuration's),

@@ -345,6 +345,26 @@ static void test_model_only(hatebm_session *s) {
     CHECK_STATUS(hatebm_trained_model_load(ck, "nonsense", &untouched), HATEBM_CONFIG);
     CHECK_STATUS(hatebm_trained_model_load(ck, NULL, NULL), HATEBM_NULL_PARAMETER);
     CHECK(untouched == (hatebm_trained_model *)(void *)&ck);
+    /* The MH samplers (docs/samplers.md): statistics after a MALA call, none
+     * after BAOAB; bad names and NULLs refused. */
+    {
+        hatebm_mh_stats st;
+        CHECK_OK(hatebm_trained_model_set_sampler(m, "mala"));
+        CHECK_OK(hatebm_trained_model_sample(m, &p, b, 12));
+        CHECK_OK(hatebm_trained_model_mh_stats(m, &st));
+        CHECK(st.struct_size == sizeof st && st.available);
+        CHECK(st.accept_res >= 0.0 && st.accept_res <= 1.0);
+        CHECK(st.alpha_res >= 0.0 && st.alpha_res <= 1.0);
+        CHECK(isnan(st.suggested_eps_res) && st.divergences == 0);
+        CHECK_OK(hatebm_trained_model_set_sampler(m, "baoab"));
+        CHECK_OK(hatebm_trained_model_sample(m, &p, b, 12));
+        CHECK_OK(hatebm_trained_model_mh_stats(m, &st));
+        CHECK(!st.available && isnan(st.alpha_res));
+        CHECK_STATUS(hatebm_trained_model_set_sampler(m, "hmcc"), HATEBM_CONFIG);
+        CHECK_STATUS(hatebm_trained_model_set_sampler(m, NULL), HATEBM_NULL_PARAMETER);
+        CHECK_STATUS(hatebm_trained_model_mh_stats(m, NULL), HATEBM_NULL_PARAMETER);
+        CHECK_STATUS(hatebm_trained_model_mh_stats(NULL, &st), HATEBM_NULL_PARAMETER);
+    }
     hatebm_trained_model_free(m);
     hatebm_trained_model_free(NULL);
 }

@@ -58,6 +58,7 @@ pub mod metrics;
 pub mod model;
 pub(crate) mod panic;
 
+pub mod sampler;
 pub mod session;
 pub mod status;
 #[cfg(feature = "test-hooks")]

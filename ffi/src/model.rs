@@ -35,7 +35,9 @@ box_castable!(hatebm_trained_model => BusyCell<AnyModel>);
 ///
 /// # Safety
 /// `model` is NULL or a live handle from `hatebm_trained_model_load`.
-unsafe fn enter<'a>(model: *const hatebm_trained_model) -> FfiResult<BusyGuard<'a, AnyModel>> {
+pub(crate) unsafe fn enter<'a>(
+    model: *const hatebm_trained_model,
+) -> FfiResult<BusyGuard<'a, AnyModel>> {
     // SAFETY: forwarded from this function's contract; the cell is only ever
     // borrowed shared, its value only through the guard.
     let cell: &'a BusyCell<AnyModel> = unsafe { try_ref(model, "model") }?;

@@ -529,3 +529,136 @@ fn sampler_keys_round_trip_through_toml() {
     let bad = text.replace("leapfrog_steps", "leapfrog_step");
     assert!(Config::from_toml_str(&bad).is_err());
 }
+
+/// A 2-D Gaussian mixture energy `H(x) = −log Σ_k w_k exp(−‖x − μ_k‖²/(2s²))`
+/// (host arithmetic in f64), whose `Z = ∫e^{−H} = Σ_k w_k·2πs²` is known.
+struct Mixture {
+    be: CpuBackend,
+    mu: Vec<[f64; 2]>,
+    w: Vec<f64>,
+    s: f64,
+    none: hatebm_rs::params::ParamSet<CpuBackend>,
+}
+
+impl Mixture {
+    fn eval(&self, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (mut e, mut g) = (Vec::new(), Vec::new());
+        for p in x.chunks(2) {
+            let (px, py) = (f64::from(p[0]), f64::from(p[1]));
+            let terms: Vec<f64> = self
+                .mu
+                .iter()
+                .zip(&self.w)
+                .map(|(m, w)| {
+                    let d2 = (px - m[0]).powi(2) + (py - m[1]).powi(2);
+                    w.ln() - d2 / (2.0 * self.s * self.s)
+                })
+                .collect();
+            let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = terms.iter().map(|t| (t - max).exp()).sum();
+            e.push(-(max + sum.ln()) as f32);
+            let (mut gx, mut gy) = (0.0, 0.0);
+            for (t, m) in terms.iter().zip(&self.mu) {
+                let r = (t - max).exp() / sum;
+                gx += r * (px - m[0]) / (self.s * self.s);
+                gy += r * (py - m[1]) / (self.s * self.s);
+            }
+            g.push(gx as f32);
+            g.push(gy as f32);
+        }
+        (e, g)
+    }
+}
+
+impl hatebm_rs::model::Energy<CpuBackend> for Mixture {
+    fn describe(&self) -> String {
+        "Mixture".into()
+    }
+    fn sample_shape(&self) -> &[usize] {
+        &[2]
+    }
+    fn energy(
+        &self,
+        x: &<CpuBackend as Backend>::Tensor,
+    ) -> hatebm_rs::Result<<CpuBackend as Backend>::Tensor> {
+        let (e, _) = self.eval(&self.be.to_host(x)?);
+        self.be.from_host(&e, &[e.len()])
+    }
+    fn energy_grad_x(
+        &self,
+        x: &<CpuBackend as Backend>::Tensor,
+    ) -> hatebm_rs::Result<(
+        <CpuBackend as Backend>::Tensor,
+        <CpuBackend as Backend>::Tensor,
+    )> {
+        let (e, g) = self.eval(&self.be.to_host(x)?);
+        Ok((
+            self.be.from_host(&e, &[e.len()])?,
+            self.be.from_host(&g, &self.be.shape(x))?,
+        ))
+    }
+    fn energy_grad_params(
+        &self,
+        _: &<CpuBackend as Backend>::Tensor,
+        _: &[f32],
+        _: &mut hatebm_rs::params::Grads<CpuBackend>,
+    ) -> hatebm_rs::Result<<CpuBackend as Backend>::Tensor> {
+        Err(hatebm_rs::Error::InvalidArgument("no parameters".into()))
+    }
+    fn params(&self) -> &hatebm_rs::params::ParamSet<CpuBackend> {
+        &self.none
+    }
+    fn params_mut(&mut self) -> &mut hatebm_rs::params::ParamSet<CpuBackend> {
+        &mut self.none
+    }
+}
+
+/// AIS's log Z of a two-mode Gaussian mixture lies within 2 of its own
+/// reported standard errors of the exact value in at least 90 % of 40 seeds
+/// (measured: 38 of 40; the errors' spread, 0.031, matches the mean reported
+/// se, 0.031)
+/// (for an unbiased normal estimate, 95 %; AIS's log estimate is biased low
+/// by about se²/2, small here).
+#[test]
+fn ais_log_z_is_within_its_reported_error() {
+    use hatebm_rs::sampler::{AisConfig, ais};
+    let be = CpuBackend::new();
+    let m = Mixture {
+        be,
+        mu: vec![[-1.5, 0.0], [1.5, 0.5]],
+        w: vec![0.3, 0.7],
+        s: 0.6,
+        none: hatebm_rs::params::ParamSet::init(&be, &[], 0).unwrap(),
+    };
+    let exact = (m.w.iter().sum::<f64>() * 2.0 * std::f64::consts::PI * m.s * m.s).ln();
+    let seeds = 40;
+    let mut inside = 0;
+    for seed in 0..seeds {
+        let r = ais(
+            &be,
+            &m,
+            1.0,
+            &AisConfig {
+                temperatures: 100,
+                chains: 200,
+                base_sigma: 3.0,
+                transitions: 3,
+                eps: 0.6,
+                leapfrog_steps: 5,
+                seed,
+                ..AisConfig::default()
+            },
+            &mut SeededNoise,
+        )
+        .unwrap();
+        assert!(r.ess > 1.0 && r.ess <= 200.0 + 1e-9 && r.log_z_se > 0.0);
+        assert!(r.mean_accept > 0.5, "acceptance {}", r.mean_accept);
+        if (r.log_z - exact).abs() <= 2.0 * r.log_z_se {
+            inside += 1;
+        }
+    }
+    assert!(
+        inside * 10 >= seeds * 9,
+        "{inside} of {seeds} estimates within 2 se of log Z = {exact}"
+    );
+}

@@ -2,10 +2,12 @@
 //! exact or kinetic alternatives of [`mh`] (MALA, HMC, BAOAB, the shadow-MH
 //! monitor).
 
+pub mod ais;
 pub mod langevin;
 pub mod mh;
 pub mod probit;
 
+pub use ais::{AisConfig, AisResult, ais};
 pub use langevin::{
     ChainKey, Chains, HISTORY_ROWS, LangevinConfig, LangevinSampler, LangevinStats, MAX_LEAPFROG,
     MAX_STEPS, Method, check_steps,
