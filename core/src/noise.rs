@@ -292,6 +292,32 @@ impl<B: Backend> NoiseSource<B> for ReplayNoise {
         backend.copy_from(out, &t)
     }
 
+    /// Replays a stored `[N]` tensor (registered with [`ReplayNoise::insert`])
+    /// as the uniforms of rows `row_offset .. row_offset + n`.
+    fn uniform(&mut self, key: NoiseKey, n: usize) -> Result<Vec<f64>> {
+        let (shape, data) = self
+            .entries
+            .get(&(key.stream, key.counter))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "replay noise: no uniforms stored for {:?} {:?}",
+                    key.stream, key.counter
+                ))
+            })?;
+        let start = key.row_offset as usize;
+        if shape.len() != 1 || start + n > shape[0] {
+            return Err(Error::shape(
+                format!("replay uniforms {:?} {:?}", key.stream, key.counter),
+                &[start + n],
+                shape,
+            ));
+        }
+        Ok(data[start..start + n]
+            .iter()
+            .map(|&u| f64::from(u))
+            .collect())
+    }
+
     fn unique_indices(&mut self, key: NoiseKey, count: usize, n: usize) -> Result<Vec<usize>> {
         let idx = self
             .indices

@@ -273,6 +273,8 @@ fn mala_satisfies_detailed_balance_on_a_grid() {
         let xi = (f64::from(xp) - f64::from(x) + s * force(f64::from(x))) / f64::from(eps);
         let mut noise = ReplayNoise::new();
         noise.insert(Stream::ChainNoiseRes, [0, 0], vec![1, 1], vec![xi as f32]);
+        // The decision does not matter: α is reported either way.
+        noise.insert(Stream::ChainAcceptRes, [0, 0], vec![1], vec![0.5]);
         let mut chains = Chains {
             z: None,
             y: be.from_host(&[x], &[1, 1]).unwrap(),
