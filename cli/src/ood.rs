@@ -64,7 +64,12 @@ pub fn cmd_ood(args: &OodArgs) -> Result<()> {
         return Err(Error::shape("held-out images", &dims, held.sample_shape()));
     }
     let n = args.n.min(held.len());
-    hatebm_rs::ensure!(n > 0, "ood: --n must be at least 1");
+    hatebm_rs::ensure!(
+        n > 0,
+        "ood: nothing to score (--n {}, {} held-out images)",
+        args.n,
+        held.len()
+    );
     if n < args.n {
         log::warn!("ood: the held-out split has only {n} images; scoring all of them");
     }

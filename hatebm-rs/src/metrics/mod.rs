@@ -29,7 +29,7 @@
 //! | [`toy`] | 2-D mode coverage; MMD² and energy distance | [`mode_coverage`], [`two_sample_distances`] |
 //! | [`ood`] | OOD scores and AUROC (Mann–Whitney U) | [`OodScores`], [`auroc`] |
 //! | [`ood_sets`] | OOD image sets from an in-distribution batch | [`build_ood_set`], [`OodKind`] |
-//! | [`ood_report`] | every OOD set against one batch (`ood.json`) | [`ood_report()`] |
+//! | [`mod@ood_report`] | every OOD set against one batch (`ood.json`) | [`ood_report()`] |
 //!
 //! `docs/metrics.md` gives the formulas, the estimators and the reasons for each choice.
 //!
