@@ -73,8 +73,8 @@ pub fn cmd_ood(args: &OodArgs) -> Result<()> {
     if n < args.n {
         log::warn!("ood: the held-out split has only {n} images; scoring all of them");
     }
-    // A seeded subset, in data order (the split keeps the data's order, which
-    // may be sorted by label).
+    // A seeded random subset, not a prefix: the split keeps the data's order,
+    // which may be sorted by label (MNIST-5k).
     let mut idx = unique_indices(
         NoiseKey::new(args.seed, Stream::Eval, [0x00d, 0]),
         n,
