@@ -655,9 +655,9 @@ typedef struct hatebm_sample_params {
 
 /**
  * Acceptance statistics of the last batch of chains of a sampling call
- * (means over steps and chains). A value that does not apply — a block that
+ * (means over steps and chains). A value that does not apply (a block that
  * does not move, an acceptance fraction of the shadow monitor, a suggestion
- * without the monitor — is NaN.
+ * without the monitor) is NaN.
  */
 typedef struct hatebm_mh_stats {
     /**
@@ -1564,6 +1564,29 @@ enum hatebm_status hatebm_trained_model_energy(struct hatebm_trained_model *mode
                                                size_t n,
                                                bool use_ema,
                                                float *out_energy,
+                                               size_t out_len);
+
+/**
+ * Out-of-distribution scores of `n` samples `x[n * sample_len]`: the energy
+ * U(x) into `out_energy[n]` and the L2 norm of its input gradient
+ * |dU/dx| into `out_grad_norm[n]` (higher = more out-of-distribution for
+ * both), with the EMA weights when `use_ema` and the model keeps them.
+ * Computed in batches of the run's `sample.batch_size`; `out_energy` equals
+ * what `hatebm_trained_model_energy` gives. Both outputs are written only on
+ * success. `HATEBM_NUMERIC` for a NaN or infinity in `x`.
+ *
+ * # Safety
+ * `model` is NULL or live; `x` has `x_len` readable floats; `out_energy`
+ * and `out_grad_norm` have `out_len` writable floats each; no two of the
+ * three buffers overlap.
+ */
+enum hatebm_status hatebm_trained_model_scores(struct hatebm_trained_model *model,
+                                               const float *x,
+                                               size_t x_len,
+                                               size_t n,
+                                               bool use_ema,
+                                               float *out_energy,
+                                               float *out_grad_norm,
                                                size_t out_len);
 
 /**

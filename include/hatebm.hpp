@@ -635,6 +635,16 @@ class TrainedModel {
                                           e.size()));
         return e;
     }
+    /// Out-of-distribution scores of the samples in `x`: {energies, input-gradient norms},
+    /// one of each per sample (hatebm_trained_model_scores; higher = more OOD).
+    std::pair<std::vector<float>, std::vector<float>> scores(const std::vector<float> &x,
+                                                             bool use_ema = true) {
+        const std::size_t n = x.size() / sample_len();
+        std::vector<float> e(n), g(n);
+        check(hatebm_trained_model_scores(handle_.get(), x.data(), x.size(), n, use_ema, e.data(),
+                                          g.data(), n));
+        return {std::move(e), std::move(g)};
+    }
     hatebm_trained_model *get() const noexcept { return handle_.get(); }
 
   private:

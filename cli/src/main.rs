@@ -5,6 +5,7 @@
 //! [`Observer`] of the run) and a logger on stderr (`env_logger`: `RUST_LOG`,
 //! default `info`; `HATEBM_DEBUG=1` is `debug`).
 
+mod ood;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +82,25 @@ enum Cmd {
         /// Seed of the chains' noise.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Output folder (default: the checkpoint's folder).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Out-of-distribution detection: AUROC of the energy and of the gradient-norm
+    /// score, held-out images vs noise, flipped, inverted and zoomed images; writes ood.json.
+    Ood {
+        /// The checkpoint to score with.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// Held-out images to score (at most the held-out split's size).
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        /// Seed of the held-out subset and of the noise sets.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Score with the raw weights even if EMA weights exist.
+        #[arg(long)]
+        no_ema: bool,
         /// Output folder (default: the checkpoint's folder).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -422,6 +442,19 @@ fn run(cli: Cli) -> Result<()> {
             },
             out,
         ),
+        Cmd::Ood {
+            checkpoint,
+            n,
+            seed,
+            no_ema,
+            out,
+        } => ood::cmd_ood(&ood::OodArgs {
+            checkpoint,
+            n,
+            seed,
+            no_ema,
+            out,
+        }),
         Cmd::Config { cfg } => {
             print!("{}", build_config(&cfg)?.to_toml_string()?);
             Ok(())

@@ -116,6 +116,8 @@ void test_session() {
     CHECK(m.sample_shape() == std::vector<std::size_t>{2} && m.image_shape().empty());
     CHECK(m.sample(sp) == x);
     CHECK(m.energy(x, false) == s.energy(x, 6));
+    const auto sc = m.scores(x, false);
+    CHECK(sc.first == m.energy(x, false) && sc.second.size() == 6);
     std::remove(ck);
     try {
         hatebm::TrainedModel missing("/nonexistent/ck.safetensors");

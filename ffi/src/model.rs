@@ -178,6 +178,16 @@ fn sample_len(m: &AnyModel) -> usize {
     m.sample_shape().iter().product()
 }
 
+/// `n >= 1` samples in `x_len` floats, and one float per sample in each output
+/// buffer of `out_len` floats (`HATEBM_INVALID_ARGUMENT`, `HATEBM_SHAPE_MISMATCH`).
+fn expect_batch(m: &AnyModel, x_len: usize, n: usize, out_len: usize) -> FfiResult<()> {
+    if n == 0 {
+        return Err(Failure::invalid("n must be at least 1"));
+    }
+    expect_len("x", x_len, n, sample_len(m), "sample_len")?;
+    expect_len("out_energy", out_len, n, 1, "1")
+}
+
 /// Draws `params->n` samples into `out[n * sample_len]`, exactly as
 /// `hatebm_session_sample` on the resumed run would (same parameters, same
 /// numbers).
@@ -247,13 +257,56 @@ pub unsafe extern "C" fn hatebm_trained_model_energy(
         let x = unsafe { try_slice(x, x_len, "x") }?;
         // SAFETY: forwarded from this function's contract.
         let out = unsafe { try_slice_mut(out_energy, out_len, "out_energy") }?;
-        if n == 0 {
-            return Err(Failure::invalid("n must be at least 1"));
-        }
-        expect_len("x", x.len(), n, sample_len(&m), "sample_len")?;
-        expect_len("out_energy", out.len(), n, 1, "1")?;
+        expect_batch(&m, x.len(), n, out.len())?;
         let e = m.energy(x, n, use_ema)?;
         out.copy_from_slice(&e);
+        Ok(())
+    }
+}
+
+/// Out-of-distribution scores of `n` samples `x[n * sample_len]`: the energy
+/// U(x) into `out_energy[n]` and the L2 norm of its input gradient
+/// |dU/dx| into `out_grad_norm[n]` (higher = more out-of-distribution for
+/// both), with the EMA weights when `use_ema` and the model keeps them.
+/// Computed in batches of the run's `sample.batch_size`; `out_energy` equals
+/// what `hatebm_trained_model_energy` gives. Both outputs are written only on
+/// success. `HATEBM_NUMERIC` for a NaN or infinity in `x`.
+///
+/// # Safety
+/// `model` is NULL or live; `x` has `x_len` readable floats; `out_energy`
+/// and `out_grad_norm` have `out_len` writable floats each; no two of the
+/// three buffers overlap.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hatebm_trained_model_scores(
+    model: *mut hatebm_trained_model,
+    x: *const f32,
+    x_len: usize,
+    n: usize,
+    use_ema: bool,
+    out_energy: *mut f32,
+    out_grad_norm: *mut f32,
+    out_len: usize,
+) -> hatebm_status {
+    crate::ffi_panic_boundary! {
+        // SAFETY: forwarded from this function's contract.
+        let mut m = unsafe { enter(model) }?;
+        let (oe, og) = (out_energy.cast_const(), out_grad_norm.cast_const());
+        expect_disjoint((x, x_len, "x"), (oe, out_len, "out_energy"))?;
+        expect_disjoint((x, x_len, "x"), (og, out_len, "out_grad_norm"))?;
+        expect_disjoint((oe, out_len, "out_energy"), (og, out_len, "out_grad_norm"))?;
+        // SAFETY: forwarded from this function's contract.
+        let x = unsafe { try_slice(x, x_len, "x") }?;
+        // SAFETY: forwarded from this function's contract.
+        let out_e = unsafe { try_slice_mut(out_energy, out_len, "out_energy") }?;
+        // SAFETY: forwarded from this function's contract.
+        let out_g = unsafe { try_slice_mut(out_grad_norm, out_len, "out_grad_norm") }?;
+        expect_batch(&m, x.len(), n, out_len)?;
+        let s = m.scores(x, n, use_ema)?;
+        if s.energy.len() != n || s.grad_norm.len() != n {
+            return Err(hatebm_rs::Error::shape("scores", &[n, n], &[s.energy.len(), s.grad_norm.len()]).into());
+        }
+        out_e.copy_from_slice(&s.energy);
+        out_g.copy_from_slice(&s.grad_norm);
         Ok(())
     }
 }

@@ -12,9 +12,9 @@ use crate::model::{enter, hatebm_trained_model};
 use crate::status::hatebm_status;
 
 /// Acceptance statistics of the last batch of chains of a sampling call
-/// (means over steps and chains). A value that does not apply — a block that
+/// (means over steps and chains). A value that does not apply (a block that
 /// does not move, an acceptance fraction of the shadow monitor, a suggestion
-/// without the monitor — is NaN.
+/// without the monitor) is NaN.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct hatebm_mh_stats {

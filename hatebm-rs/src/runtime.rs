@@ -160,6 +160,20 @@ impl AnyModel {
     pub fn energy(&mut self, x: &[f32], n: usize, use_ema: bool) -> Result<Vec<f32>> {
         dispatch_model!(self, m => m.energy(x, n, use_ema))
     }
+
+    /// Out-of-distribution scores, energy and input-gradient norm
+    /// ([`crate::run::TrainedModel::scores`]).
+    ///
+    /// # Errors
+    /// As [`crate::run::TrainedModel::scores`].
+    pub fn scores(
+        &mut self,
+        x: &[f32],
+        n: usize,
+        use_ema: bool,
+    ) -> Result<crate::metrics::OodScores> {
+        dispatch_model!(self, m => m.scores(x, n, use_ema))
+    }
 }
 
 /// The concrete backend a spec resolves to on this build and machine.

@@ -1,6 +1,7 @@
 //! Evaluation metrics: Fréchet distance in a fixed PCA feature space, k-NN
 //! precision / recall (with density and coverage), a nearest-training-neighbour
-//! memorisation check, and 2-D toy metrics (mode coverage, MMD², energy distance).
+//! memorisation check, 2-D toy metrics (mode coverage, MMD², energy distance),
+//! and out-of-distribution detection (AUROC of energy and gradient-norm scores).
 //!
 //! Conventions shared by every function here:
 //!
@@ -26,6 +27,9 @@
 //! | [`prdc`] | k-NN precision, recall, density, coverage | [`precision_recall`] |
 //! | [`memorization`] | nearest-training-neighbour check | [`memorization_check`] |
 //! | [`toy`] | 2-D mode coverage; MMD² and energy distance | [`mode_coverage`], [`two_sample_distances`] |
+//! | [`ood`] | OOD scores and AUROC (Mann–Whitney U) | [`OodScores`], [`auroc`] |
+//! | [`ood_sets`] | OOD image sets from an in-distribution batch | [`build_ood_set`], [`OodKind`] |
+//! | [`mod@ood_report`] | every OOD set against one batch (`ood.json`) | [`ood_report()`] |
 //!
 //! `docs/metrics.md` gives the formulas, the estimators and the reasons for each choice.
 //!
@@ -46,6 +50,9 @@
 pub mod frechet;
 pub mod linalg;
 pub mod memorization;
+pub mod ood;
+pub mod ood_report;
+pub mod ood_sets;
 pub mod pca;
 pub mod prdc;
 pub mod toy;
@@ -56,6 +63,9 @@ pub use memorization::{
     ClosestPair, DEFAULT_MEMORIZATION_THRESHOLD, MemorizationConfig, MemorizationReport, NnStats,
     memorization_check,
 };
+pub use ood::{OodScores, auroc};
+pub use ood_report::{OodReport, OodSetReport, ood_report};
+pub use ood_sets::{ImageBatch, OodKind, build_ood_set};
 pub use pca::Pca;
 pub use prdc::{DEFAULT_K, PrecisionRecall, precision_recall};
 pub use toy::{

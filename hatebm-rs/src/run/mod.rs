@@ -159,6 +159,26 @@ fn load_pretrained<B: Backend>(
         })
 }
 
+/// Loads the data of `config` and splits it as a run does: `(training split,
+/// held-out split)`, the held-out split being the `eval.holdout_fraction` of
+/// the samples that evaluation uses (`None` when the fraction is 0), drawn
+/// from `config.seed` ([`Dataset::split`]). The same configuration always
+/// gives the same split, so a checkpoint's configuration finds the held-out
+/// data its run never trained on.
+///
+/// # Errors
+/// Data loading errors; [`Error::InvalidArgument`] for a fraction that leaves
+/// no training sample.
+pub fn split_data(config: &Config) -> Result<(Dataset, Option<Dataset>)> {
+    let data = config.data.load()?;
+    if config.eval.holdout_fraction > 0.0 {
+        let (t, h) = data.split(f64::from(config.eval.holdout_fraction), config.seed)?;
+        Ok((t, Some(h)))
+    } else {
+        Ok((data, None))
+    }
+}
+
 impl<B: BuildNets> Run<B> {
     /// Builds a fresh run: loads and splits the data, builds and initialises the
     /// networks (loading pretrained weights when configured), the trainer and the
@@ -199,13 +219,7 @@ impl<B: BuildNets> Run<B> {
         config.validate()?;
         config.check_trainable()?;
         config.check_memory()?;
-        let data = config.data.load()?;
-        let (train_data, heldout) = if config.eval.holdout_fraction > 0.0 {
-            let (t, h) = data.split(f64::from(config.eval.holdout_fraction), config.seed)?;
-            (t, Some(h))
-        } else {
-            (data, None)
-        };
+        let (train_data, heldout) = split_data(config)?;
         let sample_shape = config.model.energy.sample_shape();
         let per = crate::backend::shape::numel(&sample_shape);
         if train_data.sample_len() != per {

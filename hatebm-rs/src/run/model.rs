@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::checkpoint::Checkpoint;
 use crate::config::Config;
+use crate::metrics::OodScores;
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
 use crate::sampler::{LangevinSampler, LangevinStats, Method};
@@ -157,20 +158,169 @@ impl<B: BuildNets> TrainedModel<B> {
         if x.len() != crate::backend::shape::numel(&shape) {
             return Err(Error::shape("samples", &shape, &[x.len()]));
         }
-        let be = self.trainer.be.clone();
-        let xt = be.from_host(x, &shape)?;
+        self.with_weights(use_ema, |t| {
+            let xt = t.be.from_host(x, &shape)?;
+            t.be.to_host(&t.energy.energy(&xt)?)
+        })
+    }
+
+    /// Out-of-distribution scores of `n` samples (host data `[n, ...sample]`):
+    /// the energy `U(x)` and the input-gradient norm `‖∇ₓU(x)‖` (L2 over all
+    /// of a sample's values) of each, with the EMA weights when `use_ema` and
+    /// the model keeps them (see [`crate::metrics::ood`] for the convention:
+    /// higher = more OOD for both). Computed in batches of the configuration's
+    /// `sample.batch_size` samples, so memory stays bounded for any `n`; the
+    /// scores of a sample do not depend on `n` or the batching.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `n = 0`; [`Error::ShapeMismatch`] for
+    /// data of the wrong length; [`Error::NonFinite`] for a NaN or ±∞ in `x`;
+    /// model and backend errors.
+    pub fn scores(&mut self, x: &[f32], n: usize, use_ema: bool) -> Result<OodScores> {
+        let per = crate::backend::shape::numel(self.trainer.energy.sample_shape());
+        check_samples(x, n, per, self.trainer.energy.sample_shape())?;
+        let batch = self.config.sample.batch_size.max(1);
+        let mut out = OodScores {
+            energy: Vec::with_capacity(n),
+            grad_norm: Vec::with_capacity(n),
+        };
+        self.with_weights(use_ema, |t| {
+            for chunk in x.chunks(batch * per) {
+                let rows = chunk.len() / per;
+                let shape = crate::backend::shape::batched(rows, t.energy.sample_shape());
+                let xt = t.be.from_host(chunk, &shape)?;
+                let (e, g) = t.energy.energy_grad_x(&xt)?;
+                out.energy.extend(t.be.to_host(&e)?);
+                out.grad_norm.extend(t.be.to_host(&t.be.row_norms(&g)?)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Runs `f` on the trainer with the energy's EMA weights swapped in when
+    /// `use_ema` and the model keeps them, and swapped back out afterwards
+    /// (also when `f` fails).
+    fn with_weights<R>(
+        &mut self,
+        use_ema: bool,
+        f: impl FnOnce(&Trainer<B>) -> Result<R>,
+    ) -> Result<R> {
         let swap = use_ema && self.trainer.ebm_opt.ema.is_some();
         if swap {
             self.trainer
                 .ebm_opt
                 .swap_ema(self.trainer.energy.params_mut());
         }
-        let e = self.trainer.energy.energy(&xt);
+        let r = f(&self.trainer);
         if swap {
             self.trainer
                 .ebm_opt
                 .swap_ema(self.trainer.energy.params_mut());
         }
-        be.to_host(&e?)
+        r
+    }
+}
+
+/// Checks a host batch of `n ≥ 1` samples of `per` values each, all finite.
+fn check_samples(x: &[f32], n: usize, per: usize, sample_shape: &[usize]) -> Result<()> {
+    crate::ensure!(n > 0, "scores: at least one sample is needed, got n = 0");
+    crate::ensure!(per > 0, "scores: the model's samples have no values");
+    if n.checked_mul(per) != Some(x.len()) {
+        let shape = crate::backend::shape::batched(n, sample_shape);
+        return Err(Error::shape("samples", &shape, &[x.len()]));
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite(format!(
+            "samples: sample {}, value {} is {}",
+            i / per,
+            i % per,
+            x[i]
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Backend;
+    use crate::config::ConfigBuilder;
+    use crate::cpu::CpuBackend;
+
+    /// A small digits model after two iterations (so that the EMA weights
+    /// differ from the raw ones), scored in batches of 3.
+    fn model(dir: &Path) -> TrainedModel<CpuBackend> {
+        let mut b = ConfigBuilder::new();
+        for (k, v) in [
+            ("preset", "\"digits\""),
+            ("model.energy.dims", "[64, 32, 1]"),
+            ("model.generator.dims", "[16, 32, 64]"),
+            ("train.batch_size", "16"),
+            ("train.bank_size", "32"),
+            ("langevin.steps", "2"),
+            ("ebm_optim.ema_decay", "0.5"),
+            ("eval.num_samples", "0"),
+            ("sample.batch_size", "3"),
+            ("output.progress", "\"never\""),
+        ] {
+            b.set(k, v).unwrap();
+        }
+        b.set("output.dir", &format!("\"{}\"", dir.display()))
+            .unwrap();
+        let mut run = super::super::Run::new(CpuBackend::new(), b.build().unwrap()).unwrap();
+        run.train(Some(2), &mut super::super::Silent).unwrap();
+        let ck = dir.join("checkpoint.safetensors");
+        run.save_checkpoint(&ck).unwrap();
+        TrainedModel::load(CpuBackend::new(), &ck).unwrap()
+    }
+
+    #[test]
+    fn scores_are_the_energy_and_its_gradient_norm_in_any_batching() {
+        let dir = std::env::temp_dir().join(format!("hatebm-scores-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut m = model(&dir);
+        let n = 7;
+        let data = crate::data::Dataset::digits().unwrap();
+        let x = &data.data()[..n * 64];
+        for use_ema in [false, true] {
+            let s = m.scores(x, n, use_ema).unwrap();
+            assert_eq!(s.energy, m.energy(x, n, use_ema).unwrap());
+            // One batch of all 7, by hand.
+            let (e, g) = m
+                .with_weights(use_ema, |t| {
+                    let xt = t.be.from_host(x, &[n, 64])?;
+                    let (e, g) = t.energy.energy_grad_x(&xt)?;
+                    Ok((t.be.to_host(&e)?, t.be.to_host(&g)?))
+                })
+                .unwrap();
+            assert_eq!(s.energy, e, "batches of 3 give the one-batch energies");
+            for (i, gn) in s.grad_norm.iter().enumerate() {
+                let want = g[i * 64..(i + 1) * 64]
+                    .iter()
+                    .map(|v| f64::from(*v).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(
+                    (f64::from(*gn) - want).abs() <= 1e-5 * want,
+                    "{gn} vs {want}"
+                );
+            }
+        }
+        assert_ne!(
+            m.scores(x, n, false).unwrap(),
+            m.scores(x, n, true).unwrap(),
+            "the EMA weights are used"
+        );
+        let e = m.scores(&x[..10], 2, true).unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
+        let e = m.scores(&[], 0, true).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        let mut bad = x.to_vec();
+        bad[70] = f32::INFINITY;
+        let e = m.scores(&bad, n, true).unwrap_err();
+        assert!(matches!(e, Error::NonFinite(_)), "{e}");
+        assert!(e.to_string().contains("sample 1, value 6"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
