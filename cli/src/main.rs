@@ -89,21 +89,42 @@ enum Cmd {
     /// Out-of-distribution detection: AUROC of the energy and of the gradient-norm
     /// score, held-out images vs noise, flipped, inverted and zoomed images; writes ood.json.
     Ood {
-        /// The checkpoint to score with.
-        #[arg(long, value_name = "FILE")]
-        checkpoint: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Held-out images to score (at most the held-out split's size).
         #[arg(long, default_value_t = 500)]
         n: usize,
         /// Seed of the held-out subset and of the noise sets.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Score with the raw weights even if EMA weights exist.
-        #[arg(long)]
-        no_ema: bool,
-        /// Output folder (default: the checkpoint's folder).
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
+    },
+    /// Estimate log Z of the checkpoint's energy at its sampler temperature by annealed
+    /// importance sampling (docs/samplers.md); prints the estimate, its standard error and
+    /// the effective sample size, and writes ais.json.
+    Ais {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Independent AIS chains.
+        #[arg(long, default_value_t = 256)]
+        chains: usize,
+        /// Intermediate distributions.
+        #[arg(long, default_value_t = 200)]
+        temperatures: usize,
+        /// Transition: mala or hmc.
+        #[arg(long, default_value = "hmc")]
+        method: String,
+        /// Step size of the transitions.
+        #[arg(long, default_value_t = 0.05)]
+        eps: f32,
+        /// MCMC steps per intermediate distribution.
+        #[arg(long, default_value_t = 2)]
+        transitions: usize,
+        /// sigma of the Gaussian base distribution.
+        #[arg(long, default_value_t = 1.0)]
+        base_sigma: f32,
+        /// Seed of the AIS chains.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Print the resolved configuration as TOML.
     Config {
@@ -141,6 +162,21 @@ enum Cmd {
     },
     /// List the built-in presets.
     Presets,
+}
+
+/// A trained model loaded from a checkpoint alone, and where its results go
+/// (`hatebm ood`, `hatebm ais`).
+#[derive(Args, Debug)]
+struct ModelArgs {
+    /// The checkpoint (its networks and the run's sampler settings; no training data needed).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Use the raw weights even if EMA weights exist.
+    #[arg(long)]
+    no_ema: bool,
+    /// Output folder (default: the checkpoint's folder).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 fn build_config(args: &ConfigArgs) -> Result<Config> {
@@ -330,6 +366,43 @@ fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()>
     Ok(())
 }
 
+fn cmd_ais(
+    ckpt: &Path,
+    cfg: &hatebm_rs::sampler::AisConfig,
+    use_ema: bool,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    let mut model = hatebm_rs::runtime::AnyModel::load(ckpt, None)?;
+    let r = model.log_z(cfg, use_ema)?;
+    let dir = out.unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let path = dir.join("ais.json");
+    let json = serde_json::json!({
+        "checkpoint": ckpt.display().to_string(),
+        "log_z": r.log_z,
+        "log_z_se": r.log_z_se,
+        "ess": r.ess,
+        "chains": cfg.chains,
+        "temperatures": cfg.temperatures,
+        "method": cfg.method.name(),
+        "eps": cfg.eps,
+        "transitions": cfg.transitions,
+        "base_sigma": cfg.base_sigma,
+        "mean_accept": r.mean_accept,
+    });
+    std::fs::write(&path, format!("{json:#}\n")).map_err(|e| Error::io(&path, e))?;
+    println!(
+        "log Z = {:.4} +- {:.4} (ESS {:.1} of {}, mean acceptance {:.3}); wrote {}",
+        r.log_z,
+        r.log_z_se,
+        r.ess,
+        cfg.chains,
+        r.mean_accept,
+        path.display()
+    );
+    Ok(())
+}
+
 fn cmd_pretrain_ae(cfg_args: &ConfigArgs) -> Result<()> {
     let cfg = build_config(cfg_args)?;
     let bar = progress::plain_bar(cfg.autoencoder.steps, cfg.output.progress);
@@ -442,18 +515,34 @@ fn run(cli: Cli) -> Result<()> {
             },
             out,
         ),
-        Cmd::Ood {
-            checkpoint,
+        Cmd::Ais {
+            model,
+            chains,
+            temperatures,
+            method,
+            eps,
+            transitions,
+            base_sigma,
+            seed,
+        } => {
+            let cfg = hatebm_rs::sampler::AisConfig {
+                temperatures,
+                chains,
+                base_sigma,
+                transitions,
+                method: hatebm_rs::sampler::Method::parse(&method)?,
+                eps,
+                seed,
+                ..Default::default()
+            };
+            cmd_ais(&model.checkpoint, &cfg, !model.no_ema, model.out)
+        }
+        Cmd::Ood { model, n, seed } => ood::cmd_ood(&ood::OodArgs {
+            checkpoint: model.checkpoint,
             n,
             seed,
-            no_ema,
-            out,
-        } => ood::cmd_ood(&ood::OodArgs {
-            checkpoint,
-            n,
-            seed,
-            no_ema,
-            out,
+            no_ema: model.no_ema,
+            out: model.out,
         }),
         Cmd::Config { cfg } => {
             print!("{}", build_config(&cfg)?.to_toml_string()?);

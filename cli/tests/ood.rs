@@ -3,26 +3,13 @@
 
 mod common;
 
-use common::{bin, run_ok, scratch};
+use common::{bin, run_ok, scratch, tiny_digits_run};
 
 #[test]
 fn ood_writes_aurocs_for_every_set() {
     let d = scratch("ood");
     let run = d.join("run");
-    run_ok(
-        bin()
-            .args(["train", "--preset", "digits", "--steps", "3"])
-            .args([
-                "--set",
-                "train.batch_size=16",
-                "--set",
-                "train.bank_size=64",
-            ])
-            .args(["--set", "langevin.steps=4", "--set", "eval.num_samples=0"])
-            .args(["--set", "output.progress=\"never\"", "--set"])
-            .arg(format!("output.dir=\"{}\"", run.display())),
-    );
-    let ck = run.join("checkpoint.safetensors");
+    let ck = tiny_digits_run(&run, 3, 4);
     let out = d.join("ood");
     let res = bin()
         .args(["ood", "--n", "40", "--seed", "3", "--checkpoint"])

@@ -147,6 +147,18 @@ impl AnyModel {
         dispatch_model!(self, m => m.set_sampler_method(method))
     }
 
+    /// AIS log Z of the energy ([`crate::run::TrainedModel::log_z`]).
+    ///
+    /// # Errors
+    /// As [`crate::run::TrainedModel::log_z`].
+    pub fn log_z(
+        &mut self,
+        cfg: &crate::sampler::AisConfig,
+        use_ema: bool,
+    ) -> Result<crate::sampler::AisResult> {
+        dispatch_model!(self, m => m.log_z(cfg, use_ema))
+    }
+
     /// Diagnostics of the last sampling call
     /// ([`crate::run::TrainedModel::last_sample_stats`]).
     pub fn last_sample_stats(&self) -> Option<&LangevinStats> {

@@ -37,3 +37,25 @@ pub fn bits(path: &Path) -> Vec<(String, Vec<u32>)> {
         })
         .collect()
 }
+
+/// Trains a tiny digits run of `steps` iterations (batch 16, bank 64, K
+/// langevin steps, no evaluation, no progress bar) into `dir`; returns its
+/// checkpoint.
+pub fn tiny_digits_run(dir: &Path, steps: u32, langevin_steps: u32) -> PathBuf {
+    run_ok(
+        bin()
+            .args(["train", "--preset", "digits", "--steps", &steps.to_string()])
+            .args([
+                "--set",
+                "train.batch_size=16",
+                "--set",
+                "train.bank_size=64",
+            ])
+            .arg("--set")
+            .arg(format!("langevin.steps={langevin_steps}"))
+            .args(["--set", "eval.num_samples=0"])
+            .args(["--set", "output.progress=\"never\"", "--set"])
+            .arg(format!("output.dir=\"{}\"", dir.display())),
+    );
+    dir.join("checkpoint.safetensors")
+}

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::metrics::OodScores;
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
-use crate::sampler::{LangevinSampler, LangevinStats, Method};
+use crate::sampler::{AisConfig, AisResult, LangevinSampler, LangevinStats, Method};
 use crate::train::{SampleOptions, Trainer};
 use crate::{Error, Result};
 
@@ -196,6 +196,20 @@ impl<B: BuildNets> TrainedModel<B> {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// An AIS estimate of `log Z = log ∫ exp(−H(x)/T) dx` of the energy on its
+    /// input space at the run's sampler temperature (the generator is not
+    /// involved), with the EMA weights when `use_ema` and the model keeps them
+    /// ([`crate::sampler::ais`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for out-of-range settings; model and backend errors.
+    pub fn log_z(&mut self, cfg: &AisConfig, use_ema: bool) -> Result<AisResult> {
+        self.with_weights(use_ema, |t| {
+            let temperature = t.sampler.config.temperature;
+            crate::sampler::ais(&t.be, t.energy.as_ref(), temperature, cfg, &mut SeededNoise)
+        })
     }
 
     /// Runs `f` on the trainer with the energy's EMA weights swapped in when
