@@ -201,7 +201,7 @@ impl<B: BuildNets> TrainedModel<B> {
     /// An AIS estimate of `log Z = log ∫ exp(−H(x)/T) dx` of the energy on its
     /// input space at the run's sampler temperature (the generator is not
     /// involved), with the EMA weights when `use_ema` and the model keeps them
-    /// ([`crate::sampler::ais`]).
+    /// ([`crate::sampler::ais()`]).
     ///
     /// # Errors
     /// [`Error::Config`] for out-of-range settings; model and backend errors.
