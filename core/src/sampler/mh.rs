@@ -457,8 +457,17 @@ impl<B: Backend> State<'_, '_, B> {
             &mut norms,
         )?;
         self.drift[block.index()].add(&be.to_host(&norms)?, step, clip);
-        let mut prop_chains = chains.clone();
-        *block_mut(&mut prop_chains, block)? = prop;
+        // Only the moving block is new; the other is copied once for the proposal.
+        let prop_chains = match block {
+            Block::Res => Chains {
+                z: chains.z.clone(),
+                y: prop,
+            },
+            Block::Latent => Chains {
+                z: Some(prop),
+                y: chains.y.clone(),
+            },
+        };
         let gen_out = match block {
             Block::Latent => t.gen_out(prop_chains.z.as_ref())?,
             Block::Res => point.gen_out.clone(),
