@@ -148,6 +148,13 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
     /// A device error.
     fn scale(&self, y: &mut Self::Tensor, a: f32) -> Result<()>;
 
+    /// `y ← y ⊙ x`, the element-wise product (same shape; HMC's diagonal
+    /// mass matrices).
+    ///
+    /// # Errors
+    /// [`crate::Error::ShapeMismatch`] on different shapes.
+    fn mul_assign(&self, y: &mut Self::Tensor, x: &Self::Tensor) -> Result<()>;
+
     /// `a + b` as a new tensor (same shape).
     ///
     /// # Errors

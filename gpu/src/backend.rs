@@ -467,6 +467,13 @@ impl Backend for TchBackend {
         Ok(())
     }
 
+    fn mul_assign(&self, y: &mut TchTensor, x: &TchTensor) -> Result<()> {
+        same_shape("mul_assign", y, x)?;
+        let _ng = tch::no_grad_guard();
+        y.inner.f_mul_(&x.inner).done()?;
+        Ok(())
+    }
+
     fn scale(&self, y: &mut TchTensor, a: f32) -> Result<()> {
         let _ng = tch::no_grad_guard();
         y.inner.f_mul_scalar_(f64::from(a)).done()?;
@@ -823,6 +830,8 @@ mod tests {
         cb.axpby(&mut ca, 0.3, -1.7, &cg).unwrap();
         tb.axpy(&mut ta, 0.9, &tg).unwrap();
         cb.axpy(&mut ca, 0.9, &cg).unwrap();
+        tb.mul_assign(&mut ta, &tg).unwrap();
+        cb.mul_assign(&mut ca, &cg).unwrap();
         assert_eq!(tb.to_host(&ta).unwrap(), cb.to_host(&ca).unwrap());
         assert_eq!(
             tb.to_host(&tb.row_norms(&ta).unwrap()).unwrap(),

@@ -147,3 +147,59 @@ impl<B: Backend> Generator<B> for ConstGenerator<B> {
         &mut self.params
     }
 }
+
+/// The linear generator `G(z) = c·z` (latent and output of the same shape),
+/// so that a quadratic energy gives a Gaussian joint law of `(z, y)` in closed
+/// form (the joint-block sampler tests).
+#[derive(Debug)]
+pub struct GainGenerator<B: Backend> {
+    be: B,
+    gain: f32,
+    shape: Vec<usize>,
+    params: ParamSet<B>,
+}
+
+impl<B: Backend> GainGenerator<B> {
+    /// `G(z) = gain·z` on samples of `shape`.
+    pub fn new(be: &B, shape: &[usize], gain: f32) -> Self {
+        GainGenerator {
+            be: be.clone(),
+            gain,
+            shape: shape.to_vec(),
+            params: ParamSet::init(be, &[], 0).expect("empty set"),
+        }
+    }
+}
+
+impl<B: Backend> Generator<B> for GainGenerator<B> {
+    fn describe(&self) -> String {
+        format!("GainGenerator({})", self.gain)
+    }
+    fn latent_shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn output_shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn forward(&self, z: &B::Tensor) -> Result<B::Tensor> {
+        let mut x = z.clone();
+        self.be.scale(&mut x, self.gain)?;
+        Ok(x)
+    }
+    fn vjp_latent(&self, _z: &B::Tensor, cot: &B::Tensor) -> Result<B::Tensor> {
+        let mut g = cot.clone();
+        self.be.scale(&mut g, self.gain)?;
+        Ok(g)
+    }
+    fn vjp_params(&self, _z: &B::Tensor, _cot: &B::Tensor, _grads: &mut Grads<B>) -> Result<()> {
+        Err(Error::InvalidArgument(
+            "the gain generator has no parameters".into(),
+        ))
+    }
+    fn params(&self) -> &ParamSet<B> {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut ParamSet<B> {
+        &mut self.params
+    }
+}

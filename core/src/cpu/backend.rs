@@ -121,6 +121,14 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn mul_assign(&self, y: &mut CpuTensor, x: &CpuTensor) -> Result<()> {
+        same_shape("mul_assign", y, x)?;
+        for (yv, &xv) in y.as_slice_mut().iter_mut().zip(x.as_slice()) {
+            *yv *= xv;
+        }
+        Ok(())
+    }
+
     fn scale(&self, y: &mut CpuTensor, a: f32) -> Result<()> {
         for v in y.as_slice_mut() {
             *v *= a;
@@ -387,6 +395,16 @@ mod tests {
         assert_eq!(&g.as_slice()[2..], &[0.3, 0.4]);
         assert!((s.as_slice()[0] + 0.3).abs() < 1e-7);
         assert!((s.as_slice()[3] - 0.8).abs() < 1e-7);
+    }
+
+    #[test]
+    fn mul_assign_is_elementwise_and_checks_shapes() {
+        let be = CpuBackend::new();
+        let mut y = t(&[1.0, -2.0, 3.0, 0.5], &[2, 2]);
+        be.mul_assign(&mut y, &t(&[2.0, 0.5, -1.0, 0.0], &[2, 2]))
+            .unwrap();
+        assert_eq!(y.as_slice(), &[2.0, -1.0, -3.0, 0.0]);
+        assert!(be.mul_assign(&mut y, &t(&[1.0; 4], &[4])).is_err());
     }
 
     #[test]

@@ -82,6 +82,19 @@ pub struct LangevinConfig {
     pub mass_latent: f32,
     /// BAOAB: friction γ per unit time (a step lasts ε time units).
     pub friction: f32,
+    /// MALA: propose the latent and residual blocks together from the same
+    /// point, one accept/reject per chain and step (`false`: latent then
+    /// residual, each accepted on its own). With adaptation, one factor of
+    /// both step sizes is adapted, as for HMC.
+    pub joint_proposal: bool,
+    /// HMC: replace the scalar masses by per-coordinate (diagonal) ones
+    /// estimated in the warm-up: over steps `[W/4, W/2)` of the
+    /// `adapt_steps = W` warm-up steps, the variance of every coordinate
+    /// across chains and steps becomes its inverse mass (shrunk towards the
+    /// block's mean, scaled so that the mean inverse mass stays `1/mass_s`);
+    /// the step size is then adapted again for `[W/2, W)`. Needs
+    /// `adapt_steps >= 8`.
+    pub adapt_mass: bool,
 }
 
 /// Serde form of an optional number whose default is `Some`: `None` is written
@@ -165,6 +178,8 @@ impl Default for LangevinConfig {
             mass_res: 1.0,
             mass_latent: 1.0,
             friction: 1.0,
+            joint_proposal: false,
+            adapt_mass: false,
         }
     }
 }
@@ -259,6 +274,19 @@ impl LangevinConfig {
             return bad(format!(
                 "shadow_mh monitors the unadjusted chain (method = \"ula\"); method \"{}\" is already exact or reports its own acceptance",
                 self.method.name()
+            ));
+        }
+        if self.joint_proposal && self.method != Method::Mala {
+            return bad(format!(
+                "joint_proposal is a MALA option (HMC moves all blocks jointly already); method is \"{}\"",
+                self.method.name()
+            ));
+        }
+        if self.adapt_mass && (self.method != Method::Hmc || self.adapt_steps < MIN_MASS_WARMUP) {
+            return bad(format!(
+                "adapt_mass estimates HMC's diagonal mass in the warm-up: it needs method = \"hmc\" and adapt_steps >= {MIN_MASS_WARMUP} (got \"{}\", {})",
+                self.method.name(),
+                self.adapt_steps
             ));
         }
         if self.adapt_steps > 0 && !matches!(self.method, Method::Mala | Method::Hmc) {
@@ -637,6 +665,9 @@ pub fn check_steps(key: &str, steps: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// The shortest warm-up that may estimate a diagonal mass (`adapt_mass`).
+pub const MIN_MASS_WARMUP: usize = 8;
 
 /// The most leapfrog steps per HMC transition.
 pub const MAX_LEAPFROG: usize = 1000;

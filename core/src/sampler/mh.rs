@@ -20,13 +20,19 @@
 //!   accepted per chain with probability `min(1, α)`,
 //!   `ln α = U(s) − U(s') + ½‖ξ‖² − ‖s − s' + (ε²/2)F(s')‖²/(2ε²)`
 //!   (MH within Gibbs; one energy gradient per block per step, plus a
-//!   generator VJP for the latent block).
+//!   generator VJP for the latent block). With `joint_proposal`, both blocks
+//!   are proposed from the same point and accepted together: `ln α` sums the
+//!   two blocks' proposal terms (one energy gradient and one VJP per step).
 //! * **HMC** (`method = "hmc"`): momenta `p_s = √m_s·ξ_s`, L leapfrog steps of
 //!   size ε_s on all moving blocks at once, accepted per chain with
 //!   probability `min(1, exp(−ΔH))`, `H = U + Σ_s ‖p_s‖²/(2m_s)`. A transition
 //!   is *divergent* when ΔH is not finite or exceeds [`MAX_ENERGY_ERROR`]
 //!   (Stan's `max_deltaH`). With L = 1 and m = 1 HMC is MALA with a joint
-//!   proposal.
+//!   proposal. With `adapt_mass`, each block's `m_s·I` becomes a diagonal
+//!   `M_s` estimated in the warm-up (`M_s⁻¹` = the coordinates' variances over
+//!   chains and steps `[W/4, W/2)`, regularised and scaled to a mean of
+//!   `1/m_s`), then ε is adapted again: `p_s = M_s^{1/2}ξ_s`, the drift moves
+//!   by `ε_s M_s⁻¹p_s`, `H = U + Σ_s p_sᵀM_s⁻¹p_s/2`.
 //! * **BAOAB** (`method = "baoab"`): underdamped Langevin with friction γ,
 //!   kick (½ε) – drift (½ε) – Ornstein–Uhlenbeck `p ← c₁p + √(1−c₁²)√m ξ`,
 //!   `c₁ = exp(−γε)` – drift (½ε) – kick (½ε); unadjusted; fresh momenta per
@@ -93,6 +99,12 @@ pub struct MhStats {
     pub suggested_eps_res: Option<f64>,
     /// The same for the latent block.
     pub suggested_eps_latent: Option<f64>,
+    /// HMC with `adapt_mass`: the diagonal inverse mass `M⁻¹` of the residual
+    /// block after the warm-up, one value per coordinate of a sample (empty
+    /// for a scalar mass).
+    pub inv_mass_res: Vec<f32>,
+    /// The same for the latent block.
+    pub inv_mass_latent: Vec<f32>,
 }
 
 /// The two blocks of a chain.
@@ -379,6 +391,135 @@ fn sq(v: f32) -> f64 {
     f64::from(v) * f64::from(v)
 }
 
+/// The mass matrix of one block: `m·I`, or a diagonal estimated in the
+/// warm-up (`adapt_mass`), held as `[B, ...sample]` tensors (the same row for
+/// every chain) so that every use is one element-wise product.
+enum Mass<B: Backend> {
+    Scalar(f32),
+    Diag {
+        /// `M⁻¹`.
+        inv: B::Tensor,
+        /// `M^{1/2}`.
+        sqrt_m: B::Tensor,
+        /// `M^{-1/2}`.
+        inv_sqrt: B::Tensor,
+        /// `M⁻¹` of one chain, on the host (for the statistics).
+        host_inv: Vec<f32>,
+    },
+}
+
+impl<B: Backend> Mass<B> {
+    /// `s ← s + a·M⁻¹p`.
+    fn move_by(&self, be: &B, s: &mut B::Tensor, a: f32, p: &B::Tensor) -> Result<()> {
+        match self {
+            Mass::Scalar(m) => be.axpy(s, a / m, p),
+            Mass::Diag { inv, .. } => {
+                let mut v = p.clone();
+                be.mul_assign(&mut v, inv)?;
+                be.axpy(s, a, &v)
+            }
+        }
+    }
+
+    /// `ξ ← M^{1/2}ξ` (a momentum from standard normal noise).
+    fn momentum(&self, be: &B, xi: &mut B::Tensor) -> Result<()> {
+        match self {
+            Mass::Scalar(m) => be.scale(xi, m.sqrt()),
+            Mass::Diag { sqrt_m, .. } => be.mul_assign(xi, sqrt_m),
+        }
+    }
+
+    /// Per chain, `pᵀM⁻¹p / 2`.
+    fn kinetic(&self, be: &B, p: &B::Tensor) -> Result<Vec<f64>> {
+        let (n, m) = match self {
+            Mass::Scalar(m) => (be.to_host(&be.row_norms(p)?)?, f64::from(*m)),
+            Mass::Diag { inv_sqrt, .. } => {
+                let mut q = p.clone();
+                be.mul_assign(&mut q, inv_sqrt)?;
+                (be.to_host(&be.row_norms(&q)?)?, 1.0)
+            }
+        };
+        Ok(n.iter().map(|&n| sq(n) / (2.0 * m)).collect())
+    }
+
+    fn host_inv(&self) -> Vec<f32> {
+        match self {
+            Mass::Scalar(_) => Vec::new(),
+            Mass::Diag { host_inv, .. } => host_inv.clone(),
+        }
+    }
+}
+
+/// Running per-coordinate sums of one block's positions (mass warm-up).
+struct MassEstimate<B: Backend> {
+    sum: B::Tensor,
+    sum_sq: B::Tensor,
+    steps: usize,
+}
+
+impl<B: Backend> MassEstimate<B> {
+    fn new(be: &B, like: &B::Tensor) -> Result<Self> {
+        let shape = be.shape(like);
+        Ok(MassEstimate {
+            sum: be.zeros(&shape)?,
+            sum_sq: be.zeros(&shape)?,
+            steps: 0,
+        })
+    }
+
+    fn add(&mut self, be: &B, s: &B::Tensor) -> Result<()> {
+        be.axpy(&mut self.sum, 1.0, s)?;
+        let mut q = s.clone();
+        be.mul_assign(&mut q, s)?;
+        be.axpy(&mut self.sum_sq, 1.0, &q)?;
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// The diagonal mass: inverse mass = each coordinate's variance over
+    /// chains and steps, shrunk towards the block's mean variance v̄ with
+    /// weight `n/(n + 5)` (Stan's regulariser, relative to v̄ rather than 1),
+    /// divided by `v̄·m` so that the mean inverse mass stays `1/m`. `None`
+    /// when the chains do not vary (v̄ not positive).
+    fn finish(&self, be: &B, m: f32) -> Result<Option<Mass<B>>> {
+        let shape = be.shape(&self.sum);
+        let batch = shape[0];
+        let d = crate::backend::shape::row_len(&shape);
+        let (sum, sum_sq) = (be.to_host(&self.sum)?, be.to_host(&self.sum_sq)?);
+        let n = (self.steps * batch) as f64;
+        let var: Vec<f64> = (0..d)
+            .map(|i| {
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                for b in 0..batch {
+                    s1 += f64::from(sum[b * d + i]);
+                    s2 += f64::from(sum_sq[b * d + i]);
+                }
+                let mean = s1 / n;
+                (s2 / n - mean * mean).max(0.0)
+            })
+            .collect();
+        let vbar = var.iter().sum::<f64>() / d as f64;
+        if !(vbar.is_finite() && vbar > 0.0) {
+            return Ok(None);
+        }
+        let w = n / (n + 5.0);
+        let host_inv: Vec<f32> = var
+            .iter()
+            .map(|&v| ((w * v + (1.0 - w) * vbar) / (vbar * f64::from(m))) as f32)
+            .collect();
+        let rows = |f: &dyn Fn(f32) -> f32| -> Result<B::Tensor> {
+            let one: Vec<f32> = host_inv.iter().map(|&v| f(v)).collect();
+            be.from_host(&one.repeat(batch), &shape)
+        };
+        Ok(Some(Mass::Diag {
+            inv: rows(&|v| v)?,
+            sqrt_m: rows(&|v| 1.0 / v.sqrt())?,
+            inv_sqrt: rows(&|v| v.sqrt())?,
+            host_inv,
+        }))
+    }
+}
+
 /// What one call keeps between steps.
 struct State<'t, 'n, B: Backend> {
     t: &'t Target<'t, B>,
@@ -387,6 +528,7 @@ struct State<'t, 'n, B: Backend> {
     key: ChainKey,
     batch: usize,
     eps: [f32; 2],
+    mass: [Mass<B>; 2],
     sums: [AcceptSum; 2],
     drift: [DriftSum; 2],
     chain_alpha: Vec<f64>,
@@ -406,13 +548,6 @@ impl<B: Backend> State<'_, '_, B> {
         c.map(|m| m / (eps * eps / 2.0))
     }
 
-    fn mass(&self, block: Block) -> f32 {
-        match block {
-            Block::Res => self.c.mass_res,
-            Block::Latent => self.c.mass_latent,
-        }
-    }
-
     fn uniforms(&mut self, stream: Stream, k: usize) -> Result<Vec<f64>> {
         self.noise.uniform(self.key.key(stream, k), self.batch)
     }
@@ -424,86 +559,105 @@ impl<B: Backend> State<'_, '_, B> {
         self.chain_moves += 1;
     }
 
-    /// One MALA (or, with `always`, shadow-monitored ULA) move of `block`.
-    fn langevin_move(
+    /// One MALA (or, with `always`, shadow-monitored ULA) move of `blocks`:
+    /// one block (MH within Gibbs), or the latent and residual blocks proposed
+    /// together from the same point (`joint_proposal`), accepted per chain.
+    fn mala_move(
         &mut self,
         chains: &mut Chains<B>,
         point: &mut Point<B>,
-        block: Block,
+        blocks: &[Block],
         k: usize,
         always: bool,
     ) -> Result<Vec<f64>> {
         let (t, be) = (self.t, self.t.be);
-        let eps = self.eps[block.index()];
-        let step = eps * eps / 2.0;
-        let clip = self.clip(block);
-        let mut g = t.grad(point, chains, block)?;
-        let cur = block_of(chains, block)?;
-        let shape = be.shape(cur);
-        let mut xi = be.zeros(&shape)?;
-        self.noise
-            .normal(be, self.key.key(block.noise_stream(), k), &mut xi)?;
         let mut norms = be.zeros(&[self.batch])?;
-        let mut prop = cur.clone();
-        be.langevin_update(
-            &mut prop,
-            &mut g,
-            Some(&xi),
-            LangevinUpdate {
-                step,
-                noise_scale: eps,
-                clip,
+        let mut props: [Option<B::Tensor>; 2] = [None, None];
+        let mut xis: [Option<B::Tensor>; 2] = [None, None];
+        for &block in blocks {
+            let eps = self.eps[block.index()];
+            let step = eps * eps / 2.0;
+            let clip = self.clip(block);
+            let mut g = t.grad(point, chains, block)?;
+            let cur = block_of(chains, block)?;
+            let mut xi = be.zeros(&be.shape(cur))?;
+            self.noise
+                .normal(be, self.key.key(block.noise_stream(), k), &mut xi)?;
+            let mut prop = cur.clone();
+            be.langevin_update(
+                &mut prop,
+                &mut g,
+                Some(&xi),
+                LangevinUpdate {
+                    step,
+                    noise_scale: eps,
+                    clip,
+                },
+                &mut norms,
+            )?;
+            self.drift[block.index()].add(&be.to_host(&norms)?, step, clip);
+            props[block.index()] = Some(prop);
+            xis[block.index()] = Some(xi);
+        }
+        let moves_latent = props[1].is_some();
+        // Only the moving blocks are new; the other is copied once for the proposal.
+        let prop_chains = Chains {
+            z: match props[1].take() {
+                Some(z) => Some(z),
+                None => chains.z.clone(),
             },
-            &mut norms,
-        )?;
-        self.drift[block.index()].add(&be.to_host(&norms)?, step, clip);
-        // Only the moving block is new; the other is copied once for the proposal.
-        let prop_chains = match block {
-            Block::Res => Chains {
-                z: chains.z.clone(),
-                y: prop,
-            },
-            Block::Latent => Chains {
-                z: Some(prop),
-                y: chains.y.clone(),
+            y: match props[0].take() {
+                Some(y) => y,
+                None => chains.y.clone(),
             },
         };
-        let gen_out = match block {
-            Block::Latent => t.gen_out(prop_chains.z.as_ref())?,
-            Block::Res => point.gen_out.clone(),
+        let gen_out = if moves_latent {
+            t.gen_out(prop_chains.z.as_ref())?
+        } else {
+            point.gen_out.clone()
         };
         let mut pp = t.eval(&prop_chains, gen_out)?;
-        // Reverse move: s − (s' − (ε²/2)F(s')).
-        let mut g2 = t.grad(&mut pp, &prop_chains, block)?;
-        let mut back = block_of(&prop_chains, block)?.clone();
-        be.langevin_update(
-            &mut back,
-            &mut g2,
-            None,
-            LangevinUpdate {
-                step,
-                noise_scale: 0.0,
-                clip,
-            },
-            &mut norms,
-        )?;
-        let r = be.sub(block_of(chains, block)?, &back)?;
-        let rn = be.to_host(&be.row_norms(&r)?)?;
-        let xn = be.to_host(&be.row_norms(&xi)?)?;
-        let inv2e2 = 1.0 / (2.0 * f64::from(eps) * f64::from(eps));
-        let log_alpha: Vec<f64> = (0..self.batch)
-            .map(|b| {
-                if pp.u[b].is_finite() {
-                    point.u[b] - pp.u[b] + 0.5 * sq(xn[b]) - sq(rn[b]) * inv2e2
-                } else {
-                    f64::NEG_INFINITY
-                }
-            })
-            .collect();
+        let mut log_alpha: Vec<f64> = (0..self.batch).map(|b| point.u[b] - pp.u[b]).collect();
+        for &block in blocks {
+            let eps = self.eps[block.index()];
+            // Reverse move: s − (s' − (ε²/2)F(s')).
+            let mut g2 = t.grad(&mut pp, &prop_chains, block)?;
+            let mut back = block_of(&prop_chains, block)?.clone();
+            be.langevin_update(
+                &mut back,
+                &mut g2,
+                None,
+                LangevinUpdate {
+                    step: eps * eps / 2.0,
+                    noise_scale: 0.0,
+                    clip: self.clip(block),
+                },
+                &mut norms,
+            )?;
+            let r = be.sub(block_of(chains, block)?, &back)?;
+            let rn = be.to_host(&be.row_norms(&r)?)?;
+            let xi = xis[block.index()].as_ref().expect("drawn above");
+            let xn = be.to_host(&be.row_norms(xi)?)?;
+            let inv2e2 = 1.0 / (2.0 * f64::from(eps) * f64::from(eps));
+            for (b, la) in log_alpha.iter_mut().enumerate() {
+                *la = *la + 0.5 * sq(xn[b]) - sq(rn[b]) * inv2e2;
+            }
+        }
+        for (la, u) in log_alpha.iter_mut().zip(&pp.u) {
+            if !u.is_finite() {
+                *la = f64::NEG_INFINITY;
+            }
+        }
+        // A joint move is one decision, counted with the residual block.
+        let sum_block = if blocks.len() == 1 {
+            blocks[0]
+        } else {
+            Block::Res
+        };
         let accepted: Vec<bool> = if always {
             vec![true; self.batch]
         } else {
-            let u = self.uniforms(block.accept_stream(), k)?;
+            let u = self.uniforms(sum_block.accept_stream(), k)?;
             log_alpha
                 .iter()
                 .zip(&u)
@@ -511,17 +665,10 @@ impl<B: Backend> State<'_, '_, B> {
                 .collect()
         };
         let alpha: Vec<f64> = log_alpha.iter().map(|&la| alpha_of(la)).collect();
-        self.sums[block.index()].add(&alpha, &accepted);
+        self.sums[sum_block.index()].add(&alpha, &accepted);
         self.record_alpha(&alpha);
-        commit(
-            be,
-            chains,
-            point,
-            prop_chains,
-            pp,
-            &accepted,
-            [block == Block::Res, block == Block::Latent],
-        )?;
+        let moved = [blocks.contains(&Block::Res), moves_latent];
+        commit(be, chains, point, prop_chains, pp, &accepted, moved)?;
         Ok(alpha)
     }
 
@@ -564,8 +711,8 @@ impl<B: Backend> State<'_, '_, B> {
     ) -> Result<Point<B>> {
         for block in [Block::Res, Block::Latent] {
             if let Some(pb) = &p[block.index()] {
-                let a = frac * self.eps[block.index()] / self.mass(block);
-                self.t.be.axpy(block_mut(chains, block)?, a, pb)?;
+                let a = frac * self.eps[block.index()];
+                self.mass[block.index()].move_by(self.t.be, block_mut(chains, block)?, a, pb)?;
             }
         }
         let gen_out = if p[1].is_some() {
@@ -587,7 +734,7 @@ impl<B: Backend> State<'_, '_, B> {
             let be = self.t.be;
             let mut pb = be.zeros(&be.shape(block_of(chains, block)?))?;
             self.noise.normal(be, key(block), &mut pb)?;
-            be.scale(&mut pb, self.mass(block).sqrt())?;
+            self.mass[block.index()].momentum(be, &mut pb)?;
             p[block.index()] = Some(pb);
         }
         Ok(p)
@@ -597,10 +744,9 @@ impl<B: Backend> State<'_, '_, B> {
         let mut k = vec![0.0; self.batch];
         for block in [Block::Res, Block::Latent] {
             if let Some(pb) = &p[block.index()] {
-                let n = self.t.be.to_host(&self.t.be.row_norms(pb)?)?;
-                let m = f64::from(self.mass(block));
-                for (k, n) in k.iter_mut().zip(n) {
-                    *k += sq(n) / (2.0 * m);
+                let kb = self.mass[block.index()].kinetic(self.t.be, pb)?;
+                for (k, kb) in k.iter_mut().zip(kb) {
+                    *k += kb;
                 }
             }
         }
@@ -671,8 +817,8 @@ impl<B: Backend> State<'_, '_, B> {
         self.kick(p, point, chains, 0.5)?;
         for block in [Block::Res, Block::Latent] {
             if let Some(pb) = &p[block.index()] {
-                let a = 0.5 * self.eps[block.index()] / self.mass(block);
-                self.t.be.axpy(block_mut(chains, block)?, a, pb)?;
+                let a = 0.5 * self.eps[block.index()];
+                self.mass[block.index()].move_by(self.t.be, block_mut(chains, block)?, a, pb)?;
             }
         }
         for block in self.moving() {
@@ -684,12 +830,19 @@ impl<B: Backend> State<'_, '_, B> {
             self.noise
                 .normal(be, self.key.key(block.noise_stream(), k), &mut xi)?;
             let c1 = (-self.c.friction * self.eps[block.index()]).exp();
-            let b = (1.0 - c1 * c1).max(0.0).sqrt() * self.mass(block).sqrt();
-            be.axpby(pb, c1, b, &xi)?;
+            self.mass[block.index()].momentum(be, &mut xi)?;
+            be.axpby(pb, c1, (1.0 - c1 * c1).max(0.0).sqrt(), &xi)?;
         }
         *point = self.drift_positions(p, chains, 0.5, point)?;
         self.kick(p, point, chains, 0.5)
     }
+}
+
+/// One dual-averaging update with the mean acceptance of `alpha`; the next ε
+/// (or factor), or the frozen one at the end of the warm-up (`last`).
+fn adapted(da: &mut DualAveraging, alpha: &[f64], last: bool) -> f64 {
+    let next = da.update(mean_f64(alpha));
+    if last { da.final_eps() } else { next }
 }
 
 /// Keeps, per chain, the current state or the proposal's (`accepted[b]`),
@@ -771,6 +924,7 @@ pub fn run<B: Backend>(
         key,
         batch,
         eps: [c.eps_res, c.eps_latent],
+        mass: [Mass::Scalar(c.mass_res), Mass::Scalar(c.mass_latent)],
         sums: Default::default(),
         drift: Default::default(),
         chain_alpha: vec![0.0; batch],
@@ -780,16 +934,24 @@ pub fn run<B: Backend>(
         divergences: 0,
     };
     let target = f64::from(c.target_accept);
-    let mut adapt: [Option<DualAveraging>; 2] = [
-        (c.adapt_steps > 0).then(|| DualAveraging::new(f64::from(c.eps_res), target)),
-        (c.adapt_steps > 0 && c.method == Method::Mala)
-            .then(|| DualAveraging::new(f64::from(c.eps_latent), target)),
-    ];
-    // HMC adapts one scale factor of both step sizes.
-    if c.method == Method::Hmc {
-        adapt[0] = (c.adapt_steps > 0).then(|| DualAveraging::new(1.0, target));
-    }
+    // HMC and joint MALA make one decision per step: they adapt one scale
+    // factor of both step sizes (in `adapt[0]`); block MALA adapts each ε.
+    let one_factor = c.method == Method::Hmc || c.joint_proposal;
+    let mut adapt: [Option<DualAveraging>; 2] = if one_factor {
+        [
+            (c.adapt_steps > 0).then(|| DualAveraging::new(1.0, target)),
+            None,
+        ]
+    } else {
+        [
+            (c.adapt_steps > 0).then(|| DualAveraging::new(f64::from(c.eps_res), target)),
+            (c.adapt_steps > 0 && c.method == Method::Mala)
+                .then(|| DualAveraging::new(f64::from(c.eps_latent), target)),
+        ]
+    };
     let eps0 = st.eps;
+    let mut factor = 1.0f64;
+    let mut mass_est: [Option<MassEstimate<B>>; 2] = [None, None];
     let mut point = t.eval(chains, t.gen_out(chains.z.as_ref())?)?;
     let mut momenta = if c.method == Method::Baoab {
         let iteration = key.iteration;
@@ -814,20 +976,24 @@ pub fn run<B: Backend>(
     for k in 0..c.steps {
         let adapting = k < c.adapt_steps;
         match c.method {
+            Method::Mala if c.joint_proposal => {
+                energy_per_step.push(mean(&point.h));
+                let blocks = st.moving();
+                let alpha = st.mala_move(chains, &mut point, &blocks, k, false)?;
+                if let (true, Some(da)) = (adapting, adapt[0].as_mut()) {
+                    factor = adapted(da, &alpha, k + 1 == c.adapt_steps);
+                    st.eps = [eps0[0] * factor as f32, eps0[1] * factor as f32];
+                }
+            }
             Method::Ula | Method::Mala => {
                 let always = c.method == Method::Ula;
                 for block in st.moving() {
                     if block == Block::Res || !c.update_res {
                         energy_per_step.push(mean(&point.h));
                     }
-                    let alpha = st.langevin_move(chains, &mut point, block, k, always)?;
+                    let alpha = st.mala_move(chains, &mut point, &[block], k, always)?;
                     if let (true, Some(da)) = (adapting, adapt[block.index()].as_mut()) {
-                        let next = da.update(mean_f64(&alpha));
-                        st.eps[block.index()] = if k + 1 == c.adapt_steps {
-                            da.final_eps()
-                        } else {
-                            next
-                        } as f32;
+                        st.eps[block.index()] = adapted(da, &alpha, k + 1 == c.adapt_steps) as f32;
                     }
                 }
             }
@@ -835,13 +1001,29 @@ pub fn run<B: Backend>(
                 energy_per_step.push(mean(&point.h));
                 let alpha = st.hmc(chains, &mut point, k)?;
                 if let (true, Some(da)) = (adapting, adapt[0].as_mut()) {
-                    let next = da.update(mean_f64(&alpha));
-                    let f = if k + 1 == c.adapt_steps {
-                        da.final_eps()
-                    } else {
-                        next
-                    };
-                    st.eps = [eps0[0] * f as f32, eps0[1] * f as f32];
+                    factor = adapted(da, &alpha, k + 1 == c.adapt_steps);
+                    st.eps = [eps0[0] * factor as f32, eps0[1] * factor as f32];
+                }
+                if c.adapt_mass && (c.adapt_steps / 4..c.adapt_steps / 2).contains(&k) {
+                    for block in st.moving() {
+                        let s = block_of(chains, block)?;
+                        let est = &mut mass_est[block.index()];
+                        if est.is_none() {
+                            *est = Some(MassEstimate::new(t.be, s)?);
+                        }
+                        est.as_mut().expect("set above").add(t.be, s)?;
+                    }
+                    if k + 1 == c.adapt_steps / 2 {
+                        for block in st.moving() {
+                            let m = [c.mass_res, c.mass_latent][block.index()];
+                            let est = mass_est[block.index()].take().expect("collected above");
+                            if let Some(mass) = est.finish(t.be, m)? {
+                                st.mass[block.index()] = mass;
+                            }
+                        }
+                        // A new metric: adapt the step size afresh from here.
+                        adapt[0] = Some(DualAveraging::new(factor, target));
+                    }
                 }
             }
             Method::Baoab => {
@@ -915,6 +1097,8 @@ fn finish<B: Backend>(
         eps_latent: eps(1),
         suggested_eps_res: suggest(0),
         suggested_eps_latent: suggest(1),
+        inv_mass_res: st.mass[0].host_inv(),
+        inv_mass_latent: st.mass[1].host_inv(),
     });
     Ok((stats, images))
 }

@@ -10,6 +10,6 @@ pub mod probit;
 pub use ais::{AisConfig, AisResult, ais};
 pub use langevin::{
     ChainKey, Chains, HISTORY_ROWS, LangevinConfig, LangevinSampler, LangevinStats, MAX_LEAPFROG,
-    MAX_STEPS, Method, check_steps,
+    MAX_STEPS, MIN_MASS_WARMUP, Method, check_steps,
 };
 pub use mh::MhStats;
