@@ -223,6 +223,29 @@ typedef enum hatebm_model {
 } hatebm_model;
 
 /**
+ * The transition of a chain (the `method` field of `hatebm_mcmc_params`,
+ * passed as `int`).
+ */
+typedef enum hatebm_sampler_method {
+    /**
+     * Unadjusted Langevin (the paper's sampler).
+     */
+    HATEBM_SAMPLER_METHOD_ULA = 0,
+    /**
+     * Metropolis-adjusted Langevin.
+     */
+    HATEBM_SAMPLER_METHOD_MALA = 1,
+    /**
+     * Hamiltonian Monte Carlo.
+     */
+    HATEBM_SAMPLER_METHOD_HMC = 2,
+    /**
+     * Underdamped Langevin (BAOAB splitting; unadjusted).
+     */
+    HATEBM_SAMPLER_METHOD_BAOAB = 3,
+} hatebm_sampler_method;
+
+/**
  * A fixed-capacity bank of latents `z` (`latent_len` floats each; none when
  * `latent_len` is 0) and samples `x` (`sample_len` floats each), with
  * reproducible draws of distinct slots.
@@ -286,6 +309,81 @@ typedef struct hatebm_test_handle hatebm_test_handle;
  * be used on different threads.
  */
 typedef struct hatebm_trained_model hatebm_trained_model;
+
+/**
+ * AIS settings: the geometric bridge from `N(0, base_sigma^2 I)` to
+ * `exp(-H(x)/T)` at `beta_j = (j/temperatures)^beta_power`, `transitions`
+ * MALA or HMC steps of size `eps` on every bridge, `chains` independent
+ * chains. Get one from `hatebm_ais_default_params()`.
+ */
+typedef struct hatebm_ais_params {
+    /**
+     * `sizeof(hatebm_ais_params)`; set by `hatebm_ais_default_params()`.
+     */
+    uint32_t struct_size;
+    /**
+     * Intermediate distributions (1..=1e6).
+     */
+    size_t temperatures;
+    /**
+     * Independent chains (2..=2^20); the log weights have this length.
+     */
+    size_t chains;
+    /**
+     * sigma of the Gaussian base (> 0).
+     */
+    float base_sigma;
+    /**
+     * MCMC steps per intermediate distribution.
+     */
+    size_t transitions;
+    /**
+     * `HATEBM_SAMPLER_METHOD_MALA` or `HATEBM_SAMPLER_METHOD_HMC` (a `hatebm_sampler_method`).
+     */
+    int method;
+    /**
+     * Step size of the transitions (> 0).
+     */
+    float eps;
+    /**
+     * HMC: leapfrog steps per transition.
+     */
+    size_t leapfrog_steps;
+    /**
+     * Schedule exponent (> 0; larger = more bridges near the base).
+     */
+    float beta_power;
+    /**
+     * Noise seed (the estimate is reproducible from it).
+     */
+    uint64_t seed;
+} hatebm_ais_params;
+
+/**
+ * An AIS estimate.
+ */
+typedef struct hatebm_ais_result {
+    /**
+     * `sizeof(hatebm_ais_result)`, written by the library.
+     */
+    uint32_t struct_size;
+    /**
+     * The estimate of log Z.
+     */
+    double log_z;
+    /**
+     * Its delta-method standard error.
+     */
+    double log_z_se;
+    /**
+     * Effective sample size of the importance weights (1..=chains).
+     */
+    double ess;
+    /**
+     * Mean acceptance min(1, alpha) of the transitions.
+     */
+    double mean_accept;
+} hatebm_ais_result;
 
 /**
  * Concatenates every rank's `count` bytes at `send` into `recv` (which
@@ -654,6 +752,65 @@ typedef struct hatebm_sample_params {
 } hatebm_sample_params;
 
 /**
+ * The transition and its settings, beside a `hatebm_langevin_params` (which
+ * keeps T, the step sizes, K, clipping, priors and the noise key): the
+ * configuration's `langevin.method`, `shadow_mh`, `adapt_steps`, ... keys
+ * (docs/samplers.md has the equations). Get one from
+ * `hatebm_mcmc_default_params()`, `hatebm_session_mcmc_params()` or
+ * `hatebm_trained_model_mcmc_params()`, then change fields.
+ */
+typedef struct hatebm_mcmc_params {
+    /**
+     * `sizeof(hatebm_mcmc_params)`; set by the functions that fill it.
+     */
+    uint32_t struct_size;
+    /**
+     * A `hatebm_sampler_method`.
+     */
+    int method;
+    /**
+     * ULA only: record the MALA acceptance every step would have had (the
+     * chain is unchanged), with a suggested step size.
+     */
+    bool shadow_mh;
+    /**
+     * MALA only: propose both blocks together (one decision per step).
+     */
+    bool joint_proposal;
+    /**
+     * HMC only: estimate a diagonal mass in the warm-up (needs
+     * `adapt_steps >= 8`).
+     */
+    bool adapt_mass;
+    /**
+     * MALA / HMC: the first `adapt_steps` steps adapt the step size towards
+     * `target_accept` (0 = none; at most the steps of the call).
+     */
+    size_t adapt_steps;
+    /**
+     * Target acceptance in (0, 1) of the adaptation and of the shadow
+     * monitor's suggestion (0.574 by default).
+     */
+    float target_accept;
+    /**
+     * HMC: leapfrog steps per transition (1..=1000).
+     */
+    size_t leapfrog_steps;
+    /**
+     * HMC / BAOAB: mass of the residual block (> 0).
+     */
+    float mass_res;
+    /**
+     * HMC / BAOAB: mass of the latent block (> 0).
+     */
+    float mass_latent;
+    /**
+     * BAOAB: friction per unit time (>= 0).
+     */
+    float friction;
+} hatebm_mcmc_params;
+
+/**
  * Acceptance statistics of the last batch of chains of a sampling call
  * (means over steps and chains). A value that does not apply (a block that
  * does not move, an acceptance fraction of the shadow monitor, a suggestion
@@ -791,6 +948,38 @@ typedef bool (*hatebm_test_step_cb)(size_t step, void *user_data);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The library's AIS defaults: 200 bridges, 256 chains, base sigma 1, 2 HMC
+ * transitions of 5 leapfrog steps at eps 0.1, schedule exponent 3, seed 0;
+ * `struct_size` set. Never fails. Tune `eps` to the energy's scale (the
+ * result's `mean_accept` should stay well above 0.5).
+ */
+struct hatebm_ais_params hatebm_ais_default_params(void);
+
+/**
+ * Estimates `log Z = log integral exp(-H(x)/T) dx` of the model's energy on
+ * its input space at the run's sampler temperature T (the generator is not
+ * involved), with the EMA weights when `use_ema` and the model keeps them.
+ * `out` receives the estimate; `out_log_weights` (NULL with
+ * `log_weights_len = 0`, or `params->chains` doubles) the chains' log
+ * weights. Outputs are written only on success.
+ *
+ * `HATEBM_INVALID_ARGUMENT` for a wrong `struct_size` or method, or a
+ * weights buffer of the wrong length; `HATEBM_CONFIG` for out-of-range
+ * settings (the message names the field); model and backend errors.
+ *
+ * # Safety
+ * `model` is NULL or live; `params` is NULL or readable; `out` is NULL or
+ * writable; `out_log_weights` is NULL or has `log_weights_len` writable
+ * doubles.
+ */
+enum hatebm_status hatebm_trained_model_log_z(struct hatebm_trained_model *model,
+                                              const struct hatebm_ais_params *params,
+                                              bool use_ema,
+                                              struct hatebm_ais_result *out,
+                                              double *out_log_weights,
+                                              size_t log_weights_len);
 
 /**
  * Creates a bank of `capacity` slots, all zeros. `latent_len = 0` makes an
@@ -1590,6 +1779,13 @@ enum hatebm_status hatebm_trained_model_scores(struct hatebm_trained_model *mode
                                                size_t out_len);
 
 /**
+ * The library's default method settings: unadjusted Langevin, no monitor,
+ * no adaptation (target 0.574), 10 leapfrog steps, unit masses, friction 1;
+ * `struct_size` set. Never fails.
+ */
+struct hatebm_mcmc_params hatebm_mcmc_default_params(void);
+
+/**
  * Chooses the transition of later `hatebm_trained_model_sample` calls:
  * `"ula"` (the run's unadjusted Langevin), `"mala"`, `"hmc"` or `"baoab"`.
  * Temperature, step sizes, steps and clipping stay the run's.
@@ -1603,6 +1799,29 @@ enum hatebm_status hatebm_trained_model_set_sampler(struct hatebm_trained_model 
                                                     const char *method);
 
 /**
+ * Fills `*out` with the method settings of later
+ * `hatebm_trained_model_sample` calls (the run's, unless changed).
+ *
+ * # Safety
+ * `model` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_trained_model_mcmc_params(struct hatebm_trained_model *model,
+                                                    struct hatebm_mcmc_params *out);
+
+/**
+ * Sets the method settings of later `hatebm_trained_model_sample` calls
+ * (temperature, step sizes, steps and clipping stay the run's).
+ * `HATEBM_INVALID_ARGUMENT` for a wrong `struct_size` or method number;
+ * `HATEBM_CONFIG` for settings that do not suit each other or the run (the
+ * message names the key); the model is unchanged on failure.
+ *
+ * # Safety
+ * `model` is NULL or live; `mcmc` is NULL or readable.
+ */
+enum hatebm_status hatebm_trained_model_set_mcmc(struct hatebm_trained_model *model,
+                                                 const struct hatebm_mcmc_params *mcmc);
+
+/**
  * Writes the acceptance statistics of the last batch of chains of the last
  * `hatebm_trained_model_sample` call to `out` (`available = false` before
  * any call, or after a plain ULA / BAOAB call).
@@ -1612,6 +1831,74 @@ enum hatebm_status hatebm_trained_model_set_sampler(struct hatebm_trained_model 
  */
 enum hatebm_status hatebm_trained_model_mh_stats(struct hatebm_trained_model *model,
                                                  struct hatebm_mh_stats *out);
+
+/**
+ * Fills `*out` with the method settings of the session's training chains
+ * (the configuration's `[langevin]` method keys).
+ *
+ * # Safety
+ * `session` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_mcmc_params(const struct hatebm_session *session,
+                                              struct hatebm_mcmc_params *out);
+
+/**
+ * The acceptance statistics of the negative chains of the session's last
+ * completed iteration (the first shard's in a sharded run): an MH method's
+ * acceptance, or the shadow monitor's (`langevin.shadow_mh = true`) with its
+ * suggested step sizes; `available = false` for plain ULA or BAOAB.
+ * `HATEBM_INVALID_ARGUMENT` before the first iteration of this session.
+ *
+ * # Safety
+ * `session` is NULL or live; `out` is NULL or writable.
+ */
+enum hatebm_status hatebm_session_mh_stats(const struct hatebm_session *session,
+                                           struct hatebm_mh_stats *out);
+
+/**
+ * `hatebm_session_langevin` with the transition of `mcmc` (MALA, HMC,
+ * BAOAB, the shadow monitor) instead of ULA; `out_mh` (may be NULL)
+ * receives the acceptance statistics. The conventions, errors and the
+ * all-or-nothing update of the chains are `hatebm_session_langevin`'s.
+ *
+ * # Safety
+ * As `hatebm_session_langevin`; `mcmc` is NULL or readable; `out_mh` is
+ * NULL or writable.
+ */
+enum hatebm_status hatebm_session_langevin_mcmc(struct hatebm_session *session,
+                                                const struct hatebm_langevin_params *params,
+                                                const struct hatebm_mcmc_params *mcmc,
+                                                float *z,
+                                                size_t z_len,
+                                                float *y,
+                                                size_t y_len,
+                                                size_t n,
+                                                struct hatebm_langevin_stats *out_stats,
+                                                struct hatebm_mh_stats *out_mh);
+
+/**
+ * `hatebm_langevin_run_custom` with the transition of `mcmc` (MALA, HMC,
+ * BAOAB, the shadow monitor) on user callback models; `out_mh` (may be
+ * NULL) receives the acceptance statistics. MH methods call the energy's
+ * `energy_grad` once per block move (HMC: per leapfrog step) and need each
+ * chain's energy to depend on that chain alone. The conventions, errors and
+ * the all-or-nothing update of the chains are `hatebm_langevin_run_custom`'s.
+ *
+ * # Safety
+ * As `hatebm_langevin_run_custom`; `mcmc` is NULL or readable; `out_mh` is
+ * NULL or writable.
+ */
+enum hatebm_status hatebm_langevin_run_custom_mcmc(const struct hatebm_energy *energy,
+                                                   const struct hatebm_generator *generator,
+                                                   const struct hatebm_langevin_params *params,
+                                                   const struct hatebm_mcmc_params *mcmc,
+                                                   float *z,
+                                                   size_t z_len,
+                                                   float *y,
+                                                   size_t y_len,
+                                                   size_t n,
+                                                   struct hatebm_langevin_stats *out_stats,
+                                                   struct hatebm_mh_stats *out_mh);
 
 /**
  * Default sampling settings: n = 64, batch_size = 0 (the configuration's),

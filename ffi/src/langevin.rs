@@ -95,6 +95,15 @@ impl hatebm_langevin_params {
     /// To the core's settings and noise key; range errors are
     /// `HATEBM_INVALID_ARGUMENT` naming the field.
     pub fn to_core(&self) -> FfiResult<(LangevinConfig, ChainKey)> {
+        self.to_core_with(None)
+    }
+
+    /// [`Self::to_core`], with the method settings of `mcmc` when given (the
+    /// library's ULA defaults otherwise).
+    pub fn to_core_with(
+        &self,
+        mcmc: Option<&crate::sampler::hatebm_mcmc_params>,
+    ) -> FfiResult<(LangevinConfig, ChainKey)> {
         let opt = |name: &str, v: f32| -> FfiResult<Option<f32>> {
             if v.is_nan() {
                 Err(Failure::invalid(format!("params->{name} is NaN")))
@@ -117,11 +126,23 @@ impl hatebm_langevin_params {
             prior_sigma_res: opt("prior_sigma_res", self.prior_sigma_res)?,
             latent_prior: self.latent_prior,
             // The MH and kinetic methods are not in this struct (its layout is
-            // fixed); they are reached through the session's configuration.
+            // fixed); they come from a `hatebm_mcmc_params`.
             ..LangevinConfig::default()
         };
+        let c = match mcmc {
+            Some(m) => m.apply(c)?,
+            None => c,
+        };
         c.validate().map_err(|e| match e {
-            Error::Config(m) => Failure::invalid(m.replace("langevin.", "params->")),
+            Error::Config(m) => {
+                // Name the struct that holds the key: the method settings are
+                // `mcmc`'s, the rest `params`'.
+                let in_mcmc = crate::sampler::MCMC_KEYS
+                    .iter()
+                    .any(|k| m.starts_with(&format!("langevin.{k} ")));
+                let to = if in_mcmc { "mcmc->" } else { "params->" };
+                Failure::invalid(m.replacen("langevin.", to, 1))
+            }
             other => other.into(),
         })?;
         let key = ChainKey {
@@ -317,64 +338,129 @@ pub unsafe extern "C" fn hatebm_langevin_run_custom(
     out_stats: *mut hatebm_langevin_stats,
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
+        let chains = RawChains { z, z_len, y, y_len, n };
         // SAFETY: forwarded from this function's contract.
-        let out_stats = unsafe { opt_out(out_stats, "out_stats") }?;
+        unsafe { run_custom(energy, generator, params, None, chains, out_stats, std::ptr::null_mut()) }
+    }
+}
+
+/// The caller's chain buffers of a sampler entry point, unchecked.
+#[derive(Clone, Copy)]
+pub(crate) struct RawChains {
+    pub z: *mut f32,
+    pub z_len: usize,
+    pub y: *mut f32,
+    pub y_len: usize,
+    pub n: usize,
+}
+
+/// The body of `hatebm_langevin_run_custom` and `hatebm_langevin_run_custom_mcmc`:
+/// `mcmc` (when given) replaces the method settings of `params`; `out_mh` is
+/// NULL or receives the acceptance statistics.
+///
+/// # Safety
+/// As `hatebm_langevin_run_custom`'s contract; `out_mh` is NULL or writable.
+pub(crate) unsafe fn run_custom(
+    energy: *const hatebm_energy,
+    generator: *const hatebm_generator,
+    params: *const hatebm_langevin_params,
+    mcmc: Option<&crate::sampler::hatebm_mcmc_params>,
+    chains: RawChains,
+    out_stats: *mut hatebm_langevin_stats,
+    out_mh: *mut crate::sampler::hatebm_mh_stats,
+) -> FfiResult<()> {
+    let RawChains {
+        z,
+        z_len,
+        y,
+        y_len,
+        n,
+    } = chains;
+    // SAFETY: forwarded from this function's contract.
+    let out_stats = unsafe { opt_out(out_stats, "out_stats") }?;
+    // SAFETY: forwarded from this function's contract.
+    let out_mh = unsafe { opt_out(out_mh, "out_mh") }?;
+    // SAFETY: forwarded from this function's contract.
+    let energy = unsafe { try_ref(energy, "energy") }?;
+    let generator = if generator.is_null() {
+        None
+    } else {
         // SAFETY: forwarded from this function's contract.
-        let energy = unsafe { try_ref(energy, "energy") }?;
-        let generator = if generator.is_null() {
-            None
-        } else {
-            // SAFETY: forwarded from this function's contract.
-            Some(unsafe { try_ref(generator, "generator") }?)
-        };
-        // SAFETY: forwarded from this function's contract.
-        let params = unsafe { try_versioned(params, "params") }?;
-        let (config, key) = params.to_core()?;
-        // SAFETY: forwarded from this function's contract.
-        let bufs = unsafe {
-            chain_buffers(z, z_len, y, y_len, n, energy.sample_len(), generator.map(|g| g.latent_len()))
-        }?;
-        if let (Some(g), None) = (generator, &bufs.z) {
-            return Err(Failure::new(
-                hatebm_status::HATEBM_NULL_PARAMETER,
-                format!(
-                    "a generator was given but `z` is NULL (pass n * latent_len = {} latents)",
-                    n.saturating_mul(g.latent_len())
-                ),
-            ));
-        }
-        if let Some(g) = generator
-            && g.sample_len() != energy.sample_len() {
-                return Err(Error::shape(
-                    "generator output vs energy input",
-                    Energy::<CpuBackend>::sample_shape(energy),
-                    Generator::<CpuBackend>::output_shape(g),
-                )
-                .into());
-            }
-        energy.reset_calls();
-        if let Some(g) = generator {
-            g.reset_calls();
-        }
-        let (z_new, y_new, stats) = host::langevin(
-            &CpuBackend::new(),
-            energy,
-            generator.map(|g| g as &dyn Generator<CpuBackend>),
-            config,
-            key,
-            bufs.z.as_deref(),
-            bufs.y,
+        Some(unsafe { try_ref(generator, "generator") }?)
+    };
+    // SAFETY: forwarded from this function's contract.
+    let params = unsafe { try_versioned(params, "params") }?;
+    let (config, key) = params.to_core_with(mcmc)?;
+    // SAFETY: forwarded from this function's contract.
+    let bufs = unsafe {
+        chain_buffers(
+            z,
+            z_len,
+            y,
+            y_len,
             n,
-        )?;
-        // Nothing can fail any more: write the chains and the diagnostics.
-        if let (Some(dst), Some(src)) = (bufs.z, z_new) {
-            dst.copy_from_slice(&src);
-        }
-        bufs.y.copy_from_slice(&y_new);
-        if let Some(o) = out_stats {
-            o.write(hatebm_langevin_stats::from(&stats));
-        }
-        Ok(())
+            energy.sample_len(),
+            generator.map(|g| g.latent_len()),
+        )
+    }?;
+    if let (Some(g), None) = (generator, &bufs.z) {
+        return Err(Failure::new(
+            hatebm_status::HATEBM_NULL_PARAMETER,
+            format!(
+                "a generator was given but `z` is NULL (pass n * latent_len = {} latents)",
+                n.saturating_mul(g.latent_len())
+            ),
+        ));
+    }
+    if let Some(g) = generator
+        && g.sample_len() != energy.sample_len()
+    {
+        return Err(Error::shape(
+            "generator output vs energy input",
+            Energy::<CpuBackend>::sample_shape(energy),
+            Generator::<CpuBackend>::output_shape(g),
+        )
+        .into());
+    }
+    energy.reset_calls();
+    if let Some(g) = generator {
+        g.reset_calls();
+    }
+    let (z_new, y_new, stats) = host::langevin(
+        &CpuBackend::new(),
+        energy,
+        generator.map(|g| g as &dyn Generator<CpuBackend>),
+        config,
+        key,
+        bufs.z.as_deref(),
+        bufs.y,
+        n,
+    )?;
+    // Nothing can fail any more: write the chains and the diagnostics.
+    write_chains(bufs, z_new, &y_new);
+    write_stats(&stats, out_stats, out_mh);
+    Ok(())
+}
+
+/// Copies a sampler call's results into the caller's chain buffers.
+pub(crate) fn write_chains(bufs: ChainBuffers<'_>, z_new: Option<Vec<f32>>, y_new: &[f32]) {
+    if let (Some(dst), Some(src)) = (bufs.z, z_new) {
+        dst.copy_from_slice(&src);
+    }
+    bufs.y.copy_from_slice(y_new);
+}
+
+/// Writes a sampler call's diagnostics to the out-params that were given.
+pub(crate) fn write_stats(
+    stats: &LangevinStats,
+    out_stats: Option<crate::handle::Out<'_, hatebm_langevin_stats>>,
+    out_mh: Option<crate::handle::Out<'_, crate::sampler::hatebm_mh_stats>>,
+) {
+    if let Some(o) = out_stats {
+        o.write(hatebm_langevin_stats::from(stats));
+    }
+    if let Some(o) = out_mh {
+        o.write(crate::sampler::hatebm_mh_stats::from(stats.mh.as_ref()));
     }
 }
 

@@ -43,6 +43,7 @@
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
+pub mod ais;
 pub mod bank;
 pub mod busy;
 pub mod check;

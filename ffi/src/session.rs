@@ -17,7 +17,10 @@ use crate::handle::{
     Versioned, box_castable, expect_disjoint, expect_len, free_box, into_raw_box, opt_out,
     try_copy_out, try_out, try_ref, try_slice, try_slice_mut, try_str, try_versioned,
 };
-use crate::langevin::{chain_buffers, hatebm_langevin_params, hatebm_langevin_stats};
+use crate::langevin::{
+    RawChains, chain_buffers, hatebm_langevin_params, hatebm_langevin_stats, write_chains,
+    write_stats,
+};
 use crate::status::hatebm_status;
 use hatebm_rs::runtime::{AnyRun, Model};
 
@@ -40,7 +43,7 @@ box_castable!(hatebm_session => BusyCell<AnyRun>);
 /// # Safety
 /// `session` is NULL or a live handle from `hatebm_session_new` /
 /// `hatebm_session_resume`.
-unsafe fn enter<'a>(session: *const hatebm_session) -> FfiResult<BusyGuard<'a, AnyRun>> {
+pub(crate) unsafe fn enter<'a>(session: *const hatebm_session) -> FfiResult<BusyGuard<'a, AnyRun>> {
     // SAFETY: forwarded from this function's contract; the cell is only ever
     // borrowed shared, its value only through the guard.
     let cell: &'a BusyCell<AnyRun> = unsafe { try_ref(session, "session") }?;
@@ -729,27 +732,49 @@ pub unsafe extern "C" fn hatebm_session_langevin(
     out_stats: *mut hatebm_langevin_stats,
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
+        let chains = RawChains { z, z_len, y, y_len, n };
         // SAFETY: forwarded from this function's contract.
-        let out_stats = unsafe { opt_out(out_stats, "out_stats") }?;
-        // SAFETY: forwarded from this function's contract.
-        let mut s = unsafe { enter(session) }?;
-        // SAFETY: forwarded from this function's contract.
-        let params = unsafe { try_versioned(params, "params") }?;
-        let (config, key) = params.to_core()?;
-        let (sl, ll) = sizes(&s);
-        // SAFETY: forwarded from this function's contract.
-        let bufs = unsafe { chain_buffers(z, z_len, y, y_len, n, sl, ll) }?;
-        let (z_new, y_new, stats) =
-            s.langevin(config, key, bufs.z.as_deref(), bufs.y, n, params.use_ema)?;
-        if let (Some(dst), Some(src)) = (bufs.z, z_new) {
-            dst.copy_from_slice(&src);
-        }
-        bufs.y.copy_from_slice(&y_new);
-        if let Some(o) = out_stats {
-            o.write(hatebm_langevin_stats::from(&stats));
-        }
-        Ok(())
+        unsafe { session_langevin(session, params, None, chains, out_stats, std::ptr::null_mut()) }
     }
+}
+
+/// The body of `hatebm_session_langevin` and `hatebm_session_langevin_mcmc`
+/// (`mcmc`, when given, replaces the method settings of `params`).
+///
+/// # Safety
+/// As `hatebm_session_langevin`'s contract; `out_mh` is NULL or writable.
+pub(crate) unsafe fn session_langevin(
+    session: *mut hatebm_session,
+    params: *const hatebm_langevin_params,
+    mcmc: Option<&crate::sampler::hatebm_mcmc_params>,
+    chains: RawChains,
+    out_stats: *mut hatebm_langevin_stats,
+    out_mh: *mut crate::sampler::hatebm_mh_stats,
+) -> FfiResult<()> {
+    let RawChains {
+        z,
+        z_len,
+        y,
+        y_len,
+        n,
+    } = chains;
+    // SAFETY: forwarded from this function's contract.
+    let out_stats = unsafe { opt_out(out_stats, "out_stats") }?;
+    // SAFETY: forwarded from this function's contract.
+    let out_mh = unsafe { opt_out(out_mh, "out_mh") }?;
+    // SAFETY: forwarded from this function's contract.
+    let mut s = unsafe { enter(session) }?;
+    // SAFETY: forwarded from this function's contract.
+    let params = unsafe { try_versioned(params, "params") }?;
+    let (config, key) = params.to_core_with(mcmc)?;
+    let (sl, ll) = sizes(&s);
+    // SAFETY: forwarded from this function's contract.
+    let bufs = unsafe { chain_buffers(z, z_len, y, y_len, n, sl, ll) }?;
+    let (z_new, y_new, stats) =
+        s.langevin(config, key, bufs.z.as_deref(), bufs.y, n, params.use_ema)?;
+    write_chains(bufs, z_new, &y_new);
+    write_stats(&stats, out_stats, out_mh);
+    Ok(())
 }
 
 /// One training iteration of the configured mode (data batch, negative

@@ -147,6 +147,20 @@ impl AnyModel {
         dispatch_model!(self, m => m.set_sampler_method(method))
     }
 
+    /// The sampler settings ([`crate::run::TrainedModel::sampler_config`]).
+    pub fn sampler_config(&self) -> &LangevinConfig {
+        dispatch_model!(self, m => m.sampler_config())
+    }
+
+    /// Replaces the sampler settings
+    /// ([`crate::run::TrainedModel::set_sampler_config`]).
+    ///
+    /// # Errors
+    /// As [`crate::run::TrainedModel::set_sampler_config`].
+    pub fn set_sampler_config(&mut self, c: LangevinConfig) -> Result<()> {
+        dispatch_model!(self, m => m.set_sampler_config(c))
+    }
+
     /// AIS log Z of the energy ([`crate::run::TrainedModel::log_z`]).
     ///
     /// # Errors

@@ -10,7 +10,9 @@ use crate::config::Config;
 use crate::metrics::OodScores;
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
-use crate::sampler::{AisConfig, AisResult, LangevinSampler, LangevinStats, Method};
+use crate::sampler::{
+    AisConfig, AisResult, LangevinConfig, LangevinSampler, LangevinStats, Method,
+};
 use crate::train::{SampleOptions, Trainer};
 use crate::{Error, Result};
 
@@ -124,7 +126,9 @@ impl<B: BuildNets> TrainedModel<B> {
     }
 
     /// Chooses the sampler's transition for later [`TrainedModel::sample`]
-    /// calls (the run's `langevin` settings otherwise: T, ε, K, clipping).
+    /// calls (the run's `langevin` settings otherwise: T, ε, K, clipping);
+    /// options the new method does not take (`shadow_mh`, adaptation, the
+    /// joint proposal, the mass warm-up) are switched off.
     ///
     /// # Errors
     /// [`Error::Config`] if the run's settings do not suit `method` (e.g.
@@ -133,11 +137,34 @@ impl<B: BuildNets> TrainedModel<B> {
         let mut c = self.trainer.sampler.config.clone();
         c.method = method;
         c.shadow_mh = c.shadow_mh && method == Method::Ula;
-        c.adapt_steps = if matches!(method, Method::Mala | Method::Hmc) {
-            c.adapt_steps
-        } else {
-            0
-        };
+        if !matches!(method, Method::Mala | Method::Hmc) {
+            c.adapt_steps = 0;
+        }
+        c.joint_proposal = c.joint_proposal && method == Method::Mala;
+        c.adapt_mass = c.adapt_mass && method == Method::Hmc;
+        self.set_sampler_config(c)
+    }
+
+    /// The sampler settings of later [`TrainedModel::sample`] calls.
+    pub fn sampler_config(&self) -> &LangevinConfig {
+        &self.trainer.sampler.config
+    }
+
+    /// Replaces the sampler settings of later [`TrainedModel::sample`] calls.
+    /// Which blocks move (`update_res`, `update_latents`) belongs to the run's
+    /// mode and cannot change.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for out-of-range settings or a change of the moving
+    /// blocks.
+    pub fn set_sampler_config(&mut self, c: LangevinConfig) -> Result<()> {
+        let old = &self.trainer.sampler.config;
+        if (c.update_res, c.update_latents) != (old.update_res, old.update_latents) {
+            return Err(Error::Config(format!(
+                "the run's mode moves update_res = {}, update_latents = {}; a trained model's sampler cannot change that",
+                old.update_res, old.update_latents
+            )));
+        }
         self.trainer.sampler = LangevinSampler::new(c)?;
         Ok(())
     }
