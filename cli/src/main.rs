@@ -76,6 +76,10 @@ enum Cmd {
         /// (docs/samplers.md); T, step sizes and clipping stay the run's.
         #[arg(long, value_name = "METHOD")]
         sampler: Option<String>,
+        /// Change one sampler setting of the run (repeatable; `langevin.*` keys only,
+        /// after --sampler), e.g. `--set langevin.adapt_steps=50 --set langevin.adapt_mass=true`.
+        #[arg(long = "set", value_name = "langevin.KEY=VALUE")]
+        sets: Vec<String>,
         /// Sample with the raw weights even if EMA weights exist.
         #[arg(long)]
         no_ema: bool,
@@ -307,6 +311,7 @@ struct SampleArgs {
     n: usize,
     steps: Option<usize>,
     sampler: Option<String>,
+    sets: Vec<String>,
     no_ema: bool,
     seed: u64,
 }
@@ -316,6 +321,7 @@ fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()>
         n,
         steps,
         sampler,
+        sets,
         no_ema,
         seed,
     } = args;
@@ -323,6 +329,10 @@ fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()>
     let mut model = hatebm_rs::runtime::AnyModel::load(ckpt, None)?;
     if let Some(name) = sampler {
         model.set_sampler_method(hatebm_rs::sampler::Method::parse(&name)?)?;
+    }
+    if !sets.is_empty() {
+        let c = sampler_with_sets(&model, steps, &sets)?;
+        model.set_sampler_config(c)?;
     }
     let dir = out.unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -364,6 +374,36 @@ fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()>
         png.display()
     );
     Ok(())
+}
+
+/// The model's sampler settings with `langevin.KEY=VALUE` assignments applied
+/// (through the configuration's schema, so types, ranges and misspellings are
+/// checked as for `train --set`), and `--steps K > 0` as their K (so that a
+/// warm-up is checked against the steps the call runs).
+fn sampler_with_sets(
+    model: &hatebm_rs::runtime::AnyModel,
+    steps: Option<usize>,
+    sets: &[String],
+) -> Result<hatebm_rs::sampler::LangevinConfig> {
+    let mut cfg = model.config().clone();
+    cfg.langevin = model.sampler_config().clone();
+    if let Some(k) = steps.filter(|&k| k > 0) {
+        cfg.langevin.steps = k;
+    }
+    let mut b = hatebm_rs::config::ConfigBuilder::new();
+    b.merge_toml_str(&cfg.to_toml_string()?)?;
+    for kv in sets {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--set {kv}: expected langevin.KEY=VALUE")))?;
+        if !k.trim().starts_with("langevin.") {
+            return Err(Error::Config(format!(
+                "--set {kv}: `hatebm sample` changes sampler settings only (langevin.* keys)"
+            )));
+        }
+        b.set(k, v)?;
+    }
+    Ok(b.build()?.langevin)
 }
 
 fn cmd_ais(
@@ -501,6 +541,7 @@ fn run(cli: Cli) -> Result<()> {
             n,
             steps,
             sampler,
+            sets,
             no_ema,
             seed,
             out,
@@ -510,6 +551,7 @@ fn run(cli: Cli) -> Result<()> {
                 n,
                 steps,
                 sampler,
+                sets,
                 no_ema,
                 seed,
             },

@@ -25,6 +25,48 @@ fn sample_with_mh_samplers_and_ais() {
             "{method}: {stderr}"
         );
     }
+    // Sampler settings on top of --sampler, checked by the config schema.
+    let res = bin()
+        .args(["sample", "--n", "8", "--steps", "12", "--sampler", "hmc"])
+        .args([
+            "--set",
+            "langevin.adapt_steps=8",
+            "--set",
+            "langevin.adapt_mass=true",
+        ])
+        .arg("--checkpoint")
+        .arg(&ck)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    for (set, want) in [
+        ("langevin.adapt_mass=true", "adapt_mass"),
+        ("langevin.leapfrog_step=3", "leapfrog_steps"),
+        ("train.steps=3", "sampler settings only"),
+        ("langevin.adapt_steps", "langevin.KEY=VALUE"),
+    ] {
+        let res = bin()
+            .args([
+                "sample",
+                "--n",
+                "8",
+                "--sampler",
+                "hmc",
+                "--set",
+                set,
+                "--checkpoint",
+            ])
+            .arg(&ck)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert!(!res.status.success(), "{set} was accepted");
+        assert!(stderr.contains(want), "{set}: {stderr}");
+    }
     let res = bin()
         .args(["sample", "--n", "8", "--sampler", "hcm", "--checkpoint"])
         .arg(&ck)
