@@ -83,6 +83,10 @@ enum Cmd {
         /// Sample with the raw weights even if EMA weights exist.
         #[arg(long)]
         no_ema: bool,
+        /// Keep the chains' values as they are (default: clamp to the data's range,
+        /// `sample.clamp`, and report the fraction clamped).
+        #[arg(long)]
+        no_clamp: bool,
         /// Seed of the chains' noise.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -313,6 +317,7 @@ struct SampleArgs {
     sampler: Option<String>,
     sets: Vec<String>,
     no_ema: bool,
+    no_clamp: bool,
     seed: u64,
 }
 
@@ -323,6 +328,7 @@ fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()>
         sampler,
         sets,
         no_ema,
+        no_clamp,
         seed,
     } = args;
     // The networks alone: a shipped checkpoint samples without its training data.
@@ -342,6 +348,7 @@ fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()>
         use_ema: !no_ema,
         seed,
         batch_size: model.config().sample.batch_size,
+        clamp: model.config().sample.clamp && !no_clamp,
     };
     let bar = progress::plain_bar(n as u64, model.config().output.progress);
     bar.set_message("sampling");
@@ -361,6 +368,12 @@ fn cmd_sample(ckpt: &Path, args: SampleArgs, out: Option<PathBuf>) -> Result<()>
             f(mh.alpha_res),
             f(mh.alpha_latent),
             mh.divergences
+        );
+    }
+    if let Some((lo, hi)) = model.config().data.value_range().filter(|_| opts.clamp) {
+        eprintln!(
+            "hatebm: {:.2} % of the values were outside the data's range [{lo}, {hi}] and clamped to it (--no-clamp keeps them)",
+            100.0 * model.last_clamped_fraction()
         );
     }
     let npy = dir.join("samples.npy");
@@ -543,6 +556,7 @@ fn run(cli: Cli) -> Result<()> {
             sampler,
             sets,
             no_ema,
+            no_clamp,
             seed,
             out,
         } => cmd_sample(
@@ -553,6 +567,7 @@ fn run(cli: Cli) -> Result<()> {
                 sampler,
                 sets,
                 no_ema,
+                no_clamp,
                 seed,
             },
             out,

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use hatebm_rs::runtime::AnyModel;
 use hatebm_rs::spec::BackendSpec;
-use hatebm_rs::train::SampleOptions;
 
 use crate::busy::{BusyCell, BusyGuard};
 use crate::error::{Failure, FfiResult};
@@ -213,17 +212,7 @@ pub unsafe extern "C" fn hatebm_trained_model_sample(
             return Err(Failure::invalid("params->n must be at least 1"));
         }
         expect_len("out", out.len(), p.n, sample_len(&m), "sample_len")?;
-        let opts = SampleOptions {
-            n: p.n,
-            batch_size: if p.batch_size == 0 {
-                m.config().sample.batch_size
-            } else {
-                p.batch_size
-            },
-            steps: usize::try_from(p.steps).ok(),
-            use_ema: p.use_ema,
-            seed: p.seed,
-        };
+        let opts = p.to_options(&m.config().sample);
         let (data, _) = m.sample(&opts, &mut |_, _| true)?;
         if data.len() != out.len() {
             return Err(hatebm_rs::Error::shape("samples", &[out.len()], &[data.len()]).into());

@@ -156,6 +156,26 @@ pub struct hatebm_sample_params {
     pub seed: u64,
 }
 
+impl hatebm_sample_params {
+    /// The sampling options of these parameters; what the struct does not
+    /// hold (`clamp`, and the batch size when 0) comes from the run's `[sample]`
+    /// settings `run`.
+    pub(crate) fn to_options(self, run: &SampleOptions) -> SampleOptions {
+        SampleOptions {
+            n: self.n,
+            batch_size: if self.batch_size == 0 {
+                run.batch_size
+            } else {
+                self.batch_size
+            },
+            steps: usize::try_from(self.steps).ok(),
+            use_ema: self.use_ema,
+            seed: self.seed,
+            clamp: run.clamp,
+        }
+    }
+}
+
 // SAFETY: repr(C), first field u32 = size; plain numbers and a bool.
 unsafe impl Versioned for hatebm_sample_params {
     const INIT: &'static str = "hatebm_sample_default_params()";
@@ -974,17 +994,7 @@ pub unsafe extern "C" fn hatebm_session_sample(
             return Err(Failure::invalid("params->n must be at least 1"));
         }
         expect_len("out", out.len(), p.n, sizes(&s).0, "sample_len")?;
-        let opts = SampleOptions {
-            n: p.n,
-            batch_size: if p.batch_size == 0 {
-                s.config().sample.batch_size
-            } else {
-                p.batch_size
-            },
-            steps: usize::try_from(p.steps).ok(),
-            use_ema: p.use_ema,
-            seed: p.seed,
-        };
+        let opts = p.to_options(&s.config().sample);
         let (data, _) = s.sample(&opts)?;
         if data.len() != out.len() {
             return Err(Error::shape("samples", &[out.len()], &[data.len()]).into());

@@ -130,6 +130,7 @@ fn training_sampling_and_resume_match_the_rust_api() {
             steps: Some(6),
             use_ema: true,
             seed: 5,
+            clamp: true,
         })
         .unwrap();
     assert_eq!(shape, vec![10, 2]);

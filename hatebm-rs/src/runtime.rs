@@ -173,6 +173,12 @@ impl AnyModel {
         dispatch_model!(self, m => m.log_z(cfg, use_ema))
     }
 
+    /// The fraction of the last sampling call's values clamped to the data's
+    /// range ([`crate::run::TrainedModel::last_clamped_fraction`]).
+    pub fn last_clamped_fraction(&self) -> f64 {
+        dispatch_model!(self, m => m.last_clamped_fraction())
+    }
+
     /// Diagnostics of the last sampling call
     /// ([`crate::run::TrainedModel::last_sample_stats`]).
     pub fn last_sample_stats(&self) -> Option<&LangevinStats> {

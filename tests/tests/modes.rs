@@ -775,6 +775,7 @@ fn sample_has_the_right_shape_and_does_not_depend_on_batch_size<B: BuildNets>(be
             steps: Some(4),
             use_ema,
             seed: 21,
+            clamp: false,
         };
         let (x, stats) = t.sample(&opts(11, true), &mut SeededNoise).unwrap();
         assert_eq!(be.shape(&x), vec![11, 2], "{mode:?}");

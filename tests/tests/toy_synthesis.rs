@@ -149,6 +149,7 @@ fn sample<B: BuildNets>(be: &B, trainer: &mut Trainer<B>, steps: usize, use_ema:
                 steps: Some(steps),
                 use_ema,
                 seed: SEED + 100,
+                clamp: false,
             },
             &mut SeededNoise,
         )

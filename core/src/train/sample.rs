@@ -25,6 +25,10 @@ pub struct SampleOptions {
     pub use_ema: bool,
     /// Seed of the sampling noise (independent of the training streams).
     pub seed: u64,
+    /// Clamp the returned samples to the data's value range (the facade
+    /// applies it, as only it knows the data; this crate's sampler returns the
+    /// chains as they are).
+    pub clamp: bool,
 }
 
 impl Default for SampleOptions {
@@ -35,6 +39,7 @@ impl Default for SampleOptions {
             steps: None,
             use_ema: true,
             seed: 0,
+            clamp: true,
         }
     }
 }

@@ -168,6 +168,12 @@ pub struct EvalConfig {
     /// Also evaluate every this many iterations, appending to `eval.jsonl`
     /// (0 = only at the end).
     pub every: u64,
+    /// The fixed classifier of the classifier-feature metrics
+    /// ([`crate::metrics::Classifier`]): `"auto"` (the built-in one of the
+    /// data set — `digits_mlp` for `digits`, `mnist5k_mlp` for `mnist5k` with
+    /// `pad_to_32` — none otherwise), `"none"`, a built-in name, or a
+    /// classifier file.
+    pub classifier: String,
 }
 
 impl Default for EvalConfig {
@@ -176,6 +182,7 @@ impl Default for EvalConfig {
             holdout_fraction: 0.1,
             num_samples: 500,
             every: 0,
+            classifier: "auto".into(),
         }
     }
 }

@@ -105,6 +105,21 @@ impl Default for DataSpec {
 }
 
 impl DataSpec {
+    /// The value range `[lo, hi]` the loader maps the data into, when it has
+    /// one by construction: every image loader scales to `[-1, 1]` (`npy` only
+    /// with `scale_max`); `None` for float `npy` arrays and the 2-D toys, whose
+    /// samples are not bounded. The range samples are clamped to on save
+    /// (`sample.clamp`).
+    pub fn value_range(&self) -> Option<(f32, f32)> {
+        match self {
+            DataSpec::Npy {
+                scale_max: None, ..
+            }
+            | DataSpec::Toy { .. } => None,
+            _ => Some((-1.0, 1.0)),
+        }
+    }
+
     /// The image shape `[C, H, W]` this data set is known to hold without
     /// loading it (the bundled digits and MNIST-5k), if any.
     pub fn known_image_dims(&self) -> Option<[usize; 3]> {

@@ -79,6 +79,9 @@ pub enum FeatureSpace {
     /// image feature space of this project, fitted once on the training split
     /// with a fixed seed and shipped as a file.
     Pca(Pca),
+    /// The last hidden layer of a fixed classifier ([`super::Classifier`]):
+    /// the learned feature space of the classifier-feature metrics.
+    Classifier(Box<super::Classifier>),
 }
 
 impl FeatureSpace {
@@ -88,6 +91,7 @@ impl FeatureSpace {
         match self {
             FeatureSpace::Raw => d,
             FeatureSpace::Pca(p) => p.n_components(),
+            FeatureSpace::Classifier(c) => c.feature_dim(),
         }
     }
 
@@ -110,6 +114,20 @@ impl FeatureSpace {
                     });
                 }
                 p.transform(data, n)
+            }
+            FeatureSpace::Classifier(c) => {
+                if d != c.input_dim() {
+                    return Err(Error::ShapeMismatch {
+                        what: format!("input dimension of classifier {}", c.name()),
+                        expected: c.input_dim().to_string(),
+                        got: d.to_string(),
+                    });
+                }
+                let x: Vec<f32> = to_f64_checked("features", data, n, d, 0)?
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
+                c.features(&x, n)
             }
         }
     }

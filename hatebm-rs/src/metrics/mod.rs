@@ -47,6 +47,7 @@
 //! # Ok::<(), hatebm_rs::Error>(())
 //! ```
 
+pub mod classifier;
 pub mod frechet;
 pub mod linalg;
 pub mod memorization;
@@ -57,6 +58,7 @@ pub mod pca;
 pub mod prdc;
 pub mod toy;
 
+pub use classifier::{ClassHistogram, Classifier};
 pub use frechet::{FeatureSpace, fd_in_space, frechet_distance};
 pub use linalg::{SymEigen, sym_eigen};
 pub use memorization::{

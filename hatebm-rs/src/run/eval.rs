@@ -10,12 +10,21 @@
 //!   correlation), and a random subset of the training split (the floor a perfect model
 //!   reaches with this many samples). Plus k-NN precision/recall and a
 //!   memorisation check in the same space.
+//! * Images, when a fixed classifier applies (`eval.classifier`;
+//!   [`crate::metrics::Classifier`]): the same Fréchet distances in its
+//!   feature space, k-NN precision/recall there, and the predicted-class
+//!   histogram with its entropy — each next to its *floor*, a training subset
+//!   of the same size scored the same way.
+//! * Samples are scored as saved: clamped to the data's range
+//!   (`sample.clamp`), with the fraction clamped in the report.
 //! * 2-D toys: per-mode coverage and MMD² / energy distance to held-out data.
 
 use rand::Rng;
 use serde::Serialize;
 
-use crate::metrics::{self, CoverageConfig, FeatureSpace, MemorizationConfig, Pca};
+use crate::metrics::{
+    self, ClassHistogram, Classifier, CoverageConfig, FeatureSpace, MemorizationConfig, Pca,
+};
 use crate::nets::BuildNets;
 use crate::noise::{NoiseKey, Stream};
 use crate::train::SampleOptions;
@@ -55,8 +64,49 @@ pub struct EvalReport {
     pub mmd2: Option<f64>,
     /// 2-D toys: energy distance to held-out data.
     pub energy_distance: Option<f64>,
+    /// Fraction of the samples' values outside the data's range, clamped
+    /// before scoring (`sample.clamp`).
+    pub clamped_fraction: f64,
+    /// The classifier-feature metrics, when a classifier applies.
+    pub classifier: Option<ClassifierReport>,
     /// Seconds spent evaluating.
     pub seconds: f64,
+}
+
+/// Metrics in a fixed classifier's feature space, each with its floor (a
+/// random training subset of the same size as the samples, scored the same
+/// way against the held-out split).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClassifierReport {
+    /// The classifier ([`Classifier::describe`]).
+    pub classifier: String,
+    /// Its accuracy on this run's held-out split (when it has labels).
+    pub heldout_accuracy: Option<f64>,
+    /// Fréchet distances to the held-out split in its features, by sample
+    /// source (the sources of [`EvalReport::frechet`]; `training_data` is the floor).
+    pub frechet: Vec<(String, f64)>,
+    /// k-NN precision of the samples (k = 3) in its features.
+    pub precision: Option<f64>,
+    /// k-NN recall of the samples.
+    pub recall: Option<f64>,
+    /// The floor of the precision (the training subset's).
+    pub floor_precision: Option<f64>,
+    /// The floor of the recall.
+    pub floor_recall: Option<f64>,
+    /// The samples' predicted classes.
+    pub classes: Option<ClassHistogram>,
+    /// The training subset's predicted classes (the floor).
+    pub floor_classes: Option<ClassHistogram>,
+}
+
+impl ClassifierReport {
+    /// The Fréchet distance of a source, if computed.
+    pub fn fd(&self, source: &str) -> Option<f64> {
+        self.frechet
+            .iter()
+            .find(|(s, _)| s == source)
+            .map(|(_, v)| *v)
+    }
 }
 
 impl EvalReport {
@@ -102,6 +152,7 @@ impl<B: BuildNets> Run<B> {
             iteration: self.trainer.iteration,
             num_samples: n,
             num_heldout: held.len(),
+            clamped_fraction: self.last_clamped,
             ..Default::default()
         };
         if d == 2 {
@@ -147,6 +198,7 @@ impl<B: BuildNets> Run<B> {
         };
         let k = d.min(32);
         let pca = self.fitted_pca(d)?;
+        let classifier = self.eval_classifier(d)?;
         let train = &self.train_data;
         let kept: f64 = pca.explained_variance_ratio().iter().sum();
         report.feature_space = format!(
@@ -154,31 +206,22 @@ impl<B: BuildNets> Run<B> {
             train.len(),
             100.0 * kept
         );
-        let space = FeatureSpace::Pca(pca);
-        let fd =
-            |x: &[f32], m: usize| metrics::fd_in_space(&space, held.data(), x, held.len(), m, d);
-        report.frechet.push(("samples".into(), fd(samples, n)?));
-        if let Some(g) = &gen_samples {
-            report.frechet.push(("generator_no_mcmc".into(), fd(g, n)?));
-        }
-        if let Some(v) = self.fd_at_start {
-            report.frechet.push(("generator_at_start".into(), v));
+        // The sample sources, each compared with the held-out split.
+        let mut sources: Vec<(&str, Vec<f32>, usize)> = vec![("samples", samples.to_vec(), n)];
+        if let Some(g) = gen_samples {
+            sources.push(("generator_no_mcmc", g, n));
         }
         // Noise baselines (host RNG from the Eval stream).
         let mut rng = NoiseKey::new(self.config.seed, Stream::Eval, [1, 0]).host_rng();
         let std_normal: Vec<f32> = (0..n * d)
             .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
             .collect();
-        report
-            .frechet
-            .push(("noise_standard_normal".into(), fd(&std_normal, n)?));
+        sources.push(("noise_standard_normal", std_normal, n));
         let (mean, sd) = per_pixel_moments(train.data(), train.len(), d);
         let pixel_gauss: Vec<f32> = (0..n * d)
             .map(|i| mean[i % d] + sd[i % d] * rng.sample::<f32, _>(rand_distr::StandardNormal))
             .collect();
-        report
-            .frechet
-            .push(("noise_per_pixel_gaussian".into(), fd(&pixel_gauss, n)?));
+        sources.push(("noise_per_pixel_gaussian", pixel_gauss, n));
         // A random subset of the training split (not a prefix: a split keeps the
         // data's order, and data sets such as MNIST-5k are sorted by label).
         let m = n.min(train.len());
@@ -187,9 +230,20 @@ impl<B: BuildNets> Run<B> {
         for i in rows.iter() {
             subset.extend_from_slice(&train.data()[i * d..(i + 1) * d]);
         }
-        report
-            .frechet
-            .push(("training_data".into(), fd(&subset, m)?));
+        sources.push(("training_data", subset, m));
+        let space = FeatureSpace::Pca(pca);
+        for (name, x, rows) in &sources {
+            let v = metrics::fd_in_space(&space, held.data(), x, held.len(), *rows, d)?;
+            report.frechet.push(((*name).into(), v));
+            if *name == "generator_no_mcmc"
+                && let Some(v0) = self.fd_at_start
+            {
+                report.frechet.push(("generator_at_start".into(), v0));
+            }
+        }
+        if let Some(c) = &classifier {
+            report.classifier = Some(classifier_report(c, held, &sources)?);
+        }
         // Precision / recall and memorisation in the PCA space.
         let real_f = space.features(held.data(), held.len(), d)?;
         let fake_f = space.features(samples, n, d)?;
@@ -239,6 +293,19 @@ impl<B: BuildNets> Run<B> {
         metrics::fd_in_space(&space, held.data(), &g, held.len(), n, d)
     }
 
+    /// The classifier of `eval.classifier` for samples of `d` values, loaded
+    /// once (`None` when none applies).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown name, or a classifier whose input
+    /// does not fit the data; classifier file errors.
+    fn eval_classifier(&mut self, d: usize) -> Result<Option<Classifier>> {
+        if self.eval_classifier.is_none() {
+            self.eval_classifier = Some(resolve_classifier(&self.config, d)?);
+        }
+        Ok(self.eval_classifier.clone().flatten())
+    }
+
     /// The run's PCA feature space (fitted once on the training split).
     fn fitted_pca(&mut self, d: usize) -> Result<Pca> {
         if self.eval_pca.as_ref().is_none_or(|p| p.dim() != d) {
@@ -284,6 +351,82 @@ impl<B: BuildNets> Run<B> {
         report.energy_distance = Some(two.energy);
         Ok(())
     }
+}
+
+/// The classifier `config.eval.classifier` names for samples of `d` values.
+///
+/// # Errors
+/// As [`Run::eval_classifier`].
+pub fn resolve_classifier(config: &crate::config::Config, d: usize) -> Result<Option<Classifier>> {
+    use crate::data::DataSpec;
+    let name = config.eval.classifier.as_str();
+    let c = match name {
+        "none" => return Ok(None),
+        "auto" => match &config.data {
+            DataSpec::Digits {} => Classifier::builtin("digits_mlp")?,
+            DataSpec::Mnist5k {
+                pad_to_32: true, ..
+            } => Classifier::builtin("mnist5k_mlp")?,
+            _ => return Ok(None),
+        },
+        "digits_mlp" | "mnist5k_mlp" => Classifier::builtin(name)?,
+        path => Classifier::load(std::path::Path::new(path))?,
+    };
+    if c.input_dim() != d {
+        return Err(Error::Config(format!(
+            "eval.classifier: {} reads {} values per sample, the data has {d}",
+            c.name(),
+            c.input_dim()
+        )));
+    }
+    Ok(Some(c))
+}
+
+/// The classifier-feature metrics of `sources` (the first is the model's
+/// samples, `training_data` the floor) against `held`.
+fn classifier_report(
+    c: &Classifier,
+    held: &crate::data::Dataset,
+    sources: &[(&str, Vec<f32>, usize)],
+) -> Result<ClassifierReport> {
+    let d = held.sample_len();
+    let mut r = ClassifierReport {
+        classifier: c.describe(),
+        heldout_accuracy: held
+            .labels()
+            .map(|l| c.accuracy(held.data(), l, held.len()))
+            .transpose()?,
+        ..Default::default()
+    };
+    let space = FeatureSpace::Classifier(Box::new(c.clone()));
+    let real_f = space.features(held.data(), held.len(), d)?;
+    let kd = space.out_dim(d);
+    let k = metrics::DEFAULT_K;
+    for (name, x, rows) in sources {
+        let f = space.features(x, *rows, d)?;
+        r.frechet.push((
+            (*name).into(),
+            metrics::frechet_distance(&real_f, held.len(), &f, *rows, kd)?,
+        ));
+        let pr = (held.len() > k && *rows > k)
+            .then(|| metrics::precision_recall(&real_f, held.len(), &f, *rows, kd, k))
+            .transpose()?;
+        let hist = ClassHistogram::new(&c.predict(x, *rows)?, c.classes());
+        match *name {
+            "samples" => {
+                r.precision = pr.as_ref().map(|p| p.precision);
+                r.recall = pr.as_ref().map(|p| p.recall);
+                r.classes = Some(hist);
+            }
+            "training_data" => {
+                r.floor_precision = pr.as_ref().map(|p| p.precision);
+                r.floor_recall = pr.as_ref().map(|p| p.recall);
+                r.floor_classes = Some(hist);
+            }
+            _ => {}
+        }
+    }
+    Ok(r)
 }
 
 /// Per-pixel mean and standard deviation.

@@ -117,6 +117,11 @@ pub struct Run<B: BuildNets> {
     eval_pca: Option<crate::metrics::Pca>,
     /// FD of the generator's samples before training (see [`EvalReport`]).
     fd_at_start: Option<f64>,
+    /// The classifier of the image metrics, once loaded (`None` inside: none applies).
+    eval_classifier: Option<Option<crate::metrics::Classifier>>,
+    /// Fraction of the values of the last [`Run::sample`] call that were
+    /// clamped to the data's range.
+    last_clamped: f64,
     /// The last iteration's statistics.
     pub last_stats: Option<StepStats>,
     /// The file that holds the last good state on disk (the last checkpoint
@@ -157,6 +162,23 @@ fn load_pretrained<B: Backend>(
             Error::Param(m) => Error::Param(format!("{}: {m}", path.display())),
             other => other,
         })
+}
+
+/// Clamps `data` to the value range of `config.data` when `opts.clamp` and
+/// the data has one ([`crate::data::DataSpec::value_range`]); returns the
+/// fraction of values that were outside it (NaN stays NaN and is not counted).
+pub fn clamp_samples(config: &Config, opts: &SampleOptions, data: &mut [f32]) -> f64 {
+    let Some((lo, hi)) = config.data.value_range().filter(|_| opts.clamp) else {
+        return 0.0;
+    };
+    let mut clamped = 0usize;
+    for v in data.iter_mut() {
+        if *v < lo || *v > hi {
+            *v = v.clamp(lo, hi);
+            clamped += 1;
+        }
+    }
+    clamped as f64 / data.len().max(1) as f64
 }
 
 /// Loads the data of `config` and splits it as a run does: `(training split,
@@ -262,6 +284,8 @@ impl<B: BuildNets> Run<B> {
             guard_events: Vec::new(),
             eval_pca: None,
             fd_at_start: None,
+            eval_classifier: None,
+            last_clamped: 0.0,
             last_stats: None,
             last_good_file: std::sync::Mutex::new(None),
         })
@@ -781,7 +805,16 @@ impl<B: BuildNets> Run<B> {
             .trainer
             .sample_with_progress(opts, &mut SeededNoise, progress)?;
         let shape = self.trainer.be.shape(&t);
-        Ok((self.trainer.be.to_host(&t)?, shape))
+        let mut data = self.trainer.be.to_host(&t)?;
+        self.last_clamped = clamp_samples(&self.config, opts, &mut data);
+        Ok((data, shape))
+    }
+
+    /// The fraction of the values of the last [`Run::sample`] call that were
+    /// outside the data's value range and clamped to it (0 when `sample.clamp`
+    /// is off or the data has no range; [`crate::data::DataSpec::value_range`]).
+    pub fn last_clamped_fraction(&self) -> f64 {
+        self.last_clamped
     }
 
     /// The image shape `[C, H, W]` of the data, if it is image data.

@@ -23,6 +23,8 @@ pub struct TrainedModel<B: BuildNets> {
     trainer: Trainer<B>,
     /// Diagnostics of the last batch of the last [`TrainedModel::sample`].
     last_stats: Option<LangevinStats>,
+    /// Fraction of the last [`TrainedModel::sample`] call's values clamped.
+    last_clamped: f64,
 }
 
 impl<B: BuildNets> std::fmt::Debug for TrainedModel<B> {
@@ -65,6 +67,7 @@ impl<B: BuildNets> TrainedModel<B> {
             config,
             trainer,
             last_stats: None,
+            last_clamped: 0.0,
         })
     }
 
@@ -122,7 +125,16 @@ impl<B: BuildNets> TrainedModel<B> {
             .sample_with_progress(opts, &mut SeededNoise, progress)?;
         self.last_stats = Some(stats);
         let shape = self.trainer.be.shape(&t);
-        Ok((self.trainer.be.to_host(&t)?, shape))
+        let mut data = self.trainer.be.to_host(&t)?;
+        self.last_clamped = super::clamp_samples(&self.config, opts, &mut data);
+        Ok((data, shape))
+    }
+
+    /// The fraction of the values of the last [`TrainedModel::sample`] call
+    /// that were clamped to the data's range (as
+    /// [`Run::last_clamped_fraction`](super::Run::last_clamped_fraction)).
+    pub fn last_clamped_fraction(&self) -> f64 {
+        self.last_clamped
     }
 
     /// Chooses the sampler's transition for later [`TrainedModel::sample`]
