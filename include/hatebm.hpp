@@ -764,19 +764,19 @@ class Session {
         return stats;
     }
 
-    /// Trains n_steps more (0 = to train.steps). `on_progress(const hatebm_progress &)`
+    /// Trains n_iterations more (0 = to train.steps). `on_progress(const hatebm_progress &)`
     /// returns false to cancel (then hatebm::Error with HATEBM_CANCELLED is
     /// thrown); an exception it throws cancels the run and is rethrown.
     template <typename F>
-    void train(std::uint64_t n_steps, F &&on_progress) {
+    void train(std::uint64_t n_iterations, F &&on_progress) {
         auto call = [&](const hatebm_progress *p) -> bool { return on_progress(*p); };
         Callback<bool(const hatebm_progress *)> cb(call, false);
-        hatebm_status st = hatebm_session_train(handle_.get(), n_steps, cb.function(), cb.user_data());
+        hatebm_status st = hatebm_session_train(handle_.get(), n_iterations, cb.function(), cb.user_data());
         cb.rethrow_if_failed();
         check(st);
     }
-    void train(std::uint64_t n_steps) {
-        check(hatebm_session_train(handle_.get(), n_steps, nullptr, nullptr));
+    void train(std::uint64_t n_iterations) {
+        check(hatebm_session_train(handle_.get(), n_iterations, nullptr, nullptr));
     }
 
     hatebm_step_stats last_stats() const {

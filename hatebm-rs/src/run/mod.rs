@@ -418,7 +418,7 @@ impl<B: BuildNets> Run<B> {
     fn last_good_state(&self) -> String {
         match self.last_good_file.lock().ok().and_then(|g| g.clone()) {
             Some((p, it)) => format!(
-                "the last good state is in {} (iteration {it}); nothing will be saved over it",
+                "the last good state is in {} (after iteration {it}); nothing will be saved over it",
                 p.display()
             ),
             None => "no checkpoint has been written by this run, and none will be".into(),
@@ -507,7 +507,9 @@ impl<B: BuildNets> Run<B> {
             self.last_stats = Some(stats.clone());
             return Ok(stats);
         };
-        let at = self.trainer.iteration;
+        // The failed iteration by its 1-based number (one more than the
+        // iterations completed before it), as every counter of a run.
+        let at = self.trainer.iteration + 1;
         match self.config.guard.policy {
             GuardPolicy::Stop => {
                 self.guard_events
@@ -547,7 +549,7 @@ impl<B: BuildNets> Run<B> {
                 }
                 self.trainer.seed = guard::reseed(self.config.seed, self.rollbacks);
                 log::warn!(
-                    "iteration {at}: {problem}; rolled back to iteration {}, reseeded the chains and scaled the learning rates by {f} (rollback {}/{})",
+                    "iteration {at}: {problem}; rolled back to the state after iteration {}, reseeded the chains and scaled the learning rates by {f} (rollback {}/{})",
                     self.trainer.iteration,
                     self.rollbacks,
                     self.config.guard.max_rollbacks
