@@ -37,6 +37,15 @@
  *    Callbacks must not throw C++ exceptions or longjmp across the library.
  *  - Parameter structs and vtables start with uint32_t struct_size: fill them
  *    with their hatebm_*_default_*() function, then change fields.
+ *  - Iteration counters. Every training-iteration counter is the number of
+ *    iterations completed, resumed ones included; for one iteration's data it
+ *    is that iteration's 1-based number: hatebm_step_stats.iterations_done,
+ *    hatebm_progress.iterations_done, hatebm_session_iteration() and
+ *    hatebm_trained_model_info()'s out_iteration. A fresh session's first step
+ *    reports 1; after resuming a checkpoint written after N iterations, the
+ *    next reports N + 1. n_iterations arguments are how many iterations to run
+ *    (a difference of counters). hatebm_langevin_params.iteration is not a
+ *    counter but part of a noise address.
  *  - Panics. No Rust panic crosses this boundary: a library bug is reported as
  *    HATEBM_PANIC (infallible getters return their documented default).
  *  - Versions. No ABI stability before 1.0: the SONAME is
@@ -55,10 +64,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #define HATEBM_VERSION_MAJOR 0
-#define HATEBM_VERSION_MINOR 1
+#define HATEBM_VERSION_MINOR 2
 #define HATEBM_VERSION_PATCH 0
-#define HATEBM_VERSION_STRING "0.1.0"
-#define HATEBM_ABI_VERSION 100
+#define HATEBM_VERSION_STRING "0.2.0"
+#define HATEBM_ABI_VERSION 200
 
 /* Marks a renamed or retired declaration; the note says what to use instead. */
 #if defined(__cplusplus) && __cplusplus >= 201402L
@@ -873,10 +882,12 @@ typedef struct hatebm_step_stats {
      */
     uint32_t struct_size;
     /**
-     * The index of the iteration just completed, 0-based (the session's
-     * first step reports 0; `hatebm_session_iteration` then returns 1).
+     * Iterations completed when this one finished, resumed ones included:
+     * the 1-based number of this iteration (a fresh session's first step
+     * reports 1, equal to `hatebm_session_iteration` right after it). Before
+     * ABI 200 this field was `iteration`, a 0-based index.
      */
-    uint64_t iteration;
+    uint64_t iterations_done;
     /**
      * The EBM loss (mean U(x+) - mean U(x-)) / T.
      */
@@ -912,9 +923,10 @@ typedef struct hatebm_progress {
      */
     uint32_t struct_size;
     /**
-     * Iterations completed so far (including resumed ones).
+     * Iterations completed so far, resumed ones included (equal to
+     * `stats.iterations_done`). Before ABI 200 this field was `iteration`.
      */
-    uint64_t iteration;
+    uint64_t iterations_done;
     /**
      * The configured total, `train.steps`.
      */
@@ -1715,8 +1727,9 @@ enum hatebm_status hatebm_trained_model_image_shape(const struct hatebm_trained_
                                                     size_t *out_n);
 
 /**
- * The number of floats per sample and the iteration the checkpoint was
- * written at. Either out-param may be NULL.
+ * The number of floats per sample and the iterations completed when the
+ * checkpoint was written (the header's iteration-counter convention). Either
+ * out-param may be NULL.
  *
  * # Safety
  * `model` is NULL or live; each out-param is NULL or writable.
@@ -2020,7 +2033,9 @@ enum hatebm_status hatebm_session_config_toml(const struct hatebm_session *sessi
                                               size_t *out_n);
 
 /**
- * The number of training iterations completed (including resumed ones).
+ * The number of training iterations completed (including resumed ones):
+ * the `iterations_done` of the last iteration's `hatebm_step_stats`, 0 for a
+ * fresh session.
  *
  * # Safety
  * `session` is NULL or live; `out` is NULL or writable.
@@ -2198,8 +2213,8 @@ enum hatebm_status hatebm_session_step(struct hatebm_session *session,
                                        struct hatebm_step_stats *out_stats);
 
 /**
- * Trains `n_steps` more iterations (0 = until `train.steps` iterations are
- * done; never beyond `train.steps`), writing the configured outputs to
+ * Trains `n_iterations` more iterations (0 = until `train.steps` iterations
+ * are done; never beyond `train.steps`), writing the configured outputs to
  * `output.dir` (metrics.jsonl, sample grids, checkpoint.safetensors every
  * `output.checkpoint_every` and at the end of training). After every iteration
  * `progress` (may be NULL) is called; returning `false` cancels: the call
@@ -2212,7 +2227,7 @@ enum hatebm_status hatebm_session_step(struct hatebm_session *session,
  * with `user_data` on this thread.
  */
 enum hatebm_status hatebm_session_train(struct hatebm_session *session,
-                                        uint64_t n_steps,
+                                        uint64_t n_iterations,
                                         hatebm_progress_cb progress,
                                         void *user_data);
 

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -264,6 +265,67 @@ inline hatebm_langevin_params langevin_neutral_params() { return hatebm_langevin
 /// Default sampling settings (hatebm_sample_default_params()).
 inline hatebm_sample_params sample_default_params() { return hatebm_sample_default_params(); }
 
+/// The index of the first NaN/Inf among `data[0..n)`, or -1 when all are
+/// finite (hatebm_check_finite). Throws hatebm::Error for a NULL `data` with n > 0.
+inline std::ptrdiff_t first_non_finite(const float *data, std::size_t n) {
+    std::size_t bad = 0;
+    const hatebm_status st = hatebm_check_finite(data, n, &bad);
+    if (st == HATEBM_NUMERIC) {
+        return static_cast<std::ptrdiff_t>(bad);
+    }
+    check(st);
+    return -1;
+}
+inline std::ptrdiff_t first_non_finite(const std::vector<float> &data) {
+    return first_non_finite(data.data(), data.size());
+}
+
+/// A log record as the library delivers it.
+struct LogRecord {
+    hatebm_log_level level;
+    const char *target;  ///< e.g. "hatebm_rs::run"; valid during the call only
+    const char *message; ///< valid during the call only
+};
+
+namespace detail {
+using LogFunction = std::function<void(const LogRecord &)>;
+/// The callable behind the library's (global) log hook.
+inline std::unique_ptr<LogFunction> &log_slot() {
+    static std::unique_ptr<LogFunction> slot;
+    return slot;
+}
+inline void log_trampoline(int level, const char *target, const char *message,
+                           void *user_data) noexcept {
+    try {
+        (*static_cast<LogFunction *>(user_data))(
+            LogRecord{static_cast<hatebm_log_level>(level), target, message});
+    } catch (...) {
+        // A logger must not throw across the library; the record is dropped.
+    }
+}
+} // namespace detail
+
+/// Sends the library's log records to `on_record(const hatebm::LogRecord &)`
+/// (hatebm_log_set). Global, like the hook itself; the callable may run on
+/// any thread, several at once, and an exception it throws drops that record.
+/// Replacing or clearing it is safe at any time: once this returns, the
+/// previous callable is no longer running and has been destroyed.
+template <typename F>
+void log_set(F &&on_record) {
+    auto next = std::make_unique<detail::LogFunction>(std::forward<F>(on_record));
+    check(hatebm_log_set(&detail::log_trampoline, next.get()));
+    detail::log_slot() = std::move(next);
+}
+/// Removes the log callback (hatebm_log_set(NULL, NULL)).
+inline void log_clear() {
+    check(hatebm_log_set(nullptr, nullptr));
+    detail::log_slot().reset();
+}
+/// The most verbose level delivered (default once a callback is set: WARN).
+inline void log_set_level(hatebm_log_level level) {
+    check(hatebm_log_set_level(static_cast<int>(level)));
+}
+
 /// Product of a shape's dimensions.
 inline std::size_t numel(const std::vector<std::size_t> &shape) {
     std::size_t n = 1;
@@ -275,6 +337,17 @@ inline std::size_t numel(const std::vector<std::size_t> &shape) {
 
 /// A run configuration (hatebm_config): a preset plus key = value overrides.
 /// Copyable (copies the configuration); safe to share read-only across threads.
+namespace detail {
+/// `raw`, or throws hatebm::Error(HATEBM_NULL_PARAMETER) when it is NULL.
+template <typename T>
+T *non_null(T *raw) {
+    if (raw == nullptr) {
+        throw Error(HATEBM_NULL_PARAMETER, "HATEBM_NULL_PARAMETER: hatebm::adopt: the handle is NULL");
+    }
+    return raw;
+}
+} // namespace detail
+
 class Config {
   public:
     /// An empty configuration (library defaults).
@@ -300,6 +373,27 @@ class Config {
         check(hatebm_config_from_file(path.c_str(), c.handle_.out()));
         return c;
     }
+
+    /// The configuration stored in a checkpoint, to change (backend, output
+    /// folder, ...) before Session::resume(path, &cfg).
+    static Config from_checkpoint(const std::string &path) {
+        Config c(nullptr);
+        check(hatebm_config_from_checkpoint(path.c_str(), c.handle_.out()));
+        return c;
+    }
+
+    /// Takes ownership of a handle made by C code (hatebm_config_new, ...).
+    /// Throws hatebm::Error (HATEBM_NULL_PARAMETER) for NULL.
+    static Config adopt(hatebm_config *raw) {
+        Config c(nullptr);
+        c.handle_.reset(detail::non_null(raw));
+        return c;
+    }
+    /// Gives the handle to C code (free it with hatebm_config_free); this
+    /// Config is empty afterwards.
+    hatebm_config *release() noexcept { return handle_.release(); }
+    /// For C functions taking a mutable config.
+    hatebm_config *get_mut() noexcept { return handle_.get(); }
 
     Config(const Config &other) : Config(nullptr) {
         check(hatebm_config_clone(other.get(), handle_.out()));
@@ -647,7 +741,17 @@ class TrainedModel {
     }
     hatebm_trained_model *get() const noexcept { return handle_.get(); }
 
+    /// Takes ownership of a handle from hatebm_trained_model_load (C code).
+    static TrainedModel adopt(hatebm_trained_model *raw) {
+        TrainedModel m;
+        m.handle_.reset(detail::non_null(raw));
+        return m;
+    }
+    /// Gives the handle to C code (free it with hatebm_trained_model_free).
+    hatebm_trained_model *release() noexcept { return handle_.release(); }
+
   private:
+    TrainedModel() = default;
     Handle<hatebm_trained_model, hatebm_trained_model_free> handle_;
 };
 
@@ -764,19 +868,26 @@ class Session {
         return stats;
     }
 
-    /// Trains n_steps more (0 = to train.steps). `on_progress(const hatebm_progress &)`
-    /// returns false to cancel (then hatebm::Error with HATEBM_CANCELLED is
-    /// thrown); an exception it throws cancels the run and is rethrown.
+    /// Trains n_iterations more (0 = to train.steps). `on_progress(const
+    /// hatebm_progress &)` returns false to cancel: a normal outcome, so train
+    /// then returns false (after a complete iteration; the session can be
+    /// saved or trained further) instead of throwing. Returns true when the
+    /// requested iterations ran. An exception thrown by `on_progress` cancels
+    /// the run and is rethrown; other failures throw hatebm::Error.
     template <typename F>
-    void train(std::uint64_t n_steps, F &&on_progress) {
+    bool train(std::uint64_t n_iterations, F &&on_progress) {
         auto call = [&](const hatebm_progress *p) -> bool { return on_progress(*p); };
         Callback<bool(const hatebm_progress *)> cb(call, false);
-        hatebm_status st = hatebm_session_train(handle_.get(), n_steps, cb.function(), cb.user_data());
+        hatebm_status st = hatebm_session_train(handle_.get(), n_iterations, cb.function(), cb.user_data());
         cb.rethrow_if_failed();
+        if (st == HATEBM_CANCELLED) {
+            return false;
+        }
         check(st);
+        return true;
     }
-    void train(std::uint64_t n_steps) {
-        check(hatebm_session_train(handle_.get(), n_steps, nullptr, nullptr));
+    void train(std::uint64_t n_iterations) {
+        check(hatebm_session_train(handle_.get(), n_iterations, nullptr, nullptr));
     }
 
     hatebm_step_stats last_stats() const {
@@ -798,6 +909,17 @@ class Session {
     }
 
     hatebm_session *get() const noexcept { return handle_.get(); }
+
+    /// Takes ownership of a session made by C code (hatebm_session_new,
+    /// _resume, _new_distributed, ...). Throws hatebm::Error for NULL.
+    static Session adopt(hatebm_session *raw) {
+        Session s;
+        s.handle_.reset(detail::non_null(raw));
+        return s;
+    }
+    /// Gives the session to C code (free it with hatebm_session_free); this
+    /// Session is empty afterwards.
+    hatebm_session *release() noexcept { return handle_.release(); }
 
   private:
     Session() = default;

@@ -14,8 +14,11 @@
 #             really link ASan; ASAN_OPTIONS=detect_leaks=1)
 #   valgrind  the plain programs under valgrind --leak-check=full (definite+indirect
 #             leaks fail); the examples with tiny settings (Valgrind is slow)
-#   package   scripts/install.sh into a scratch prefix, then: SONAME, pkg-config
-#             (shared and static link), CMake find_package (shared, static, C++),
+#   package   scripts/install.sh into a scratch prefix, then: the installed CLI
+#             (bin/hatebm --version), SONAME, pkg-config (shared and static link;
+#             shared programs run without LD_LIBRARY_PATH through the .pc file's
+#             rpath), CMake find_package (shared, static, C++, and a shared
+#             consumer run after `cmake --install`),
 #             pkg_check_modules, the whole suite under CTest via find_package, and
 #             the examples built with plain cc/c++ + pkg-config lines and with
 #             examples_c/CMakeLists.txt (find_package and pkg-config), run by CTest
@@ -99,6 +102,16 @@ run_examples() {
     check "$stage/example:gaussian_mixture" "$@" "$dir/gaussian_mixture" "${gm[@]}"
 }
 not_needed() { ! readelf -d "$1" | grep "NEEDED.*libhatebm" >/dev/null; }
+# no_ld_path PROGRAM ARGS...: runs PROGRAM with LD_LIBRARY_PATH unset, so only its
+# own rpath can find libhatebm.so.
+no_ld_path() { env -u LD_LIBRARY_PATH "$@"; }
+# cli_version_is BIN VERSION: `BIN --version` runs (no LD_LIBRARY_PATH) and says VERSION.
+cli_version_is() {
+    local out
+    out="$(no_ld_path "$1" --version)" || return 1
+    echo "$out"
+    [[ "$out" == "hatebm $2" ]]
+}
 soname_is() { readelf -d "$1" | grep "SONAME.*\[$2\]" >/dev/null; }
 
 if want headers; then
@@ -146,14 +159,16 @@ if want package; then
     check package/install scripts/install.sh --prefix "$prefix" --profile dev --features test-hooks
     pc="$prefix/lib/pkgconfig"
     export PKG_CONFIG_PATH="$pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    check package/cli-version cli_version_is "$prefix/bin/hatebm" "$(pkg-config --modversion hatebm)"
     check package/soname soname_is "$prefix/lib/libhatebm.so.$(pkg-config --modversion hatebm)" \
         "libhatebm.so.$(pkg-config --modversion hatebm)"
     src=examples_c/tests/packaging/consumer.c
     # shellcheck disable=SC2046
     check package/pkg-config-shared-build \
         cc -std=c11 -Wall -Wextra -Werror -pedantic "$src" -o "$work/pkg/pc_shared" \
-        $(pkg-config --cflags --libs hatebm) -Wl,-rpath,"$prefix/lib"
-    check package/pkg-config-shared "$work/pkg/pc_shared"
+        $(pkg-config --cflags --libs hatebm)
+    # The .pc file's rpath is what finds the library: no LD_LIBRARY_PATH.
+    check package/pkg-config-shared no_ld_path "$work/pkg/pc_shared"
     # shellcheck disable=SC2046
     check package/pkg-config-static-build \
         cc -std=c11 -Wall -Wextra -Werror -pedantic "$src" -o "$work/pkg/pc_static" \
@@ -172,6 +187,10 @@ if want package; then
         check "package/cmake-$b" "$work/pkg/cmake/$b"
     done
     check package/cmake-static-no-so not_needed "$work/pkg/cmake/consumer_static"
+    # Installed, a program loses CMake's build-tree RPATH; the target's link
+    # option keeps the library's directory.
+    check package/cmake-consumer-install cmake --install "$work/pkg/cmake" --prefix "$work/pkg/cmake-installed"
+    check package/cmake-installed-consumer_shared no_ld_path "$work/pkg/cmake-installed/bin/consumer_shared"
 
     check package/ctest-configure cmake -S examples_c/tests -B "$work/pkg/ctest" \
         -DCMAKE_PREFIX_PATH="$prefix"
@@ -182,12 +201,12 @@ if want package; then
     # shellcheck disable=SC2046
     check package/example-cc-train_digits \
         cc -std=c99 -Wall -Wextra -Werror -pedantic examples_c/train_digits.c \
-        $(pkg-config --cflags --libs hatebm) -Wl,-rpath,"$prefix/lib" -o "$work/pkg/train_digits"
+        $(pkg-config --cflags --libs hatebm) -o "$work/pkg/train_digits"
     # shellcheck disable=SC2046
     check package/example-c++-gaussian_mixture \
         c++ -std=c++17 -Wall -Wextra -Werror -pedantic examples_c/gaussian_mixture.cpp \
-        $(pkg-config --cflags --libs hatebm) -Wl,-rpath,"$prefix/lib" -o "$work/pkg/gaussian_mixture"
-    check package/example-run-gaussian_mixture "$work/pkg/gaussian_mixture" 400 1000
+        $(pkg-config --cflags --libs hatebm) -o "$work/pkg/gaussian_mixture"
+    check package/example-run-gaussian_mixture no_ld_path "$work/pkg/gaussian_mixture" 400 1000
     # ... and with examples_c/CMakeLists.txt: find_package (static link) and pkg-config.
     check package/examples-cmake-configure cmake -S examples_c -B "$work/pkg/examples" \
         -DCMAKE_PREFIX_PATH="$prefix" -DHATEBM_STATIC=ON

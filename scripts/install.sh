@@ -12,15 +12,26 @@
 #   --profile NAME   cargo profile (default: release; `dev` reuses the debug build)
 #   --features LIST  extra cargo features of hatebm-ffi (e.g. test-hooks, for tests only)
 #   --destdir D      staging root prepended to every installed path (packagers)
+#   --no-cli         do not build and install the `hatebm` command line
+#
+# Cargo's output (its progress bar on a terminal) goes to stderr as it builds.
 #
 # Installs:
+#   bin/hatebm                                       (the command line, package hatebm-cli)
 #   $libdir/libhatebm.so.X.Y.Z (SONAME libhatebm.so.X.Y.Z), libhatebm.so -> it, libhatebm.a
 #   $includedir/hatebm.h, hatebm.hpp
-#   $libdir/pkgconfig/hatebm.pc                      (Libs.private = rustc's native-static-libs)
+#   $libdir/pkgconfig/hatebm.pc                      (Libs carries -Wl,-rpath,$libdir unless
+#                                                     it is a system directory, so a
+#                                                     program finds the library without
+#                                                     LD_LIBRARY_PATH; Libs.private = rustc's
+#                                                     native-static-libs)
 #   $libdir/cmake/hatebm/hatebmConfig.cmake, hatebmConfigVersion.cmake
 #                                                    (targets hatebm::hatebm, hatebm::hatebm_static)
 # The CMake files locate the prefix relative to themselves, so a --destdir
 # staging tree or a moved prefix still works; the .pc file records the prefix.
+# hatebm::hatebm is imported by full path, so CMake puts its directory into the
+# build-tree RPATH of every program linking it (see docs/c-abi.md for installed
+# programs).
 #
 # Linux (ELF) only for now: the SONAME is passed as -Wl,-soname.
 set -euo pipefail
@@ -28,7 +39,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-prefix="" libdir="lib" includedir="include" profile="release" features="" destdir=""
+prefix="" libdir="lib" includedir="include" profile="release" features="" destdir="" cli=1
 die() { echo "install.sh: $*" >&2; exit 1; }
 while (($#)); do
     case "$1" in
@@ -44,7 +55,8 @@ while (($#)); do
         --features=*) features="${1#*=}"; shift ;;
         --destdir) destdir="${2:?}"; shift 2 ;;
         --destdir=*) destdir="${1#*=}"; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --no-cli) cli=0; shift ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
@@ -69,19 +81,35 @@ artifacts="$target_dir/$profile_dir"
 
 log="$(mktemp "${TMPDIR:-/tmp}/hatebm-install.XXXXXX")"
 trap 'rm -f "$log"' EXIT
+# Cargo's output is shown as it comes (it takes minutes from a clean tree) and
+# kept for the native-static-libs note. Through the pipe cargo would draw no
+# progress bar, so ask for it when stderr is a terminal.
+if [[ -t 2 ]]; then
+    export CARGO_TERM_PROGRESS_WHEN="${CARGO_TERM_PROGRESS_WHEN:-always}"
+    export CARGO_TERM_PROGRESS_WIDTH="${CARGO_TERM_PROGRESS_WIDTH:-$(tput cols 2>/dev/null || echo 80)}"
+fi
 echo "install.sh: building hatebm-ffi $version ($profile profile${features:+, features: $features})" >&2
 # `cargo rustc` so that the SONAME link argument applies to this crate's cdylib
 # only; `--print native-static-libs` gives the system libraries a static link needs
 # (cargo replays the note even when nothing is rebuilt).
-if ! cargo rustc -p hatebm-ffi --lib --profile "$profile" ${features:+--features "$features"} \
-        --crate-type cdylib,staticlib -- \
-        -C "link-arg=-Wl,-soname,$soname" --print native-static-libs >"$log" 2>&1; then
-    cat "$log" >&2
-    die "build failed"
-fi
+cargo rustc -p hatebm-ffi --lib --profile "$profile" ${features:+--features "$features"} \
+    --crate-type cdylib,staticlib -- \
+    -C "link-arg=-Wl,-soname,$soname" --print native-static-libs 2>&1 | tee "$log" >&2 ||
+    die "building hatebm-ffi failed (cargo's output above)"
 native_libs="$(sed -n -e 's/.*native-static-libs: //p' "$log" | tail -n 1)"
-[[ -n "$native_libs" ]] || { cat "$log" >&2; die "rustc printed no native-static-libs"; }
+[[ -n "$native_libs" ]] || die "rustc printed no native-static-libs (cargo's output above)"
+if ((cli)); then
+    echo "install.sh: building the hatebm command line (hatebm-cli, $profile profile)" >&2
+    cargo build -p hatebm-cli --bin hatebm --profile "$profile" ||
+        die "building hatebm-cli failed (cargo's output above; --no-cli skips it)"
+fi
 
+# An rpath to the library directory (in the .pc file's Libs and the CMake
+# target's link options), unless that is one the dynamic loader searches anyway.
+case "$prefix/$libdir" in
+    /lib | /lib64 | /usr/lib | /usr/lib64 | /usr/lib/*-linux-gnu) rpath=0 ;;
+    *) rpath=1 ;;
+esac
 dest="$destdir$prefix"
 install -d "$dest/$libdir" "$dest/$includedir" "$dest/$libdir/pkgconfig" "$dest/$libdir/cmake/hatebm"
 install -m 0755 "$artifacts/libhatebm.so" "$dest/$libdir/$soname"
@@ -91,6 +119,10 @@ install -m 0644 include/hatebm.h include/hatebm.hpp "$dest/$includedir/"
 # Valgrind suppressions for the worker pool's thread-local storage (see the file).
 install -d "$dest/share/hatebm"
 install -m 0644 include/hatebm.supp "$dest/share/hatebm/hatebm.supp"
+if ((cli)); then
+    install -d "$dest/bin"
+    install -m 0755 "$artifacts/hatebm" "$dest/bin/hatebm"
+fi
 
 cat >"$dest/$libdir/pkgconfig/hatebm.pc" <<PC
 prefix=$prefix
@@ -107,7 +139,9 @@ valgrind_supp=\${prefix}/share/hatebm/hatebm.supp
 Name: hatebm
 Description: Hat EBM (energy-based models) training and sampling, C ABI
 Version: $version
-Libs: -L\${libdir} -lhatebm
+# The rpath lets a program linked with "pkg-config --libs hatebm" find libhatebm.so
+# under a non-system prefix without LD_LIBRARY_PATH.
+Libs: -L\${libdir}$( ((rpath)) && printf ' -Wl,-rpath,${libdir}') -lhatebm
 Libs.private: $native_libs
 Cflags: -I\${includedir}
 PC
@@ -140,6 +174,13 @@ if(NOT TARGET hatebm::hatebm)
     IMPORTED_LOCATION "\${_hatebm_prefix}/$libdir/$soname"
     IMPORTED_SONAME "$soname"
     INTERFACE_INCLUDE_DIRECTORIES "\${_hatebm_prefix}/$includedir")
+$( ((rpath)) && cat <<RPATH
+  # CMake's build-tree RPATH already covers this imported library; the link
+  # option keeps it in programs that are installed too (as the .pc file's Libs).
+  set_property(TARGET hatebm::hatebm APPEND PROPERTY
+    INTERFACE_LINK_OPTIONS "LINKER:-rpath,\${_hatebm_prefix}/$libdir")
+RPATH
+)
 endif()
 
 if(NOT TARGET hatebm::hatebm_static)
@@ -187,3 +228,5 @@ CMAKE
 echo "install.sh: installed libhatebm $version under $dest" >&2
 echo "install.sh:   $libdir/$soname, $libdir/libhatebm.a, $includedir/hatebm.h[pp]," >&2
 echo "install.sh:   $libdir/pkgconfig/hatebm.pc, $libdir/cmake/hatebm/" >&2
+((cli)) && echo "install.sh:   bin/hatebm" >&2
+exit 0

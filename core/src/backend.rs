@@ -68,6 +68,14 @@ pub trait Backend: Clone + Debug + Send + Sync + 'static {
     /// A short name for logs and errors, e.g. `cpu`, `tch:cuda:0`.
     fn name(&self) -> String;
 
+    /// A one-line description of what this backend computes on, for the
+    /// run-start log line: [`Backend::name`] by default; backends add what an
+    /// operator wants to know (the CPU model and kernel path, the libtorch
+    /// version and CUDA devices).
+    fn describe(&self) -> String {
+        self.name()
+    }
+
     /// The device this backend computes on.
     fn device(&self) -> &Self::Device;
 

@@ -72,6 +72,22 @@ static inline const char *test_path(char *buf, size_t cap, const char *test, con
     return buf;
 }
 
+/* A config from a TOML document with output.dir = test_path(test, out), or
+ * NULL if the document does not parse. */
+static inline hatebm_config *test_config(const char *toml, const char *test, const char *out) {
+    char dir[512], quoted[600];
+    hatebm_config *cfg = NULL;
+    if (hatebm_config_from_toml(toml, &cfg) != HATEBM_OK) {
+        return NULL;
+    }
+    snprintf(quoted, sizeof quoted, "\"%s\"", test_path(dir, sizeof dir, test, out));
+    if (hatebm_config_set(cfg, "output.dir", quoted) != HATEBM_OK) {
+        hatebm_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
 /* Checks that two float arrays are equal bit for bit. */
 #define CHECK_SAME_FLOATS(a, b, n) CHECK(memcmp((a), (b), (n) * sizeof(float)) == 0)
 

@@ -68,8 +68,6 @@ static void free_ctx(void *user_data) {
 }
 
 static hatebm_config *config(const char *out) {
-    char dir[512], quoted[600];
-    hatebm_config *cfg = NULL;
     const char *toml =
         "preset = \"toy2d\"\n"
         "seed = 5\n"
@@ -81,12 +79,7 @@ static hatebm_config *config(const char *out) {
         "[langevin]\nsteps = 3\n"
         "[dist]\nshards = 2\ncheck_every = 1\n"
         "[output]\nprogress = \"never\"\nplot = false\n";
-    if (hatebm_config_from_toml(toml, &cfg) != HATEBM_OK) {
-        return NULL;
-    }
-    snprintf(quoted, sizeof quoted, "\"%s\"", test_path(dir, sizeof dir, "distributed", out));
-    hatebm_config_set(cfg, "output.dir", quoted);
-    return cfg;
+    return test_config(toml, "distributed", out);
 }
 
 /* What the networks compute at fixed inputs, and the last step's losses. */

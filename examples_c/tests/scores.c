@@ -14,8 +14,6 @@
 #define N 5
 
 static hatebm_config *tiny_config(void) {
-    char dir[512], quoted[600];
-    hatebm_config *cfg = NULL;
     const char *toml =
         "preset = \"toy2d\"\n"
         "seed = 5\n"
@@ -27,12 +25,7 @@ static hatebm_config *tiny_config(void) {
         "[ebm_optim]\nema_decay = 0.5\n"
         "[sample]\nbatch_size = 2\n"
         "[output]\nprogress = \"never\"\nplot = false\n";
-    if (hatebm_config_from_toml(toml, &cfg) != HATEBM_OK) {
-        return NULL;
-    }
-    snprintf(quoted, sizeof quoted, "\"%s\"", test_path(dir, sizeof dir, "scores", "out"));
-    hatebm_config_set(cfg, "output.dir", quoted);
-    return cfg;
+    return test_config(toml, "scores", "out");
 }
 
 static void test_scores(hatebm_session *s, hatebm_trained_model *m) {

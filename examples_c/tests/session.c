@@ -15,8 +15,6 @@
 #define N 4
 
 static hatebm_config *tiny_config(void) {
-    char dir[512], quoted[600];
-    hatebm_config *cfg = NULL;
     const char *toml =
         "preset = \"toy2d\"\n"
         "seed = 3\n"
@@ -27,12 +25,7 @@ static hatebm_config *tiny_config(void) {
         "[langevin]\nsteps = 3\n"
         "[ebm_optim]\nema_decay = 0.9\n"
         "[output]\nprogress = \"never\"\nlog_every = 1\nplot = false\n";
-    if (hatebm_config_from_toml(toml, &cfg) != HATEBM_OK) {
-        return NULL;
-    }
-    snprintf(quoted, sizeof quoted, "\"%s\"", test_path(dir, sizeof dir, "session", "out"));
-    hatebm_config_set(cfg, "output.dir", quoted);
-    return cfg;
+    return test_config(toml, "session", "out");
 }
 
 static void test_shapes(hatebm_session *s) {
@@ -196,7 +189,7 @@ typedef struct {
 static bool on_progress(const hatebm_progress *p, void *user_data) {
     progress_state *ps = (progress_state *)user_data;
     ps->calls++;
-    ps->last_iteration = p->iteration;
+    ps->last_iteration = p->iterations_done;
     return ps->calls != ps->cancel_at;
 }
 
@@ -207,10 +200,10 @@ static void test_training(hatebm_session *s) {
 
     CHECK_STATUS(hatebm_session_last_stats(s, &last), HATEBM_INVALID_ARGUMENT);
     CHECK_OK(hatebm_session_step(s, &st));
-    CHECK(st.struct_size == sizeof st && st.iteration == 0);
+    CHECK(st.struct_size == sizeof st && st.iterations_done == 1);
     CHECK(isfinite(st.loss_ebm) && isfinite(st.loss_gen) && st.langevin.steps == 3);
     CHECK_OK(hatebm_session_last_stats(s, &last));
-    CHECK(st.iteration == last.iteration && st.loss_ebm == last.loss_ebm &&
+    CHECK(st.iterations_done == last.iterations_done && st.loss_ebm == last.loss_ebm &&
           st.loss_gen == last.loss_gen && st.langevin.mean_energy == last.langevin.mean_energy);
     CHECK_OK(hatebm_session_step(s, NULL));
     CHECK_OK(hatebm_session_iteration(s, &it0));
@@ -388,7 +381,7 @@ static void test_checkpoint_and_weights(hatebm_session *s) {
     CHECK_OK(hatebm_session_step(s, &a));
     CHECK_OK(hatebm_session_step(r, &b));
     CHECK(a.loss_ebm == b.loss_ebm && a.energy_neg == b.energy_neg && a.loss_gen == b.loss_gen);
-    CHECK(a.iteration == b.iteration);
+    CHECK(a.iterations_done == b.iterations_done && a.iterations_done == it_s + 1);
 
     /* Resume with a changed configuration (same networks). */
     CHECK_OK(hatebm_config_from_checkpoint(ck, &cfg));

@@ -145,8 +145,9 @@ pub unsafe extern "C" fn hatebm_trained_model_image_shape(
     }
 }
 
-/// The number of floats per sample and the iteration the checkpoint was
-/// written at. Either out-param may be NULL.
+/// The number of floats per sample and the iterations completed when the
+/// checkpoint was written (the header's iteration-counter convention). Either
+/// out-param may be NULL.
 ///
 /// # Safety
 /// `model` is NULL or live; each out-param is NULL or writable.

@@ -80,9 +80,11 @@ fn model_from_int(which: c_int) -> FfiResult<Model> {
 pub struct hatebm_step_stats {
     /// `sizeof(hatebm_step_stats)`, written by the library.
     pub struct_size: u32,
-    /// The index of the iteration just completed, 0-based (the session's
-    /// first step reports 0; `hatebm_session_iteration` then returns 1).
-    pub iteration: u64,
+    /// Iterations completed when this one finished, resumed ones included:
+    /// the 1-based number of this iteration (a fresh session's first step
+    /// reports 1, equal to `hatebm_session_iteration` right after it). Before
+    /// ABI 200 this field was `iteration`, a 0-based index.
+    pub iterations_done: u64,
     /// The EBM loss (mean U(x+) - mean U(x-)) / T.
     pub loss_ebm: f64,
     /// Mean energy of the (jittered) data batch.
@@ -101,7 +103,7 @@ impl From<&StepStats> for hatebm_step_stats {
     fn from(s: &StepStats) -> Self {
         hatebm_step_stats {
             struct_size: std::mem::size_of::<Self>() as u32,
-            iteration: s.iteration,
+            iterations_done: s.iteration,
             loss_ebm: s.loss_ebm,
             energy_pos: s.energy_pos,
             energy_neg: s.energy_neg,
@@ -118,8 +120,9 @@ impl From<&StepStats> for hatebm_step_stats {
 pub struct hatebm_progress {
     /// `sizeof(hatebm_progress)`, written by the library.
     pub struct_size: u32,
-    /// Iterations completed so far (including resumed ones).
-    pub iteration: u64,
+    /// Iterations completed so far, resumed ones included (equal to
+    /// `stats.iterations_done`). Before ABI 200 this field was `iteration`.
+    pub iterations_done: u64,
     /// The configured total, `train.steps`.
     pub total: u64,
     /// Divergence-guard rollbacks so far.
@@ -412,7 +415,9 @@ pub unsafe extern "C" fn hatebm_session_config_toml(
     }
 }
 
-/// The number of training iterations completed (including resumed ones).
+/// The number of training iterations completed (including resumed ones):
+/// the `iterations_done` of the last iteration's `hatebm_step_stats`, 0 for a
+/// fresh session.
 ///
 /// # Safety
 /// `session` is NULL or live; `out` is NULL or writable.
@@ -826,8 +831,8 @@ pub unsafe extern "C" fn hatebm_session_step(
     }
 }
 
-/// Trains `n_steps` more iterations (0 = until `train.steps` iterations are
-/// done; never beyond `train.steps`), writing the configured outputs to
+/// Trains `n_iterations` more iterations (0 = until `train.steps` iterations
+/// are done; never beyond `train.steps`), writing the configured outputs to
 /// `output.dir` (metrics.jsonl, sample grids, checkpoint.safetensors every
 /// `output.checkpoint_every` and at the end of training). After every iteration
 /// `progress` (may be NULL) is called; returning `false` cancels: the call
@@ -841,19 +846,19 @@ pub unsafe extern "C" fn hatebm_session_step(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hatebm_session_train(
     session: *mut hatebm_session,
-    n_steps: u64,
+    n_iterations: u64,
     progress: hatebm_progress_cb,
     user_data: *mut c_void,
 ) -> hatebm_status {
     crate::ffi_panic_boundary! {
         // SAFETY: forwarded from this function's contract.
         let mut s = unsafe { enter(session) }?;
-        let max = if n_steps == 0 { None } else { Some(n_steps) };
+        let max = if n_iterations == 0 { None } else { Some(n_iterations) };
         let mut observer = |p: &Progress<'_>| -> bool {
             let Some(cb) = progress else { return true };
             let info = hatebm_progress {
                 struct_size: std::mem::size_of::<hatebm_progress>() as u32,
-                iteration: p.iteration,
+                iterations_done: p.iteration,
                 total: p.total,
                 rollbacks: p.rollbacks,
                 stats: p.stats.into(),

@@ -79,7 +79,7 @@ fn c_session(dir: &std::path::Path) -> CSession {
 }
 
 fn same_stats(c: &hatebm_step_stats, r: &StepStats) {
-    assert_eq!(c.iteration, r.iteration);
+    assert_eq!(c.iterations_done, r.iteration);
     assert_eq!(c.loss_ebm.to_bits(), r.loss_ebm.to_bits());
     assert_eq!(c.energy_pos.to_bits(), r.energy_pos.to_bits());
     assert_eq!(c.energy_neg.to_bits(), r.energy_neg.to_bits());

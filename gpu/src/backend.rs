@@ -336,6 +336,18 @@ impl Backend for TchBackend {
         format!("tch:{}", self.device)
     }
 
+    fn describe(&self) -> String {
+        let version = crate::libtorch_version();
+        match self.device {
+            TchDevice::Cuda(_) => format!(
+                "tch:{} (libtorch {version}; {} CUDA device(s) visible)",
+                self.device,
+                crate::cuda_device_count()
+            ),
+            _ => format!("tch:{} (libtorch {version})", self.device),
+        }
+    }
+
     fn device(&self) -> &TchDevice {
         &self.device
     }

@@ -309,7 +309,7 @@ fn synthesis_historical_fits_the_generator_to_bank_pairs_then_overwrites_them<B:
 
         let st = t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         check_losses(&st, true);
-        assert_eq!((st.iteration, t.iteration), (it, it + 1));
+        assert_eq!((st.iteration, t.iteration), (it + 1, it + 1));
         let last = t.last.as_ref().unwrap();
         // Latents are not moved; the residual is.
         assert!(bit_identical(&host(be, last.z.as_ref().unwrap()), &z_init));

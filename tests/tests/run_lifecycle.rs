@@ -185,7 +185,9 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     poison(&mut run);
     let e = run.train(Some(2), &mut Silent).unwrap_err();
     assert!(matches!(e, Error::Diverged(_)), "{e}");
-    assert!(e.to_string().contains("iteration 2"), "{e}");
+    // The third iteration failed; the good state is the one after the second.
+    assert!(e.to_string().contains("iteration 3: "), "{e}");
+    assert!(e.to_string().contains("(after iteration 2)"), "{e}");
     assert_eq!(
         std::fs::read(&ck).unwrap(),
         before,

@@ -50,6 +50,14 @@ impl Backend for CpuBackend {
         "cpu".into()
     }
 
+    fn describe(&self) -> String {
+        let isa = super::isa::active();
+        match super::isa::cpu_model() {
+            Some(model) => format!("cpu ({model}; {isa} kernels)"),
+            None => format!("cpu ({isa} kernels)"),
+        }
+    }
+
     fn device(&self) -> &CpuDevice {
         &self.device
     }

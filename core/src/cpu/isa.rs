@@ -119,6 +119,22 @@ pub fn check_env() -> Result<Isa> {
     choose(requested_from_env()?, detected())
 }
 
+/// The CPU's model name as the operating system reports it (Linux:
+/// `/proc/cpuinfo`), for logs; `None` where it is not available. Read once.
+pub fn cpu_model() -> Option<&'static str> {
+    static MODEL: OnceLock<Option<String>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+            info.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim() == "model name")
+                .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|v| !v.is_empty())
+        })
+        .as_deref()
+}
+
 /// The path the kernels use: [`ENV`] if it is valid for this CPU, else the
 /// detected best (with a warning in the log). Read once per process.
 pub fn active() -> Isa {

@@ -187,7 +187,7 @@ impl<B: BuildNets> Autoencoder<B> {
         if !loss.is_finite() || !self.enc_grads.all_finite(be)? || !self.dec_grads.all_finite(be)? {
             return Err(Error::NonFinite(format!(
                 "autoencoder iteration {} (loss {loss})",
-                self.iteration
+                self.iteration + 1
             )));
         }
         self.dec_opt

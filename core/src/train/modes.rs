@@ -103,9 +103,9 @@ impl<B: Backend> Trainer<B> {
             Mode::Persistent => self.step_persistent(data, noise)?,
             Mode::Cooperative => self.step_cooperative(data, noise)?,
         };
-        stats.iteration = self.iteration;
         stats.seconds = t0.elapsed().as_secs_f64();
         self.iteration += 1;
+        stats.iteration = self.iteration;
         let every = self.dist.config.check_every;
         if self.dist.comm.size() > 1 && every > 0 && self.iteration.is_multiple_of(every) {
             self.check_replicas()?;

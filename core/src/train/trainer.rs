@@ -20,7 +20,10 @@ use super::config::{Mode, TrainConfig};
 /// What one training iteration reports.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct StepStats {
-    /// The iteration just completed (0-based).
+    /// The iteration just completed, by its 1-based number: the trainer's
+    /// completed-iteration count after it (resumed iterations included), so
+    /// a fresh run's first step reports 1 and [`Trainer::iteration`] equals it
+    /// right after the step.
     pub iteration: u64,
     /// The EBM loss `(mean U(x⁺) − mean U(x⁻))/T` (the paper's energy difference).
     pub loss_ebm: f64,
@@ -435,7 +438,7 @@ impl<B: Backend> Trainer<B> {
         if !loss.is_finite() || !self.ebm_grads.all_finite(&self.be)? {
             return Err(Error::NonFinite(format!(
                 "EBM update at iteration {} (loss {loss})",
-                self.iteration
+                self.iteration + 1
             )));
         }
         self.ebm_opt
@@ -462,7 +465,7 @@ impl<B: Backend> Trainer<B> {
         if !loss.is_finite() || !grads.all_finite(&self.be)? {
             return Err(Error::NonFinite(format!(
                 "generator update at iteration {} (loss {loss})",
-                self.iteration
+                self.iteration + 1
             )));
         }
         opt.step(&self.be, g.params_mut(), grads)

@@ -400,7 +400,7 @@ impl<B: BuildNets> Run<B> {
         let t = &self.trainer;
         if t.shard_plan().shards() == 1 {
             checkpoint::save(path, t, &extra)?;
-            self.set_last_good_file(path);
+            self.saved(path);
             return Ok(());
         }
         // Sharded: every rank writes its bank shards' files, then rank 0 the
@@ -428,8 +428,21 @@ impl<B: BuildNets> Run<B> {
         };
         t.agree_result(written)?;
         bank_shards::remove_superseded(path, t);
-        self.set_last_good_file(path);
+        self.saved(path);
         Ok(())
+    }
+
+    /// After a checkpoint was written: the guard's last good file, and the
+    /// log line (rank 0 only; every checkpoint, periodic or asked for).
+    fn saved(&self, path: &Path) {
+        self.set_last_good_file(path);
+        if self.trainer.comm().rank() == 0 {
+            log::info!(
+                "checkpoint written: {} (iteration {})",
+                path.display(),
+                self.trainer.iteration
+            );
+        }
     }
 
     fn set_last_good_file(&self, path: &Path) {
@@ -442,7 +455,7 @@ impl<B: BuildNets> Run<B> {
     fn last_good_state(&self) -> String {
         match self.last_good_file.lock().ok().and_then(|g| g.clone()) {
             Some((p, it)) => format!(
-                "the last good state is in {} (iteration {it}); nothing will be saved over it",
+                "the last good state is in {} (after iteration {it}); nothing will be saved over it",
                 p.display()
             ),
             None => "no checkpoint has been written by this run, and none will be".into(),
@@ -492,6 +505,9 @@ impl<B: BuildNets> Run<B> {
         if rollback && self.snapshot.is_none() {
             self.snapshot = Some(Snapshot::take(&self.trainer, self.batcher.state())?);
         }
+        // This iteration by its 1-based number, as every counter of a run (the
+        // trainer's count moves only if its step gets through the update).
+        let at = self.trainer.iteration + 1;
         let x = self.next_batch()?;
         let result = self.trainer.step(&x, &mut SeededNoise);
         // Every rank leaves the iteration the same way (a failure after the
@@ -531,31 +547,23 @@ impl<B: BuildNets> Run<B> {
             self.last_stats = Some(stats.clone());
             return Ok(stats);
         };
-        let at = self.trainer.iteration;
         match self.config.guard.policy {
             GuardPolicy::Stop => {
-                self.guard_events
-                    .push((at, problem.clone(), GuardAction::Stopped));
-                Err(Error::Diverged(format!(
-                    "iteration {at}: {problem}; stopping: {}",
-                    self.last_good_state()
-                )))
+                let why = format!("stopping: {}", self.last_good_state());
+                Err(self.guard_stopped(at, problem, &why))
             }
             GuardPolicy::Rollback => {
                 if self.rollbacks >= self.config.guard.max_rollbacks {
-                    self.guard_events
-                        .push((at, problem.clone(), GuardAction::Stopped));
-                    return Err(Error::Diverged(format!(
-                        "iteration {at}: {problem}; {} rollbacks already used (guard.max_rollbacks): {}",
+                    let why = format!(
+                        "{} rollbacks already used (guard.max_rollbacks): {}",
                         self.rollbacks,
                         self.last_good_state()
-                    )));
+                    );
+                    return Err(self.guard_stopped(at, problem, &why));
                 }
-                let snap = self.snapshot.as_ref().ok_or_else(|| {
-                    Error::Diverged(format!(
-                        "iteration {at}: {problem}; no snapshot to roll back to"
-                    ))
-                })?;
+                let Some(snap) = self.snapshot.as_ref() else {
+                    return Err(self.guard_stopped(at, problem, "no snapshot to roll back to"));
+                };
                 let state = snap.restore(&mut self.trainer)?;
                 self.batcher = Batcher::resume(
                     self.train_data.len(),
@@ -571,7 +579,7 @@ impl<B: BuildNets> Run<B> {
                 }
                 self.trainer.seed = guard::reseed(self.config.seed, self.rollbacks);
                 log::warn!(
-                    "iteration {at}: {problem}; rolled back to iteration {}, reseeded the chains and scaled the learning rates by {f} (rollback {}/{})",
+                    "guard: iteration {at}: {problem}; rolled back to the state after iteration {}, reseeded the chains and scaled the learning rates by {f} (rollback {}/{})",
                     self.trainer.iteration,
                     self.rollbacks,
                     self.config.guard.max_rollbacks
@@ -591,6 +599,15 @@ impl<B: BuildNets> Run<B> {
                 Ok(stats)
             }
         }
+    }
+
+    /// Records a guard stop (logged at WARN, reported as [`Event::Guard`] by
+    /// the next [`Run::train`] loop turn) and returns the run's error.
+    fn guard_stopped(&mut self, at: u64, problem: String, why: &str) -> Error {
+        let message = format!("iteration {at}: {problem}; {why}");
+        log::warn!("guard: {message}");
+        self.guard_events.push((at, problem, GuardAction::Stopped));
+        Error::Diverged(message)
     }
 
     /// Trains until `train.steps` iterations are done (or `max_steps` more, if
@@ -626,6 +643,7 @@ impl<B: BuildNets> Run<B> {
         };
         let out = self.config.output.clone();
         let backend = self.trainer.be.name();
+        let device = self.trainer.be.describe();
         obs.on_event(&Event::Started {
             iteration: self.trainer.iteration,
             target,
@@ -634,7 +652,7 @@ impl<B: BuildNets> Run<B> {
             output_dir: &out.dir,
         })?;
         log::info!(
-            "training `{}` ({} mode) on {backend} from iteration {} to {target} of {total} ({} threads, seed {}, config {}); outputs in {}",
+            "training `{}` ({} mode) on {device} from iteration {} to {target} of {total} ({} threads, seed {}, config {}); outputs in {}",
             self.config.preset.as_deref().unwrap_or("custom config"),
             self.config.train.mode.name(),
             self.trainer.iteration,
@@ -663,7 +681,11 @@ impl<B: BuildNets> Run<B> {
             }
             let stats = step?;
             let it = self.trainer.iteration;
-            if (it - start_iteration).is_multiple_of(report_every) && it < target {
+            // (A rollback can leave `it` at the start: no rate to report then.)
+            if it > start_iteration
+                && (it - start_iteration).is_multiple_of(report_every)
+                && it < target
+            {
                 let secs = t0.elapsed().as_secs_f64();
                 log::info!(
                     "iteration {it}/{total}: {:.2} it/s, loss_ebm {:.4e}, chain energy {:.4e}{}",
@@ -769,11 +791,6 @@ impl<B: BuildNets> Run<B> {
     fn checkpoint_to(&self, dir: &Path, obs: &mut dyn Observer) -> Result<()> {
         let path = dir.join("checkpoint.safetensors");
         self.save_checkpoint(&path)?;
-        log::info!(
-            "checkpoint written: {} (iteration {})",
-            path.display(),
-            self.trainer.iteration
-        );
         obs.on_event(&Event::CheckpointSaved {
             path: &path,
             iteration: self.trainer.iteration,

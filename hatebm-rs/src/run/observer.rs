@@ -9,9 +9,13 @@
 //! state, not a report: the run writes them itself and then reports
 //! [`Event::CheckpointSaved`].
 //!
-//! Counters: every `iteration` in an event is the number of iterations
-//! completed since the run started (resumed ones included), so the first
-//! [`Event::Step`] of a fresh run has `iteration == 1`.
+//! Counters: every `iteration` in an event, in [`Progress`] and in
+//! [`StepStats`] is the number of iterations completed since the run started
+//! (resumed ones included) — for an event about one iteration, that
+//! iteration's 1-based number. So the first [`Event::Step`] of a fresh run has
+//! `iteration == 1` and `stats.iteration == 1`, and a run resumed from a
+//! checkpoint written after 5 iterations reports 6 for its next one. The C ABI
+//! uses the same convention (`docs/c-abi.md`, "Iteration counters").
 
 use std::path::Path;
 
@@ -34,7 +38,8 @@ pub enum Flow {
 /// What an observer sees after every iteration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress<'a> {
-    /// Iterations completed in this run so far (including resumed ones).
+    /// Iterations completed in this run so far (including resumed ones);
+    /// equal to `stats.iteration`.
     pub iteration: u64,
     /// The configured total (`train.steps`).
     pub total: u64,
@@ -66,7 +71,7 @@ pub struct Samples<'a> {
 pub enum GuardAction {
     /// The run rolled back to its last good snapshot and goes on.
     RolledBack {
-        /// The iteration it went back to.
+        /// Iterations completed in the state it went back to.
         to_iteration: u64,
         /// Rollbacks used so far, this one included.
         rollbacks: u32,
@@ -96,7 +101,8 @@ pub enum Event<'a> {
     Step(Progress<'a>),
     /// The guard tripped.
     Guard {
-        /// The iteration at which it tripped.
+        /// The iteration that tripped it (1-based: one more than the
+        /// iterations completed before it).
         iteration: u64,
         /// What it found.
         problem: &'a str,
