@@ -729,7 +729,10 @@ typedef struct hatebm_mode_coverage {
 } hatebm_mode_coverage;
 
 /**
- * How `hatebm_session_sample` draws samples.
+ * How `hatebm_session_sample` (and `hatebm_trained_model_sample`) draws
+ * samples. The results are clamped to the data's value range ([-1, 1] for
+ * image data) when the run's configuration says `sample.clamp = true` (the
+ * default; set it to false with `hatebm_config_set` for the raw chains).
  */
 typedef struct hatebm_sample_params {
     /**

@@ -139,7 +139,10 @@ pub struct hatebm_progress {
 pub type hatebm_progress_cb =
     Option<unsafe extern "C" fn(progress: *const hatebm_progress, user_data: *mut c_void) -> bool>;
 
-/// How `hatebm_session_sample` draws samples.
+/// How `hatebm_session_sample` (and `hatebm_trained_model_sample`) draws
+/// samples. The results are clamped to the data's value range ([-1, 1] for
+/// image data) when the run's configuration says `sample.clamp = true` (the
+/// default; set it to false with `hatebm_config_set` for the raw chains).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct hatebm_sample_params {
