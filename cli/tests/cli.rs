@@ -96,6 +96,37 @@ fn resume_in_a_new_process_is_bit_exact_and_sampling_works() {
     let npy = hatebm_rs::data::npy::read_npy(out.join("samples.npy")).unwrap();
     assert_eq!(npy.shape, vec![10, 64]);
     assert!(out.join("samples.png").exists());
+    // The range policy: saved samples lie in the data's range, the clamped
+    // fraction is reported, and --no-clamp keeps values outside it.
+    let sample = |extra: &[&str], dir: &str| {
+        let res = bin()
+            .args(["sample", "--n", "40", "--steps", "200", "--checkpoint"])
+            .arg(a.join("checkpoint.safetensors"))
+            .args(extra)
+            .arg("--out")
+            .arg(d.join(dir))
+            .output()
+            .unwrap();
+        assert!(res.status.success());
+        let npy = hatebm_rs::data::npy::read_npy(d.join(dir).join("samples.npy")).unwrap();
+        (
+            npy.data.to_f32(),
+            String::from_utf8_lossy(&res.stderr).into_owned(),
+        )
+    };
+    let (clamped, log) = sample(&[], "clamped");
+    assert!(clamped.iter().all(|v| (-1.0..=1.0).contains(v)), "{log}");
+    assert!(
+        log.contains("outside the data's range [-1, 1] and clamped"),
+        "{log}"
+    );
+    let (raw, _) = sample(&["--no-clamp"], "raw");
+    assert!(
+        raw.iter().any(|v| v.abs() > 1.0),
+        "test design: raw chains leave [-1, 1]"
+    );
+    let want: Vec<f32> = raw.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
+    assert_eq!(clamped, want);
     let _ = std::fs::remove_dir_all(&d);
 }
 

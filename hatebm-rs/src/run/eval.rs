@@ -15,8 +15,10 @@
 //!   feature space, k-NN precision/recall there, and the predicted-class
 //!   histogram with its entropy — each next to its *floor*, a training subset
 //!   of the same size scored the same way.
-//! * Samples are scored as saved: clamped to the data's range
-//!   (`sample.clamp`), with the fraction clamped in the report.
+//! * Samples are scored as the chains leave them, *not* clamped to the
+//!   data's range (clamping is an export step, `sample.clamp`, that moves
+//!   probability mass onto the range's edges and so biases the metrics); the
+//!   report gives the fraction of values that saving would clamp.
 //! * 2-D toys: per-mode coverage and MMD² / energy distance to held-out data.
 
 use rand::Rng;
@@ -64,8 +66,8 @@ pub struct EvalReport {
     pub mmd2: Option<f64>,
     /// 2-D toys: energy distance to held-out data.
     pub energy_distance: Option<f64>,
-    /// Fraction of the samples' values outside the data's range, clamped
-    /// before scoring (`sample.clamp`).
+    /// Fraction of the samples' values outside the data's range: what saving
+    /// them would clamp (`sample.clamp`; the metrics score them unclamped).
     pub clamped_fraction: f64,
     /// The classifier-feature metrics, when a classifier applies.
     pub classifier: Option<ClassifierReport>,
@@ -145,6 +147,7 @@ impl<B: BuildNets> Run<B> {
         let opts = SampleOptions {
             n,
             seed: self.config.sample.seed ^ 0xe7a1,
+            clamp: false,
             ..self.config.sample.clone()
         };
         let (samples, _) = self.sample(&opts)?;
@@ -152,7 +155,7 @@ impl<B: BuildNets> Run<B> {
             iteration: self.trainer.iteration,
             num_samples: n,
             num_heldout: held.len(),
-            clamped_fraction: self.last_clamped,
+            clamped_fraction: super::outside_fraction(&self.config, &samples),
             ..Default::default()
         };
         if d == 2 {
@@ -190,6 +193,7 @@ impl<B: BuildNets> Run<B> {
                 n,
                 steps: Some(0),
                 seed: self.config.sample.seed ^ 0xe7a1,
+                clamp: false,
                 ..self.config.sample.clone()
             };
             Some(self.sample(&g_opts)?.0)
@@ -286,6 +290,7 @@ impl<B: BuildNets> Run<B> {
             n,
             steps: Some(0),
             seed: self.config.sample.seed ^ 0xe7a1,
+            clamp: false,
             ..self.config.sample.clone()
         };
         let (g, _) = self.sample(&opts)?;

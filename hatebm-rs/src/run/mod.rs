@@ -171,14 +171,21 @@ pub fn clamp_samples(config: &Config, opts: &SampleOptions, data: &mut [f32]) ->
     let Some((lo, hi)) = config.data.value_range().filter(|_| opts.clamp) else {
         return 0.0;
     };
-    let mut clamped = 0usize;
+    let frac = outside_fraction(config, data);
     for v in data.iter_mut() {
-        if *v < lo || *v > hi {
-            *v = v.clamp(lo, hi);
-            clamped += 1;
-        }
+        *v = v.clamp(lo, hi);
     }
-    clamped as f64 / data.len().max(1) as f64
+    frac
+}
+
+/// The fraction of `data`'s values outside the value range of `config.data`
+/// (0 when it has none; NaN is not counted).
+pub fn outside_fraction(config: &Config, data: &[f32]) -> f64 {
+    let Some((lo, hi)) = config.data.value_range() else {
+        return 0.0;
+    };
+    let outside = data.iter().filter(|&&v| v < lo || v > hi).count();
+    outside as f64 / data.len().max(1) as f64
 }
 
 /// Loads the data of `config` and splits it as a run does: `(training split,
