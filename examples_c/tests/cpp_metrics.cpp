@@ -31,17 +31,6 @@ std::vector<float> uniform(std::size_t n, std::uint32_t seed, float shift = 0.0f
     return v;
 }
 
-// Runs `f`, which must throw hatebm::Error with `want`.
-template <typename F>
-bool throws_status(F &&f, hatebm_status want) {
-    try {
-        f();
-    } catch (const hatebm::Error &e) {
-        return e.status() == want;
-    }
-    return false;
-}
-
 const std::vector<float> a = uniform(kN * kD, 12345u);
 const std::vector<float> b = uniform(kN * kD, 777u, 0.5f);
 
