@@ -9,9 +9,14 @@
  *   - hatebm::copy_string / copy_vector for the (buf, len, out_n) copy-out calls;
  *   - hatebm::Callback<R(Args...)>, which passes a C++ callable as a C callback
  *     and keeps C++ exceptions from crossing the C ABI;
- *   - RAII classes over the API: Config, Session, CustomEnergy and
- *     CustomGenerator (user models from lambdas/functors), Bank, and free
- *     functions langevin(), save_image_grid(), save_npy().
+ *   - hatebm::Span<T>, a pointer + length view: every buffer parameter takes
+ *     one, so a call accepts a std::vector or {ptr, n};
+ *   - RAII classes over the API: Config, Session (also distributed over a
+ *     hatebm::Comm of C++ callables), TrainedModel, CustomEnergy and
+ *     CustomGenerator (user models from lambdas/functors), Bank, each with
+ *     adopt(raw) / release() for handles shared with C code; free functions
+ *     langevin() / langevin_mcmc() on user models, the metrics::* functions,
+ *     log_set(), first_non_finite(), save_image_grid(), save_npy().
  *
  * Pattern for a new handle type (see TestObject at the end for a full example):
  *
