@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
         p.clip_res = 0.0f;     // no clipping: it would bias the stationary law
         p.noise = true;
         p.seed = 2024;
-        const hatebm_langevin_stats st = hatebm::langevin(energy, nullptr, p, nullptr, y, chains);
+        const hatebm_langevin_stats st = hatebm::langevin(energy, p, y);
         std::printf("gaussian_mixture: %zu chains x %zu steps, mean energy %.4f, drift %.4f\n",
                     chains, steps, st.mean_energy, st.drift_norm_res);
 
@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
         const std::vector<float> before = y2;
         bool threw = false;
         try {
-            hatebm::langevin(broken, nullptr, p, nullptr, y2, 4);
+            hatebm::langevin(broken, p, y2);
         } catch (const std::runtime_error &e) {
             threw = std::string(e.what()) == "no energy today";
         }

@@ -9,9 +9,14 @@
  *   - hatebm::copy_string / copy_vector for the (buf, len, out_n) copy-out calls;
  *   - hatebm::Callback<R(Args...)>, which passes a C++ callable as a C callback
  *     and keeps C++ exceptions from crossing the C ABI;
- *   - RAII classes over the API: Config, Session, CustomEnergy and
- *     CustomGenerator (user models from lambdas/functors), Bank, and free
- *     functions langevin(), save_image_grid(), save_npy().
+ *   - hatebm::Span<T>, a pointer + length view: every buffer parameter takes
+ *     one, so a call accepts a std::vector or {ptr, n};
+ *   - RAII classes over the API: Config, Session (also distributed over a
+ *     hatebm::Comm of C++ callables), TrainedModel, CustomEnergy and
+ *     CustomGenerator (user models from lambdas/functors), Bank, each with
+ *     adopt(raw) / release() for handles shared with C code; free functions
+ *     langevin() / langevin_mcmc() on user models, the metrics::* functions,
+ *     log_set(), first_non_finite(), save_image_grid(), save_npy().
  *
  * Pattern for a new handle type (see TestObject at the end for a full example):
  *
@@ -173,6 +178,57 @@ std::vector<T> copy_vector(Fill &&fill) {
     return out;
 }
 
+/// A non-owning view of `size()` contiguous `T` (a small std::span for
+/// C++17): every buffer parameter of the wrapper takes one, so the same call
+/// accepts a std::vector or a pointer + length, `{ptr, n}`. For input buffers
+/// `T` is const; a std::vector converts implicitly.
+template <typename T>
+class Span {
+  public:
+    constexpr Span() noexcept = default;
+    constexpr Span(T *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    template <typename U, typename A,
+              std::enable_if_t<std::is_same_v<std::remove_const_t<T>, U>, int> = 0>
+    Span(std::vector<U, A> &v) noexcept : data_(v.data()), size_(v.size()) {}
+    template <typename U, typename A, typename Elem = T,
+              std::enable_if_t<std::is_const_v<Elem> && std::is_same_v<std::remove_const_t<Elem>, U>,
+                               int> = 0>
+    Span(const std::vector<U, A> &v) noexcept : data_(v.data()), size_(v.size()) {}
+
+    constexpr T *data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr T *begin() const noexcept { return data_; }
+    constexpr T *end() const noexcept { return data_ + size_; }
+    constexpr T &operator[](std::size_t i) const noexcept { return data_[i]; }
+    /// The data pointer, or NULL for an empty view (for "NULL with length 0").
+    constexpr T *data_or_null() const noexcept { return size_ == 0 ? nullptr : data_; }
+
+  private:
+    T *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+namespace detail {
+/// Rows of `width` floats in `len` (0 for width 0, so the library reports the
+/// zero width rather than the wrapper dividing by it).
+constexpr std::size_t rows(std::size_t len, std::size_t width) noexcept {
+    return width == 0 ? 0 : len / width;
+}
+}  // namespace detail
+
+/// This thread's last error message, copied (hatebm_last_error_copy; "" when
+/// none). Unlike hatebm_last_error_message() the copy stays valid across
+/// later calls; reading it never changes it.
+inline std::string last_error_message() {
+    return copy_string([](char *buf, std::size_t len, std::size_t *out_n) {
+        return hatebm_last_error_copy(buf, len, out_n);
+    });
+}
+
+/// Clears this thread's last error message (hatebm_last_error_clear).
+inline void last_error_clear() noexcept { hatebm_last_error_clear(); }
+
 template <typename Signature>
 class Callback;
 
@@ -265,6 +321,104 @@ inline hatebm_langevin_params langevin_neutral_params() { return hatebm_langevin
 /// Default sampling settings (hatebm_sample_default_params()).
 inline hatebm_sample_params sample_default_params() { return hatebm_sample_default_params(); }
 
+/// Default method settings (hatebm_mcmc_default_params()): unadjusted
+/// Langevin, no monitor, no adaptation. Change `method` etc. for MALA / HMC / BAOAB.
+inline hatebm_mcmc_params mcmc_default_params() { return hatebm_mcmc_default_params(); }
+
+/// Default AIS settings for TrainedModel::log_z (hatebm_ais_default_params()).
+inline hatebm_ais_params ais_default_params() { return hatebm_ais_default_params(); }
+
+/// What a sampling call with a chosen transition reports: the Langevin
+/// diagnostics and the acceptance statistics.
+struct McmcStats {
+    hatebm_langevin_stats langevin;
+    hatebm_mh_stats mh;
+};
+
+// ---------------------------------------------------------------------------
+// Sample-quality metrics (hatebm_metrics_*). Sets are rows of `dim` floats;
+// the row counts come from the spans' sizes. All throw hatebm::Error
+// (HATEBM_INVALID_ARGUMENT, ...) as the C functions fail. Thread-safe.
+// ---------------------------------------------------------------------------
+namespace metrics {
+
+/// Frechet distance between Gaussian fits of `a` and `b` (hatebm_metrics_frechet).
+inline double frechet(Span<const float> a, Span<const float> b, std::size_t dim) {
+    double fd = 0.0;
+    check(hatebm_metrics_frechet(a.data_or_null(), a.size(), detail::rows(a.size(), dim),
+                                 b.data_or_null(), b.size(), detail::rows(b.size(), dim), dim, &fd));
+    return fd;
+}
+
+/// Frechet distance in the top-`k` PCA space of `real` (hatebm_metrics_frechet_pca).
+inline double frechet_pca(Span<const float> real, Span<const float> fake, std::size_t dim,
+                          std::size_t k, std::uint64_t seed = 0) {
+    double fd = 0.0;
+    check(hatebm_metrics_frechet_pca(real.data_or_null(), real.size(), detail::rows(real.size(), dim),
+                                     fake.data_or_null(), fake.size(), detail::rows(fake.size(), dim),
+                                     dim, k, seed, &fd));
+    return fd;
+}
+
+/// k-NN precision (quality) and recall (diversity), both in [0, 1].
+struct PrecisionRecall {
+    double precision;
+    double recall;
+};
+/// hatebm_metrics_precision_recall with neighbourhood size `k` (3 is usual).
+inline PrecisionRecall precision_recall(Span<const float> real, Span<const float> fake,
+                                        std::size_t dim, std::size_t k = 3) {
+    PrecisionRecall pr{0.0, 0.0};
+    check(hatebm_metrics_precision_recall(real.data_or_null(), real.size(),
+                                          detail::rows(real.size(), dim), fake.data_or_null(),
+                                          fake.size(), detail::rows(fake.size(), dim), dim, k,
+                                          &pr.precision, &pr.recall));
+    return pr;
+}
+
+/// Mode coverage and the share of samples nearest to each mode.
+struct ModeCoverage {
+    hatebm_mode_coverage summary;
+    std::vector<double> fractions;  ///< one per centre
+};
+/// hatebm_metrics_mode_coverage of 2-D `samples` (n * 2 floats) against the
+/// centres (n_modes * 2 floats) of per-coordinate standard deviation
+/// `std_dev`. `min_fraction < 0` and `radius_std = 0`
+/// select the library's defaults.
+inline ModeCoverage mode_coverage(Span<const float> samples, Span<const float> centres,
+                                  float std_dev, double min_fraction = -1.0,
+                                  double radius_std = 0.0) {
+    ModeCoverage out{hatebm_mode_coverage{}, std::vector<double>(centres.size() / 2)};
+    check(hatebm_metrics_mode_coverage(samples.data_or_null(), samples.size(), samples.size() / 2,
+                                       centres.data_or_null(), centres.size(), centres.size() / 2,
+                                       std_dev, min_fraction, radius_std, &out.summary,
+                                       out.fractions.empty() ? nullptr : out.fractions.data(),
+                                       out.fractions.size()));
+    return out;
+}
+
+/// Unbiased MMD^2 with an averaged RBF kernel (hatebm_metrics_mmd2); empty
+/// `bandwidths` = the median rule.
+inline double mmd2(Span<const float> real, Span<const float> fake, std::size_t dim,
+                   Span<const double> bandwidths = {}) {
+    double v = 0.0;
+    check(hatebm_metrics_mmd2(real.data_or_null(), real.size(), detail::rows(real.size(), dim),
+                              fake.data_or_null(), fake.size(), detail::rows(fake.size(), dim), dim,
+                              bandwidths.data_or_null(), bandwidths.size(), &v));
+    return v;
+}
+
+/// Energy distance (hatebm_metrics_energy_distance), in input units.
+inline double energy_distance(Span<const float> real, Span<const float> fake, std::size_t dim) {
+    double v = 0.0;
+    check(hatebm_metrics_energy_distance(real.data_or_null(), real.size(),
+                                         detail::rows(real.size(), dim), fake.data_or_null(),
+                                         fake.size(), detail::rows(fake.size(), dim), dim, &v));
+    return v;
+}
+
+}  // namespace metrics
+
 /// The index of the first NaN/Inf among `data[0..n)`, or -1 when all are
 /// finite (hatebm_check_finite). Throws hatebm::Error for a NULL `data` with n > 0.
 inline std::ptrdiff_t first_non_finite(const float *data, std::size_t n) {
@@ -346,6 +500,8 @@ T *non_null(T *raw) {
     }
     return raw;
 }
+/// Selects the private adopting constructors.
+struct Adopt {};
 } // namespace detail
 
 class Config {
@@ -507,6 +663,21 @@ class CustomEnergy {
     }
 
     const hatebm_energy *get() const noexcept { return handle_.get(); }
+
+    /// Takes ownership of an energy made by C code (hatebm_energy_new with
+    /// `sample_shape`); its callbacks are C's, so nothing is rethrown. Throws
+    /// hatebm::Error (HATEBM_NULL_PARAMETER) for NULL.
+    static CustomEnergy adopt(hatebm_energy *raw, std::vector<std::size_t> sample_shape) {
+        return CustomEnergy(detail::Adopt{}, detail::non_null(raw), std::move(sample_shape));
+    }
+    /// Gives the energy to C code (free it with hatebm_energy_free, which also
+    /// destroys the callable); this object is empty afterwards.
+    hatebm_energy *release() noexcept {
+        state_ = nullptr;
+        shape_.clear();
+        return handle_.release();
+    }
+
     const std::vector<std::size_t> &sample_shape() const noexcept { return shape_; }
     std::size_t sample_len() const { return numel(shape_); }
 
@@ -518,6 +689,9 @@ class CustomEnergy {
     }
 
   private:
+    CustomEnergy(detail::Adopt, hatebm_energy *raw, std::vector<std::size_t> shape) noexcept
+        : shape_(std::move(shape)), handle_(raw) {}
+
     template <typename F>
     struct Holder : detail::CallbackState {
         explicit Holder(F f) : fn(std::move(f)) {}
@@ -580,6 +754,22 @@ class CustomGenerator {
     }
 
     const hatebm_generator *get() const noexcept { return handle_.get(); }
+
+    /// Takes ownership of a generator made by C code (hatebm_generator_new
+    /// with these shapes). Throws hatebm::Error (HATEBM_NULL_PARAMETER) for NULL.
+    static CustomGenerator adopt(hatebm_generator *raw, std::vector<std::size_t> latent_shape,
+                                 std::vector<std::size_t> output_shape) {
+        return CustomGenerator(detail::Adopt{}, detail::non_null(raw), std::move(latent_shape),
+                               std::move(output_shape));
+    }
+    /// Gives the generator to C code (free it with hatebm_generator_free).
+    hatebm_generator *release() noexcept {
+        state_ = nullptr;
+        latent_shape_.clear();
+        output_shape_.clear();
+        return handle_.release();
+    }
+
     std::size_t latent_len() const { return numel(latent_shape_); }
     std::size_t sample_len() const { return numel(output_shape_); }
 
@@ -590,6 +780,11 @@ class CustomGenerator {
     }
 
   private:
+    CustomGenerator(detail::Adopt, hatebm_generator *raw, std::vector<std::size_t> latent_shape,
+                    std::vector<std::size_t> output_shape) noexcept
+        : latent_shape_(std::move(latent_shape)), output_shape_(std::move(output_shape)),
+          handle_(raw) {}
+
     template <typename Fwd, typename Vjp>
     struct Holder : detail::CallbackState {
         Holder(Fwd f, Vjp v) : fwd(std::move(f)), vjp(std::move(v)) {}
@@ -616,24 +811,56 @@ class CustomGenerator {
     Handle<hatebm_generator, hatebm_generator_free> handle_;
 };
 
-/// Runs the Langevin sampler on user models: `y` holds n * sample_len floats
-/// (residuals, or images without a generator), `z` (with a generator) n *
-/// latent_len latents. Updated in place on success; unchanged when it throws.
-inline hatebm_langevin_stats langevin(CustomEnergy &energy, CustomGenerator *generator,
-                                      const hatebm_langevin_params &params,
-                                      std::vector<float> *z, std::vector<float> &y,
-                                      std::size_t n) {
-    hatebm_langevin_stats stats{};
-    hatebm_status st = hatebm_langevin_run_custom(
-        energy.get(), generator != nullptr ? generator->get() : nullptr, &params,
-        z != nullptr ? z->data() : nullptr, z != nullptr ? z->size() : 0, y.data(), y.size(), n,
-        &stats);
+namespace detail {
+/// The one call behind every hatebm::langevin / langevin_mcmc overload on user
+/// models: `mcmc` NULL = hatebm_langevin_run_custom. n = y.size() / sample_len.
+inline McmcStats run_custom(CustomEnergy &energy, CustomGenerator *generator,
+                            const hatebm_langevin_params &params, const hatebm_mcmc_params *mcmc,
+                            Span<float> z, Span<float> y) {
+    McmcStats out{hatebm_langevin_stats{}, hatebm_mh_stats{}};
+    const std::size_t n = rows(y.size(), energy.sample_len());
+    const hatebm_generator *g = generator != nullptr ? generator->get() : nullptr;
+    const hatebm_status st =
+        mcmc == nullptr
+            ? hatebm_langevin_run_custom(energy.get(), g, &params, z.data_or_null(), z.size(),
+                                         y.data(), y.size(), n, &out.langevin)
+            : hatebm_langevin_run_custom_mcmc(energy.get(), g, &params, mcmc, z.data_or_null(),
+                                              z.size(), y.data(), y.size(), n, &out.langevin,
+                                              &out.mh);
     energy.rethrow_if_failed();
     if (generator != nullptr) {
         generator->rethrow_if_failed();
     }
     check(st);
-    return stats;
+    return out;
+}
+}  // namespace detail
+
+/// Runs the Langevin sampler on a user energy in sample space
+/// (hatebm_langevin_run_custom without a generator): `y` holds the chains,
+/// n = y.size() / energy.sample_len() of them, updated in place on success and
+/// unchanged when it throws (a callable's exception is rethrown here).
+inline hatebm_langevin_stats langevin(CustomEnergy &energy, const hatebm_langevin_params &params,
+                                      Span<float> y) {
+    return detail::run_custom(energy, nullptr, params, nullptr, {}, y).langevin;
+}
+/// The same through a user generator: `z` holds n * generator.latent_len()
+/// latents, `y` n * sample_len residuals (n = y.size() / sample_len).
+inline hatebm_langevin_stats langevin(CustomEnergy &energy, CustomGenerator &generator,
+                                      const hatebm_langevin_params &params, Span<float> z,
+                                      Span<float> y) {
+    return detail::run_custom(energy, &generator, params, nullptr, z, y).langevin;
+}
+/// hatebm_langevin_run_custom_mcmc: as langevin() with the transition of
+/// `mcmc` (MALA, HMC, BAOAB, the shadow monitor); also returns the acceptance.
+inline McmcStats langevin_mcmc(CustomEnergy &energy, const hatebm_langevin_params &params,
+                               const hatebm_mcmc_params &mcmc, Span<float> y) {
+    return detail::run_custom(energy, nullptr, params, &mcmc, {}, y);
+}
+inline McmcStats langevin_mcmc(CustomEnergy &energy, CustomGenerator &generator,
+                               const hatebm_langevin_params &params,
+                               const hatebm_mcmc_params &mcmc, Span<float> z, Span<float> y) {
+    return detail::run_custom(energy, &generator, params, &mcmc, z, y);
 }
 
 /// A host bank of (z, x) pairs (hatebm_bank).
@@ -664,22 +891,39 @@ class Bank {
     }
 
     /// (z, x) of `slots`; z is empty for an images-only bank.
-    std::pair<std::vector<float>, std::vector<float>> gather(const std::vector<std::size_t> &slots) const {
+    std::pair<std::vector<float>, std::vector<float>> gather(Span<const std::size_t> slots) const {
         std::vector<float> z(slots.size() * latent_len_), x(slots.size() * sample_len_);
-        check(hatebm_bank_gather(handle_.get(), slots.data(), slots.size(),
-                                 z.empty() ? nullptr : z.data(), z.size(), x.data(), x.size()));
+        gather(slots, z, x);
         return {std::move(z), std::move(x)};
     }
+    /// Into caller buffers: `z` (empty for an images-only bank) and `x` hold
+    /// slots.size() * latent_len / sample_len floats.
+    void gather(Span<const std::size_t> slots, Span<float> z, Span<float> x) const {
+        check(hatebm_bank_gather(handle_.get(), slots.data(), slots.size(), z.data_or_null(),
+                                 z.size(), x.data(), x.size()));
+    }
 
-    void overwrite(const std::vector<std::size_t> &slots, const std::vector<float> &z,
-                   const std::vector<float> &x) {
-        check(hatebm_bank_overwrite(handle_.get(), slots.data(), slots.size(),
-                                    z.empty() ? nullptr : z.data(), z.size(), x.data(), x.size()));
+    void overwrite(Span<const std::size_t> slots, Span<const float> z, Span<const float> x) {
+        check(hatebm_bank_overwrite(handle_.get(), slots.data(), slots.size(), z.data_or_null(),
+                                    z.size(), x.data(), x.size()));
     }
 
     hatebm_bank *get() const noexcept { return handle_.get(); }
+    std::size_t latent_len() const noexcept { return latent_len_; }
+    std::size_t sample_len() const noexcept { return sample_len_; }
+
+    /// Takes ownership of a bank made by C code (hatebm_bank_new with these
+    /// lengths). Throws hatebm::Error (HATEBM_NULL_PARAMETER) for NULL.
+    static Bank adopt(hatebm_bank *raw, std::size_t latent_len, std::size_t sample_len) {
+        return Bank(detail::Adopt{}, detail::non_null(raw), latent_len, sample_len);
+    }
+    /// Gives the bank to C code (free it with hatebm_bank_free).
+    hatebm_bank *release() noexcept { return handle_.release(); }
 
   private:
+    Bank(detail::Adopt, hatebm_bank *raw, std::size_t latent_len, std::size_t sample_len) noexcept
+        : latent_len_(latent_len), sample_len_(sample_len), handle_(raw) {}
+
     std::size_t latent_len_;
     std::size_t sample_len_;
     Handle<hatebm_bank, hatebm_bank_free> handle_;
@@ -719,11 +963,16 @@ class TrainedModel {
     }
     std::vector<float> sample(const hatebm_sample_params &params) {
         std::vector<float> out(params.n * sample_len());
-        check(hatebm_trained_model_sample(handle_.get(), &params, out.data(), out.size()));
+        sample(params, out);
         return out;
     }
-    std::vector<float> energy(const std::vector<float> &x, bool use_ema = true) {
-        const std::size_t n = x.size() / sample_len();
+    /// Into a caller buffer of params.n * sample_len() floats.
+    void sample(const hatebm_sample_params &params, Span<float> out) {
+        check(hatebm_trained_model_sample(handle_.get(), &params, out.data(), out.size()));
+    }
+    /// Energies of the samples in `x` (x.size() / sample_len() of them).
+    std::vector<float> energy(Span<const float> x, bool use_ema = true) {
+        const std::size_t n = detail::rows(x.size(), sample_len());
         std::vector<float> e(n);
         check(hatebm_trained_model_energy(handle_.get(), x.data(), x.size(), n, use_ema, e.data(),
                                           e.size()));
@@ -731,13 +980,49 @@ class TrainedModel {
     }
     /// Out-of-distribution scores of the samples in `x`: {energies, input-gradient norms},
     /// one of each per sample (hatebm_trained_model_scores; higher = more OOD).
-    std::pair<std::vector<float>, std::vector<float>> scores(const std::vector<float> &x,
+    std::pair<std::vector<float>, std::vector<float>> scores(Span<const float> x,
                                                              bool use_ema = true) {
-        const std::size_t n = x.size() / sample_len();
+        const std::size_t n = detail::rows(x.size(), sample_len());
         std::vector<float> e(n), g(n);
         check(hatebm_trained_model_scores(handle_.get(), x.data(), x.size(), n, use_ema, e.data(),
                                           g.data(), n));
         return {std::move(e), std::move(g)};
+    }
+
+    /// Chooses the transition of later sample() calls: "ula", "mala", "hmc"
+    /// or "baoab" (hatebm_trained_model_set_sampler; HATEBM_CONFIG otherwise).
+    void set_sampler(const std::string &method) {
+        check(hatebm_trained_model_set_sampler(handle_.get(), method.c_str()));
+    }
+    /// The method settings of later sample() calls.
+    hatebm_mcmc_params mcmc_params() {
+        hatebm_mcmc_params m = hatebm_mcmc_default_params();
+        check(hatebm_trained_model_mcmc_params(handle_.get(), &m));
+        return m;
+    }
+    /// Sets them (the model is unchanged when this throws).
+    void set_mcmc(const hatebm_mcmc_params &mcmc) {
+        check(hatebm_trained_model_set_mcmc(handle_.get(), &mcmc));
+    }
+    /// Acceptance statistics of the last sample() call's last batch.
+    hatebm_mh_stats mh_stats() {
+        hatebm_mh_stats mh{};
+        check(hatebm_trained_model_mh_stats(handle_.get(), &mh));
+        return mh;
+    }
+    /// An AIS estimate of log Z of the energy at the run's temperature
+    /// (hatebm_trained_model_log_z).
+    hatebm_ais_result log_z(const hatebm_ais_params &params, bool use_ema = true) {
+        return log_z(params, use_ema, {});
+    }
+    /// The same, also writing the chains' log weights into `log_weights`
+    /// (params.chains doubles, or empty to skip them).
+    hatebm_ais_result log_z(const hatebm_ais_params &params, bool use_ema,
+                            Span<double> log_weights) {
+        hatebm_ais_result r{};
+        check(hatebm_trained_model_log_z(handle_.get(), &params, use_ema, &r,
+                                         log_weights.data_or_null(), log_weights.size()));
+        return r;
     }
     hatebm_trained_model *get() const noexcept { return handle_.get(); }
 
@@ -755,6 +1040,58 @@ class TrainedModel {
     Handle<hatebm_trained_model, hatebm_trained_model_free> handle_;
 };
 
+/// A harness's collectives over the ranks of a data-parallel run (hatebm_comm)
+/// as C++ callables, for Session::distributed / resume_distributed. The
+/// session owns them (moved to the heap, destroyed when the session is
+/// freed). A callable reports failure by throwing: the library call then
+/// fails with HATEBM_DISTRIBUTED and the exception's what() in its message.
+struct Comm {
+    std::size_t rank = 0;  ///< this rank, 0 .. size
+    std::size_t size = 1;  ///< number of ranks
+    /// Required when size > 1: concatenates every rank's `count` bytes at
+    /// `send` into `recv` (size * count bytes), in rank order, on every rank.
+    std::function<void(const void *send, std::size_t count, void *recv)> all_gather;
+    /// Optional: sums `count` floats element-wise over the ranks, in place
+    /// (used only with dist.reduce = "all_reduce").
+    std::function<void(float *buf, std::size_t count)> all_reduce_sum;
+};
+
+namespace detail {
+struct CommState : CallbackState {
+    explicit CommState(Comm c) : comm(std::move(c)) {}
+    Comm comm;
+
+    static int all_gather(const void *send, std::size_t count, void *recv, void *ud) noexcept {
+        auto *self = static_cast<CommState *>(ud);
+        return self->guard([&] { self->comm.all_gather(send, count, recv); });
+    }
+    static int all_reduce_sum(float *buf, std::size_t count, void *ud) noexcept {
+        auto *self = static_cast<CommState *>(ud);
+        return self->guard([&] { self->comm.all_reduce_sum(buf, count); });
+    }
+    static void destroy(void *ud) noexcept { delete static_cast<CommState *>(ud); }
+};
+
+/// Calls `make(const hatebm_comm *, hatebm_session **out)` with a hatebm_comm
+/// over `comm`'s callables; the library owns them once it succeeds (and
+/// frees them through `free`), the wrapper until then.
+template <typename Make>
+hatebm_session *with_comm(Comm comm, Make &&make) {
+    auto state = std::make_unique<CommState>(std::move(comm));
+    hatebm_comm c = hatebm_comm_default();
+    c.rank = state->comm.rank;
+    c.size = state->comm.size;
+    c.all_gather = state->comm.all_gather ? &CommState::all_gather : nullptr;
+    c.all_reduce_sum_f32 = state->comm.all_reduce_sum ? &CommState::all_reduce_sum : nullptr;
+    c.user_data = state.get();
+    c.free = &CommState::destroy;
+    hatebm_session *raw = nullptr;
+    check(make(&c, &raw));
+    state.release();  // freed by the session through c.free
+    return raw;
+}
+}  // namespace detail
+
 /// A training session (hatebm_session). Movable, not copyable; one thread at a time.
 class Session {
   public:
@@ -765,6 +1102,31 @@ class Session {
         Session s;
         check(hatebm_session_resume(path.c_str(), cfg != nullptr ? cfg->get() : nullptr,
                                     s.handle_.out()));
+        return s;
+    }
+
+    /// One rank's session of a data-parallel run over `comm`
+    /// (hatebm_session_new_distributed): every rank calls it with the same
+    /// configuration, then makes the same calls in the same order.
+    static Session distributed(const Config &cfg, Comm comm) {
+        return adopt(detail::with_comm(std::move(comm), [&](const hatebm_comm *c, hatebm_session **out) {
+            return hatebm_session_new_distributed(cfg.get(), c, out);
+        }));
+    }
+    /// Resumes one rank of a data-parallel run (hatebm_session_resume_distributed).
+    static Session resume_distributed(const std::string &path, Comm comm,
+                                      const Config *cfg = nullptr) {
+        return adopt(detail::with_comm(std::move(comm), [&](const hatebm_comm *c, hatebm_session **out) {
+            return hatebm_session_resume_distributed(
+                path.c_str(), cfg != nullptr ? cfg->get() : nullptr, c, out);
+        }));
+    }
+    /// One rank's session over an MPI communicator given as its Fortran
+    /// handle, MPI_Comm_c2f(comm) (hatebm_session_new_mpi; throws
+    /// HATEBM_DISTRIBUTED in a library built without the `mpi` feature).
+    static Session mpi(const Config &cfg, int mpi_comm_f) {
+        Session s;
+        check(hatebm_session_new_mpi(cfg.get(), mpi_comm_f, s.handle_.out()));
         return s;
     }
 
@@ -822,25 +1184,25 @@ class Session {
         return l;
     }
 
-    std::vector<float> energy(const std::vector<float> &x, std::size_t n) const {
+    std::vector<float> energy(Span<const float> x, std::size_t n) const {
         std::vector<float> e(n);
         check(hatebm_session_energy(handle_.get(), x.data(), x.size(), n, e.data(), e.size()));
         return e;
     }
     /// (energies, gradients).
-    std::pair<std::vector<float>, std::vector<float>> energy_grad(const std::vector<float> &x,
+    std::pair<std::vector<float>, std::vector<float>> energy_grad(Span<const float> x,
                                                                   std::size_t n) const {
         std::vector<float> e(n), g(x.size());
         check(hatebm_session_energy_grad(handle_.get(), x.data(), x.size(), n, e.data(), e.size(),
                                          g.data(), g.size()));
         return {std::move(e), std::move(g)};
     }
-    std::vector<float> generate(const std::vector<float> &z, std::size_t n) const {
+    std::vector<float> generate(Span<const float> z, std::size_t n) const {
         std::vector<float> x(n * sample_len());
         check(hatebm_session_generate(handle_.get(), z.data(), z.size(), n, x.data(), x.size()));
         return x;
     }
-    std::vector<float> generator_vjp(const std::vector<float> &z, const std::vector<float> &cot,
+    std::vector<float> generator_vjp(Span<const float> z, Span<const float> cot,
                                      std::size_t n) const {
         std::vector<float> g(z.size());
         check(hatebm_session_generator_vjp(handle_.get(), z.data(), z.size(), cot.data(),
@@ -853,13 +1215,40 @@ class Session {
         check(hatebm_session_langevin_params(handle_.get(), &p));
         return p;
     }
-    /// Langevin with the session's networks; `z` may be null (sample space).
-    hatebm_langevin_stats langevin(const hatebm_langevin_params &params, std::vector<float> *z,
-                                   std::vector<float> &y, std::size_t n) {
-        hatebm_langevin_stats stats{};
-        check(hatebm_session_langevin(handle_.get(), &params, z != nullptr ? z->data() : nullptr,
-                                      z != nullptr ? z->size() : 0, y.data(), y.size(), n, &stats));
-        return stats;
+    /// The method settings of the training chains (hatebm_session_mcmc_params).
+    hatebm_mcmc_params mcmc_params() const {
+        hatebm_mcmc_params m = hatebm_mcmc_default_params();
+        check(hatebm_session_mcmc_params(handle_.get(), &m));
+        return m;
+    }
+    /// Acceptance statistics of the last iteration's negative chains; throws
+    /// (HATEBM_INVALID_ARGUMENT) before this session's first iteration.
+    hatebm_mh_stats mh_stats() const {
+        hatebm_mh_stats mh{};
+        check(hatebm_session_mh_stats(handle_.get(), &mh));
+        return mh;
+    }
+
+    /// Langevin with the session's networks in sample space (modes without a
+    /// generator): `y` holds n = y.size() / sample_len() chains, updated in
+    /// place (unchanged when it throws).
+    hatebm_langevin_stats langevin(const hatebm_langevin_params &params, Span<float> y) {
+        return run_chains(params, nullptr, {}, y).langevin;
+    }
+    /// The same through the generator: `z` holds n * latent_len() latents,
+    /// `y` n * sample_len() residuals.
+    hatebm_langevin_stats langevin(const hatebm_langevin_params &params, Span<float> z,
+                                   Span<float> y) {
+        return run_chains(params, nullptr, z, y).langevin;
+    }
+    /// hatebm_session_langevin_mcmc: langevin() with the transition of `mcmc`.
+    McmcStats langevin_mcmc(const hatebm_langevin_params &params, const hatebm_mcmc_params &mcmc,
+                            Span<float> y) {
+        return run_chains(params, &mcmc, {}, y);
+    }
+    McmcStats langevin_mcmc(const hatebm_langevin_params &params, const hatebm_mcmc_params &mcmc,
+                            Span<float> z, Span<float> y) {
+        return run_chains(params, &mcmc, z, y);
     }
 
     hatebm_step_stats step() {
@@ -902,10 +1291,27 @@ class Session {
         return n;
     }
 
+    /// Bank slot `slot` as (z, x); z is empty for an images-only bank.
+    std::pair<std::vector<float>, std::vector<float>> bank_read(std::size_t slot) const {
+        std::vector<float> z(latent_len()), x(sample_len());
+        bank_read(slot, z, x);
+        return {std::move(z), std::move(x)};
+    }
+    /// Into caller buffers of latent_len() (or empty, to skip the latent) and
+    /// sample_len() floats (hatebm_session_bank_read).
+    void bank_read(std::size_t slot, Span<float> z, Span<float> x) const {
+        check(hatebm_session_bank_read(handle_.get(), slot, z.data_or_null(), z.size(), x.data(),
+                                       x.size()));
+    }
+
     std::vector<float> sample(const hatebm_sample_params &params) {
         std::vector<float> out(params.n * sample_len());
-        check(hatebm_session_sample(handle_.get(), &params, out.data(), out.size()));
+        sample(params, out);
         return out;
+    }
+    /// Into a caller buffer of params.n * sample_len() floats.
+    void sample(const hatebm_sample_params &params, Span<float> out) {
+        check(hatebm_session_sample(handle_.get(), &params, out.data(), out.size()));
     }
 
     hatebm_session *get() const noexcept { return handle_.get(); }
@@ -923,17 +1329,31 @@ class Session {
 
   private:
     Session() = default;
+
+    McmcStats run_chains(const hatebm_langevin_params &params, const hatebm_mcmc_params *mcmc,
+                         Span<float> z, Span<float> y) {
+        McmcStats out{hatebm_langevin_stats{}, hatebm_mh_stats{}};
+        const std::size_t n = detail::rows(y.size(), sample_len());
+        check(mcmc == nullptr
+                  ? hatebm_session_langevin(handle_.get(), &params, z.data_or_null(), z.size(),
+                                            y.data(), y.size(), n, &out.langevin)
+                  : hatebm_session_langevin_mcmc(handle_.get(), &params, mcmc, z.data_or_null(),
+                                                 z.size(), y.data(), y.size(), n, &out.langevin,
+                                                 &out.mh));
+        return out;
+    }
+
     Handle<hatebm_session, hatebm_session_free> handle_;
 };
 
 /// Writes n images (NCHW floats in [-1, 1]) as a PNG grid.
-inline void save_image_grid(const std::string &path, const std::vector<float> &data, std::size_t n,
+inline void save_image_grid(const std::string &path, Span<const float> data, std::size_t n,
                             std::size_t c, std::size_t h, std::size_t w) {
     check(hatebm_save_image_grid(path.c_str(), data.data(), data.size(), n, c, h, w));
 }
 
 /// Writes a float32 .npy file.
-inline void save_npy(const std::string &path, const std::vector<float> &data,
+inline void save_npy(const std::string &path, Span<const float> data,
                      const std::vector<std::size_t> &shape) {
     check(hatebm_save_npy(path.c_str(), data.data(), data.size(), shape.data(), shape.size()));
 }

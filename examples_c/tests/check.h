@@ -97,4 +97,20 @@ static inline int check_summary(const char *name) {
     return check_failed_ == 0 ? 0 : 1;
 }
 
+#ifdef __cplusplus
+/* C++ tests: whether `f()` throws hatebm::Error with status `want` (needs
+ * hatebm.hpp, included before this header). */
+#ifdef HATEBM_HPP
+template <typename F>
+static inline bool throws_status(F &&f, hatebm_status want) {
+    try {
+        f();
+    } catch (const hatebm::Error &e) {
+        return e.status() == want;
+    }
+    return false;
+}
+#endif
+#endif
+
 #endif /* HATEBM_TEST_CHECK_H */

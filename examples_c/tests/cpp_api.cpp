@@ -161,7 +161,7 @@ void test_custom_models() {
     p.clip_res = 0.0f;
     p.noise = false;  // gradient descent: converges to the minimum
     std::vector<float> y(8, 0.0f);
-    const hatebm_langevin_stats st = hatebm::langevin(moved, nullptr, p, nullptr, y, 4);
+    const hatebm_langevin_stats st = hatebm::langevin(moved, p, y);
     CHECK(calls == 200 && st.steps == 200);
     bool at_min = true;
     for (float v : y) {
@@ -196,7 +196,7 @@ void test_custom_models() {
     p.eps_latent = 0.05f;
     p.eps_res = 0.1f;
     p.steps = 5;
-    hatebm::langevin(moved, &gen, p, &z, yy, 5);
+    hatebm::langevin(moved, gen, p, z, yy);
     CHECK(z != zx.first);
     bank.overwrite(slots, z, yy);
     CHECK(bank.gather(slots).first == z);
