@@ -2,7 +2,9 @@
 // hatebm::first_non_finite (vector and pointer + length), hatebm::log_set /
 // log_set_level / log_clear, Config::from_checkpoint, adopting and releasing
 // raw C handles (Config, Session, TrainedModel), and Session::train returning
-// false for a normal cancel.
+// false for a normal cancel; items 7 and 4 through the wrapper: the iteration
+// counters follow one convention, and a string getter (a size query, then the
+// copy) leaves the last error untouched.
 #include <hatebm.hpp>
 
 #include <cmath>
@@ -149,9 +151,32 @@ void test_adopt_and_release(const std::string &ck) {
 
 }  // namespace
 
+void test_counters_and_quiet_size_queries() {
+    hatebm::Session s(tiny("counters"));
+    CHECK(s.iteration() == 0);
+    hatebm_step_stats st = s.step();
+    CHECK(st.iterations_done == 1 && s.iteration() == 1);
+    std::vector<std::uint64_t> seen, in_stats;
+    bool finished = s.train(3, [&](const hatebm_progress &p) {
+        seen.push_back(p.iterations_done);
+        in_stats.push_back(p.stats.iterations_done);
+        return true;
+    });
+    CHECK(finished);
+    CHECK((seen == std::vector<std::uint64_t>{2, 3, 4}) && seen == in_stats);
+    CHECK(s.last_stats().iterations_done == 4 && s.iteration() == 4);
+    // A failure sets the last error; the getters' size queries do not touch it.
+    CHECK(hatebm_config_set(nullptr, "seed", "1") == HATEBM_NULL_PARAMETER);
+    const std::string before = hatebm::last_error_message();
+    CHECK(!s.backend_name().empty());
+    CHECK(!s.config_toml().empty());
+    CHECK(hatebm::last_error_message() == before);
+}
+
 int main() {
     try {
         hatebm::check_abi();
+        test_counters_and_quiet_size_queries();
         test_first_non_finite();
         test_logging();
         test_train_cancel_is_not_an_error();
