@@ -10,6 +10,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("digits", include_str!("../../../configs/digits.toml")),
     ("toy2d", include_str!("../../../configs/toy2d.toml")),
     ("mnist", include_str!("../../../configs/mnist.toml")),
+    ("mnist_mlp", include_str!("../../../configs/mnist_mlp.toml")),
     (
         "cifar10_synth",
         include_str!("../../../configs/cifar10_synth.toml"),
