@@ -27,7 +27,7 @@
 use rayon::prelude::*;
 
 use super::conv_direct::{self, conv_direct};
-use super::gemm::gemm_s;
+use super::gemm::{MatMut, MatRef, gemm};
 use super::scalar::Scalar;
 use super::util::{Scratch, add_partials, reduce_partition, sum};
 
@@ -166,7 +166,6 @@ fn plan(kdim: usize, h: usize, w: usize, max_group: usize, col_elems: usize) -> 
 /// Writes rows `r0..r1` of the `im2col` matrix of one sample `x` `[cin, h, w]`:
 /// `col[(ci·k + ky)·k + kx, c0 + (i − r0)·w + j] = x[ci, i + ky − k/2, j + kx − k/2]`
 /// (0 outside the image), with row stride `ld`.
-#[allow(clippy::too_many_arguments)]
 fn im2col<T: Scalar>(
     x: &[T],
     cin: usize,
@@ -240,7 +239,6 @@ fn prepare_out<T: Scalar>(
 
 /// `y ← [y +] conv(x; wmat) [+ bias]` for a stride-1 SAME convolution given as the
 /// matrix `wmat [co, ci·k·k]`; x `[batch, ci, h, w]`, y `[batch, co, h, w]`.
-#[allow(clippy::too_many_arguments)]
 fn conv_apply<T: Scalar>(
     batch: usize,
     ci: usize,
@@ -287,17 +285,12 @@ fn conv_apply<T: Scalar>(
             .zip(x.par_chunks(xs))
             .for_each(|(yb, xb)| {
                 let beta = prepare_out(yb, co, hw, hw, bias, acc);
-                gemm_s(
-                    co,
-                    kdim,
-                    hw,
-                    wmat,
-                    (kdim as isize, 1),
-                    xb,
-                    (hw as isize, 1),
+                gemm(
+                    T::ONE,
+                    MatRef::new(wmat, co, kdim, (kdim as isize, 1)),
+                    MatRef::new(xb, kdim, hw, (hw as isize, 1)),
                     beta,
-                    yb,
-                    (hw as isize, 1),
+                    MatMut::new(yb, co, hw, (hw as isize, 1)),
                 );
             });
         return;
@@ -326,17 +319,12 @@ fn conv_apply<T: Scalar>(
                     im2col(xg, ci, h, w, k, r0, r1, &mut col, nc, 0);
                     let out = &mut yg[r0 * w..];
                     let beta = prepare_out(out, co, hw, nc, bias, acc);
-                    gemm_s(
-                        co,
-                        kdim,
-                        nc,
-                        wmat,
-                        (kdim as isize, 1),
-                        &col,
-                        (nc as isize, 1),
+                    gemm(
+                        T::ONE,
+                        MatRef::new(wmat, co, kdim, (kdim as isize, 1)),
+                        MatRef::new(&col, kdim, nc, (nc as isize, 1)),
                         beta,
-                        out,
-                        (hw as isize, 1),
+                        MatMut::new(out, co, nc, (hw as isize, 1)),
                     );
                     r0 = r1;
                 }
@@ -347,17 +335,12 @@ fn conv_apply<T: Scalar>(
                     im2col(xb, ci, h, w, k, 0, h, &mut col, nc, j * hw);
                 }
                 let mut out = Scratch::<T>::new(co * nc);
-                gemm_s(
-                    co,
-                    kdim,
-                    nc,
-                    wmat,
-                    (kdim as isize, 1),
-                    &col,
-                    (nc as isize, 1),
+                gemm(
+                    T::ONE,
+                    MatRef::new(wmat, co, kdim, (kdim as isize, 1)),
+                    MatRef::new(&col, kdim, nc, (nc as isize, 1)),
                     T::ZERO,
-                    &mut out,
-                    (nc as isize, 1),
+                    MatMut::new(&mut out, co, nc, (nc as isize, 1)),
                 );
                 for (j, yb) in yg.chunks_exact_mut(ys).enumerate() {
                     for (o, yr) in yb.chunks_exact_mut(hw).enumerate() {
@@ -380,7 +363,6 @@ fn conv_apply<T: Scalar>(
 /// place as the `[ci, hw]` matrix), then `y[o, i, j] (+)= bias[o] + Σ_{ky, kx}
 /// Z[(o, ky, kx), (i + ky − k/2, j + kx − k/2)]` (taps outside the image are the zero
 /// padding and are skipped), added in tap order.
-#[allow(clippy::too_many_arguments)]
 fn conv_shift_add<T: Scalar>(
     ci: usize,
     co: usize,
@@ -411,17 +393,12 @@ fn conv_shift_add<T: Scalar>(
         .for_each(|(yb, xb)| {
             let mut z = Scratch::<T>::new(co * kk * hw);
             let ld = hw as isize;
-            gemm_s(
-                co * kk,
-                ci,
-                hw,
-                wr,
-                (ci as isize, 1),
-                xb,
-                (ld, 1),
+            gemm(
+                T::ONE,
+                MatRef::new(wr, co * kk, ci, (ci as isize, 1)),
+                MatRef::new(xb, ci, hw, (ld, 1)),
                 T::ZERO,
-                &mut z,
-                (ld, 1),
+                MatMut::new(&mut z, co * kk, hw, (ld, 1)),
             );
             for (o, yo) in yb.chunks_exact_mut(hw).enumerate() {
                 match (acc, bias) {
@@ -667,17 +644,12 @@ fn params_part_k1<T: Scalar>(g: &Conv2dGeom, xp: &[T], dyp: &[T], pw: &mut [T]) 
     let (hw, ci, co) = (g.hw(), g.cin, g.cout);
     let ld = hw as isize;
     for (xb, dyb) in xp.chunks_exact(ci * hw).zip(dyp.chunks_exact(co * hw)) {
-        gemm_s(
-            co,
-            hw,
-            ci,
-            dyb,
-            (ld, 1),
-            xb,
-            (1, ld),
+        gemm(
             T::ONE,
-            pw,
-            (ci as isize, 1),
+            MatRef::new(dyb, co, hw, (ld, 1)),
+            MatRef::new(xb, hw, ci, (1, ld)),
+            T::ONE,
+            MatMut::new(pw, co, ci, (ci as isize, 1)),
         );
     }
 }
@@ -697,17 +669,12 @@ fn params_part_im2col<T: Scalar>(g: &Conv2dGeom, pl: Plan, xp: &[T], dyp: &[T], 
                 let mut col = Scratch::<T>::new(kdim * nc);
                 im2col(xb, ci, h, w, k, r0, r1, &mut col, nc, 0);
                 let dyc = &dyb[r0 * w..];
-                gemm_s(
-                    co,
-                    nc,
-                    kdim,
-                    dyc,
-                    (hw as isize, 1),
-                    &col,
-                    (1, nc as isize),
+                gemm(
                     T::ONE,
-                    pw,
-                    ldw,
+                    MatRef::new(dyc, co, nc, (hw as isize, 1)),
+                    MatRef::new(&col, nc, kdim, (1, nc as isize)),
+                    T::ONE,
+                    MatMut::new(pw, co, kdim, ldw),
                 );
                 r0 = r1;
             }
@@ -740,17 +707,12 @@ fn params_part_im2col<T: Scalar>(g: &Conv2dGeom, pl: Plan, xp: &[T], dyp: &[T], 
             }
         }
         let ld = (nc as isize, 1);
-        gemm_s(
-            co,
-            nc,
-            kdim,
-            &dyg,
-            ld,
-            &col,
-            (1, nc as isize),
+        gemm(
             T::ONE,
-            pw,
-            ldw,
+            MatRef::new(&dyg, co, nc, ld),
+            MatRef::new(&col, nc, kdim, (1, nc as isize)),
+            T::ONE,
+            MatMut::new(pw, co, kdim, ldw),
         );
         s0 += gs;
     }
@@ -766,17 +728,12 @@ fn params_part_transposed<T: Scalar>(g: &Conv2dGeom, xp: &[T], dyp: &[T], pw: &m
     for (xb, dyb) in xp.chunks_exact(ci * hw).zip(dyp.chunks_exact(co * hw)) {
         let mut col = Scratch::<T>::new(rows * hw);
         im2col(dyb, co, h, w, k, 0, h, &mut col, hw, 0);
-        gemm_s(
-            rows,
-            hw,
-            ci,
-            &col,
-            (ld, 1),
-            xb,
-            (1, ld),
+        gemm(
             T::ONE,
-            pw,
-            (ci as isize, 1),
+            MatRef::new(&col, rows, hw, (ld, 1)),
+            MatRef::new(xb, hw, ci, (1, ld)),
+            T::ONE,
+            MatMut::new(pw, rows, ci, (ci as isize, 1)),
         );
     }
 }
