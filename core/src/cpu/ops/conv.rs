@@ -73,6 +73,15 @@ impl Conv2dGeom {
     pub fn macs(&self) -> usize {
         self.y_len() * self.cin * self.k * self.k
     }
+    /// The geometry with `cin` and `cout` swapped: the backward-input pass is the
+    /// forward convolution of `dy` with the flipped, transposed kernel.
+    pub(super) fn transposed(&self) -> Self {
+        Conv2dGeom {
+            cin: self.cout,
+            cout: self.cin,
+            ..*self
+        }
+    }
     /// Rows of the `im2col` matrix, `cin·k·k`.
     fn kdim(&self) -> usize {
         self.cin * self.k * self.k
@@ -237,15 +246,11 @@ fn prepare_out<T: Scalar>(
     }
 }
 
-/// `y ← [y +] conv(x; wmat) [+ bias]` for a stride-1 SAME convolution given as the
-/// matrix `wmat [co, ci·k·k]`; x `[batch, ci, h, w]`, y `[batch, co, h, w]`.
+/// `y ← [y +] conv(x; wmat) [+ bias]` for the stride-1 SAME convolution `g` given as
+/// the matrix `wmat [co, ci·k·k]` (`ci = g.cin`, `co = g.cout`); x `[batch, ci, h, w]`,
+/// y `[batch, co, h, w]`.
 fn conv_apply<T: Scalar>(
-    batch: usize,
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    k: usize,
+    g: &Conv2dGeom,
     x: &[T],
     wmat: &[T],
     bias: Option<&[T]>,
@@ -253,6 +258,14 @@ fn conv_apply<T: Scalar>(
     acc: bool,
     tune: Tuning,
 ) {
+    let Conv2dGeom {
+        batch,
+        cin: ci,
+        cout: co,
+        h,
+        w,
+        k,
+    } = *g;
     let hw = h * w;
     let kdim = ci * k * k;
     if batch == 0 || co == 0 || hw == 0 {
@@ -276,7 +289,7 @@ fn conv_apply<T: Scalar>(
         && let (Some(x), Some(wm), Some(y)) = (T::as_f32(x), T::as_f32(wmat), T::as_f32_mut(y))
     {
         let b = bias.map(|b| T::as_f32(b).expect("bias has the element type of x"));
-        conv_direct(batch, ci, co, h, w, k, x, wm, b, y, acc);
+        conv_direct(g, x, wm, b, y, acc);
         return;
     }
     if k == 1 {
@@ -296,7 +309,7 @@ fn conv_apply<T: Scalar>(
         return;
     }
     if shift_add {
-        conv_shift_add(ci, co, h, w, k, x, wmat, bias, y, acc);
+        conv_shift_add(g, x, wmat, bias, y, acc);
         return;
     }
     let pl = plan(
@@ -364,17 +377,21 @@ fn conv_apply<T: Scalar>(
 /// Z[(o, ky, kx), (i + ky − k/2, j + kx − k/2)]` (taps outside the image are the zero
 /// padding and are skipped), added in tap order.
 fn conv_shift_add<T: Scalar>(
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    k: usize,
+    g: &Conv2dGeom,
     x: &[T],
     wmat: &[T],
     bias: Option<&[T]>,
     y: &mut [T],
     acc: bool,
 ) {
+    let Conv2dGeom {
+        cin: ci,
+        cout: co,
+        h,
+        w,
+        k,
+        ..
+    } = *g;
     let (hw, kk) = (h * w, k * k);
     let kdim = ci * kk;
     let p = (k / 2) as isize;
@@ -484,9 +501,7 @@ fn conv2d_forward_with<T: Scalar>(
     if let Some(b) = b {
         check_lens(F, g, "b", b, g.cout, "cout");
     }
-    conv_apply(
-        g.batch, g.cin, g.cout, g.h, g.w, g.k, x, w, b, y, false, tune,
-    );
+    conv_apply(g, x, w, b, y, false, tune);
 }
 
 /// Backward pass to the input: `dx = ∂⟨dy, y⟩/∂x`, i.e. `dx[b, ci, a, c] =
@@ -537,9 +552,7 @@ fn conv2d_backward_input_with<T: Scalar>(
             }
         }
     }
-    conv_apply(
-        g.batch, g.cout, g.cin, g.h, g.w, g.k, dy, &wflip, None, dx, acc, tune,
-    );
+    conv_apply(&g.transposed(), dy, &wflip, None, dx, acc, tune);
 }
 
 /// Backward pass to the parameters, **accumulating**: `dw += ∂⟨dy, y⟩/∂w`,
