@@ -127,7 +127,6 @@ fn run(
 }
 
 /// The parallel loop over row blocks of [`run`].
-#[allow(clippy::too_many_arguments)]
 fn run_blocks(
     path: Path,
     layers: &[Layer<'_>],
@@ -345,7 +344,6 @@ fn block_fm(
 /// Feature-major `y [co, n] = W x [ci, n] (+ b)` with `W[o, c] = wt(o, c)`: the direct
 /// kernel with `W` packed in `wp` (the wide layers), or row-vector loops (thin layers,
 /// `wp = None`).
-#[allow(clippy::too_many_arguments)]
 fn fm_layer(
     ci: usize,
     co: usize,
