@@ -69,3 +69,4 @@ pub use pool::{
 };
 pub use scalar::Scalar;
 pub use upsample::{upsample_bilinear2_backward, upsample_bilinear2_forward};
+pub(crate) use util::Scratch;
