@@ -809,7 +809,6 @@ pub mod host {
     ///
     /// # Errors
     /// As [`LangevinSampler::run`]; [`crate::Error::Config`] for bad knobs.
-    #[allow(clippy::too_many_arguments)]
     pub fn langevin<B: Backend>(
         be: &B,
         energy: &dyn Energy<B>,

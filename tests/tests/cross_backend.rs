@@ -661,7 +661,6 @@ struct ModeRun {
     x_neg: Vec<f32>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn mode_run<B: BuildNets>(
     be: &B,
     mode: Mode,

@@ -115,7 +115,6 @@ pub struct MemorizationReport {
 /// empty set, or a threshold that is not finite and positive;
 /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) when a length is not
 /// `n·d`; [`Error::NonFinite`](crate::Error::NonFinite) for a NaN / ±∞ input.
-#[allow(clippy::too_many_arguments)]
 pub fn memorization_check<T: Real>(
     train: &[T],
     n_train: usize,

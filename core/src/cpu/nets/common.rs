@@ -243,7 +243,6 @@ pub fn bn_fwd(
 ///
 /// # Errors
 /// As [`grad_pair`].
-#[allow(clippy::too_many_arguments)]
 pub fn bn_bwd(
     params: &ParamSet<CpuBackend>,
     n: BnIdx,
@@ -257,29 +256,14 @@ pub fn bn_bwd(
     grads: Option<&mut Grads<CpuBackend>>,
 ) -> Result<()> {
     let (gamma, mean, var) = (pv(params, n.gamma), pv(params, n.mean), pv(params, n.var));
-    match grads {
+    let pgrads = match grads {
         Some(gr) => {
             let (dg, db) = grad_pair(gr, n.gamma, n.beta)?;
-            ops::bn_inference_backward(
-                b,
-                c,
-                hw,
-                eps,
-                x,
-                dy,
-                gamma,
-                mean,
-                var,
-                dx,
-                false,
-                Some(dg),
-                Some(db),
-            );
+            ops::BnParamGrads::both(dg, db)
         }
-        None => ops::bn_inference_backward(
-            b, c, hw, eps, x, dy, gamma, mean, var, dx, false, None, None,
-        ),
-    }
+        None => ops::BnParamGrads::none(),
+    };
+    ops::bn_inference_backward(b, c, hw, eps, x, dy, gamma, mean, var, dx, false, pgrads);
     Ok(())
 }
 

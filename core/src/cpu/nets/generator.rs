@@ -159,7 +159,6 @@ impl CpuConvGenerator {
 
     /// Batch norm forward in the current mode; in training mode the batch
     /// statistics are appended to `stats`.
-    #[allow(clippy::too_many_arguments)]
     fn bn_forward(
         &self,
         n: BnIdx,
@@ -193,7 +192,6 @@ impl CpuConvGenerator {
 
     /// Batch norm backward (input gradient overwrites `dx`); `stats` holds the
     /// `[mean | var]` of this layer in training mode.
-    #[allow(clippy::too_many_arguments)]
     fn bn_backward(
         &self,
         n: BnIdx,
@@ -219,29 +217,14 @@ impl CpuConvGenerator {
                 &mut scratch[..]
             }
         };
-        match grads {
+        let pgrads = match grads {
             Some(gr) => {
                 let (dg, db) = grad_pair(gr, n.gamma, n.beta)?;
-                ops::bn_train_backward(
-                    b,
-                    c,
-                    hw,
-                    BN_EPS,
-                    x,
-                    dy,
-                    gamma,
-                    m,
-                    v,
-                    dx,
-                    false,
-                    Some(dg),
-                    Some(db),
-                );
+                ops::BnParamGrads::both(dg, db)
             }
-            None => {
-                ops::bn_train_backward(b, c, hw, BN_EPS, x, dy, gamma, m, v, dx, false, None, None)
-            }
-        }
+            None => ops::BnParamGrads::none(),
+        };
+        ops::bn_train_backward(b, c, hw, BN_EPS, x, dy, gamma, m, v, dx, false, pgrads);
         Ok(())
     }
 

@@ -17,18 +17,12 @@
 //! loops. Elsewhere it runs row-major with `matrixmultiply` GEMMs. Each path is
 //! deterministic in the same sense; the two round differently.
 
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
-use crate::cpu::ops;
+use crate::cpu::ops::{self, Scratch};
 
 /// Rows per block.
 pub const ROWS: usize = 128;
-
-thread_local! {
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
 
 /// A layer: weight `[dout, din]` row-major and bias `[dout]`.
 #[derive(Clone, Copy)]
@@ -127,7 +121,6 @@ fn run(
 }
 
 /// The parallel loop over row blocks of [`run`].
-#[allow(clippy::too_many_arguments)]
 fn run_blocks(
     path: Path,
     layers: &[Layer<'_>],
@@ -138,14 +131,9 @@ fn run_blocks(
     e: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
-    let blk = |xb: &[f32], eb: &mut [f32], dxb: Option<&mut [f32]>| {
-        SCRATCH.with(|s| {
-            let s = &mut s.borrow_mut();
-            match path {
-                Path::RowMajor => block(layers, slope, xb, eb, dxb, s),
-                Path::FeatureMajor => block_fm(layers, packed, slope, xb, eb, dxb, s),
-            }
-        })
+    let blk = |xb: &[f32], eb: &mut [f32], dxb: Option<&mut [f32]>| match path {
+        Path::RowMajor => block(layers, slope, xb, eb, dxb),
+        Path::FeatureMajor => block_fm(layers, packed, slope, xb, eb, dxb),
     };
     match dx {
         Some(dx) => {
@@ -183,20 +171,13 @@ fn check(layers: &[Layer<'_>], x: &[f32], e: &[f32]) -> usize {
     din
 }
 
-fn block(
-    layers: &[Layer<'_>],
-    slope: f32,
-    x: &[f32],
-    e: &mut [f32],
-    dx: Option<&mut [f32]>,
-    scratch: &mut Vec<f32>,
-) {
+fn block(layers: &[Layer<'_>], slope: f32, x: &[f32], e: &mut [f32], dx: Option<&mut [f32]>) {
     let r = e.len();
     // Scratch layout: pre-activations a_i [r, dout_i] for every layer, then two
     // gradient buffers of the widest layer.
     let widest = layers.iter().map(|l| l.din.max(l.dout)).max().unwrap_or(1);
     let pre_len: usize = layers.iter().map(|l| r * l.dout).sum();
-    scratch.resize(pre_len + 3 * r * widest, 0.0);
+    let mut scratch = Scratch::<f32>::new(pre_len + 3 * r * widest);
     let (pre, rest) = scratch.split_at_mut(pre_len);
     let (hbuf, rest) = rest.split_at_mut(r * widest);
     let (g0, g1) = rest.split_at_mut(r * widest);
@@ -259,7 +240,6 @@ fn block_fm(
     x: &[f32],
     e: &mut [f32],
     dx: Option<&mut [f32]>,
-    scratch: &mut Vec<f32>,
 ) {
     let (r, din) = (e.len(), layers[0].din);
     let rp = r.next_multiple_of(16);
@@ -267,7 +247,7 @@ fn block_fm(
     // buffer of the widest layer for activations and two for gradients.
     let widest = layers.iter().map(|l| l.din.max(l.dout)).max().unwrap_or(1);
     let pre_len: usize = layers.iter().map(|l| rp * l.dout).sum();
-    scratch.resize(rp * din + pre_len + 3 * rp * widest, 0.0);
+    let mut scratch = Scratch::<f32>::new(rp * din + pre_len + 3 * rp * widest);
     let (xt, rest) = scratch.split_at_mut(rp * din);
     let (pre, rest) = rest.split_at_mut(pre_len);
     let (hbuf, rest) = rest.split_at_mut(rp * widest);
@@ -345,7 +325,6 @@ fn block_fm(
 /// Feature-major `y [co, n] = W x [ci, n] (+ b)` with `W[o, c] = wt(o, c)`: the direct
 /// kernel with `W` packed in `wp` (the wide layers), or row-vector loops (thin layers,
 /// `wp = None`).
-#[allow(clippy::too_many_arguments)]
 fn fm_layer(
     ci: usize,
     co: usize,

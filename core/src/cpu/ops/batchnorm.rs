@@ -23,6 +23,35 @@ fn check(f: &str, what: &str, len: usize, want: usize, formula: &str) {
     );
 }
 
+/// The parameter-gradient outputs of a batch-norm backward pass: each `[c]` (one value
+/// per channel) and **accumulated into** (`+=`), never overwritten; `None` skips that
+/// gradient (and its reduction, when both are `None`).
+#[derive(Debug, Default)]
+pub struct BnParamGrads<'a, T> {
+    /// `dgamma += Σ_{n,p} dy·x̂` (`x̂` the normalised input).
+    pub dgamma: Option<&'a mut [T]>,
+    /// `dbeta += Σ_{n,p} dy`.
+    pub dbeta: Option<&'a mut [T]>,
+}
+
+impl<'a, T> BnParamGrads<'a, T> {
+    /// Accumulate into both `dgamma` and `dbeta`.
+    pub fn both(dgamma: &'a mut [T], dbeta: &'a mut [T]) -> Self {
+        BnParamGrads {
+            dgamma: Some(dgamma),
+            dbeta: Some(dbeta),
+        }
+    }
+
+    /// No parameter gradients (input gradient only).
+    pub fn none() -> Self {
+        BnParamGrads {
+            dgamma: None,
+            dbeta: None,
+        }
+    }
+}
+
 /// Per-channel sums `out1[ch] = Σ_n f(n, ch).0`, `out2[ch] = Σ_n f(n, ch).1`, the batch
 /// summed in order `n = 0, 1, …` for every channel (any channel split gives the same
 /// bits). Parallel over channel blocks for large inputs.
@@ -120,7 +149,7 @@ pub fn bn_inference_forward<T: Scalar>(
 /// Inference-mode backward (statistics are constants):
 /// `dx = dy·gamma/sqrt(var + eps)` (added into `dx` if `acc`, else overwriting it; skipped
 /// if `dx` is `None`), and **accumulating** `dgamma += Σ_{n,p} dy·(x − mean)/sqrt(var + eps)`,
-/// `dbeta += Σ_{n,p} dy` (each skipped if `None`).
+/// `dbeta += Σ_{n,p} dy` (each skipped if `None`, see [`BnParamGrads`]).
 ///
 /// Shapes: `x, dy, dx [b, c, hw]`; `gamma, mean, var, dgamma, dbeta [c]`.
 ///
@@ -139,10 +168,10 @@ pub fn bn_inference_backward<T: Scalar>(
     var: &[T],
     dx: Option<&mut [T]>,
     acc: bool,
-    dgamma: Option<&mut [T]>,
-    dbeta: Option<&mut [T]>,
+    grads: BnParamGrads<'_, T>,
 ) {
     const F: &str = "bn_inference_backward";
+    let BnParamGrads { dgamma, dbeta } = grads;
     check(F, "x", x.len(), b * c * hw, "b·c·hw");
     check(F, "dy", dy.len(), b * c * hw, "b·c·hw");
     for (n, s) in [("gamma", gamma), ("mean", mean), ("var", var)] {
@@ -261,7 +290,7 @@ pub fn bn_train_forward<T: Scalar>(
 /// `x̂ = (x − mean)/s`,
 /// `dx = gamma/s · (dy − mean(dy) − x̂·mean(dy·x̂))` (means over the `N = b·hw` values of
 /// the channel; added into `dx` if `acc`, else overwriting it), and **accumulating**
-/// `dgamma += Σ dy·x̂`, `dbeta += Σ dy` (each skipped if `None`).
+/// `dgamma += Σ dy·x̂`, `dbeta += Σ dy` (each skipped if `None`, see [`BnParamGrads`]).
 ///
 /// `batch_mean` / `batch_var_biased` are the outputs of [`bn_train_forward`] for the
 /// same `x`. Shapes: `x, dy, dx [b, c, hw]`; `gamma, batch_mean, batch_var_biased,
@@ -282,10 +311,10 @@ pub fn bn_train_backward<T: Scalar>(
     batch_var_biased: &[T],
     dx: &mut [T],
     acc: bool,
-    dgamma: Option<&mut [T]>,
-    dbeta: Option<&mut [T]>,
+    grads: BnParamGrads<'_, T>,
 ) {
     const F: &str = "bn_train_backward";
+    let BnParamGrads { dgamma, dbeta } = grads;
     assert!(
         b * hw > 0 || c == 0,
         "{F}: batch statistics need b·hw > 0 values per channel"
@@ -514,8 +543,7 @@ mod tests {
             &v32,
             &mut dx32,
             false,
-            Some(&mut dg32),
-            Some(&mut db32),
+            BnParamGrads::both(&mut dg32, &mut db32),
         );
         let mut dx64 = vec![0.0; n];
         let (mut dg64, mut db64) = (vec![0.0; 16], vec![0.0; 16]);
@@ -531,8 +559,7 @@ mod tests {
             &v64,
             &mut dx64,
             false,
-            Some(&mut dg64),
-            Some(&mut db64),
+            BnParamGrads::both(&mut dg64, &mut db64),
         );
         assert_close(&to_f64(&dx32), &dx64, 1e-5, "bn train f32 dx");
         assert_close(&to_f64(&dg32), &dg64, 1e-6, "bn train f32 dgamma");
@@ -587,8 +614,7 @@ mod tests {
                         &v,
                         Some(&mut dx),
                         false,
-                        Some(&mut dg),
-                        Some(&mut db),
+                        BnParamGrads::both(&mut dg, &mut db),
                     );
                     let mut dxa = base.clone();
                     bn_inference_backward(
@@ -603,8 +629,7 @@ mod tests {
                         &v,
                         Some(&mut dxa),
                         true,
-                        None,
-                        None,
+                        BnParamGrads::none(),
                     );
                     for ((a, &f), &b0) in dxa.iter().zip(&dx).zip(&base) {
                         assert_eq!(*a, b0 + f, "inference acc adds");
@@ -626,12 +651,22 @@ mod tests {
                         &bv,
                         &mut dxt,
                         false,
-                        Some(&mut dgt),
-                        Some(&mut dbt),
+                        BnParamGrads::both(&mut dgt, &mut dbt),
                     );
                     let mut dxta = base.clone();
                     bn_train_backward(
-                        b, c, hw, 1e-3, &x, &dy, &g, &bm, &bv, &mut dxta, true, None, None,
+                        b,
+                        c,
+                        hw,
+                        1e-3,
+                        &x,
+                        &dy,
+                        &g,
+                        &bm,
+                        &bv,
+                        &mut dxta,
+                        true,
+                        BnParamGrads::none(),
                     );
                     for ((a, &f), &b0) in dxta.iter().zip(&dxt).zip(&base) {
                         assert_eq!(*a, b0 + f, "train acc adds");
@@ -660,7 +695,7 @@ mod tests {
             };
             let mut dx = vec![0.0; n];
             let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
-            bn_inference_backward(b, c, hw, eps, &d.x, &rr, &d.gamma, &d.mean, &d.var, Some(&mut dx), false, Some(&mut dg), Some(&mut db));
+            bn_inference_backward(b, c, hw, eps, &d.x, &rr, &d.gamma, &d.mean, &d.var, Some(&mut dx), false, BnParamGrads::both(&mut dg, &mut db));
             check_grad("bn inference dx", &d.x, &dx, 1e-6, &mut r, |p| inf(p, &d.gamma, &d.beta));
             check_grad("bn inference dgamma", &d.gamma, &dg, 1e-6, &mut r, |p| inf(&d.x, p, &d.beta));
             check_grad("bn inference dbeta", &d.beta, &db, 1e-6, &mut r, |p| inf(&d.x, &d.gamma, p));
@@ -675,7 +710,7 @@ mod tests {
             let (mut m, mut v) = (vec![0.0; c], vec![0.0; c]);
             bn_train_forward(b, c, hw, eps, &d.x, &d.gamma, &d.beta, &mut y, &mut m, &mut v);
             let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
-            bn_train_backward(b, c, hw, eps, &d.x, &rr, &d.gamma, &m, &v, &mut dx, false, Some(&mut dg), Some(&mut db));
+            bn_train_backward(b, c, hw, eps, &d.x, &rr, &d.gamma, &m, &v, &mut dx, false, BnParamGrads::both(&mut dg, &mut db));
             check_grad("bn train dx", &d.x, &dx, 1e-6, &mut r, |p| tr(p, &d.gamma, &d.beta));
             check_grad("bn train dgamma", &d.gamma, &dg, 1e-6, &mut r, |p| tr(&d.x, p, &d.beta));
             check_grad("bn train dbeta", &d.beta, &db, 1e-6, &mut r, |p| tr(&d.x, &d.gamma, p));

@@ -27,7 +27,7 @@
 use rayon::prelude::*;
 
 use super::conv_direct::{self, conv_direct};
-use super::gemm::gemm_s;
+use super::gemm::{MatMut, MatRef, gemm};
 use super::scalar::Scalar;
 use super::util::{Scratch, add_partials, reduce_partition, sum};
 
@@ -72,6 +72,15 @@ impl Conv2dGeom {
     /// Multiply-accumulates of one forward pass, `batch·cout·cin·k²·h·w` (FLOPs = 2×).
     pub fn macs(&self) -> usize {
         self.y_len() * self.cin * self.k * self.k
+    }
+    /// The geometry with `cin` and `cout` swapped: the backward-input pass is the
+    /// forward convolution of `dy` with the flipped, transposed kernel.
+    pub(super) fn transposed(&self) -> Self {
+        Conv2dGeom {
+            cin: self.cout,
+            cout: self.cin,
+            ..*self
+        }
     }
     /// Rows of the `im2col` matrix, `cin·k·k`.
     fn kdim(&self) -> usize {
@@ -166,7 +175,6 @@ fn plan(kdim: usize, h: usize, w: usize, max_group: usize, col_elems: usize) -> 
 /// Writes rows `r0..r1` of the `im2col` matrix of one sample `x` `[cin, h, w]`:
 /// `col[(ci·k + ky)·k + kx, c0 + (i − r0)·w + j] = x[ci, i + ky − k/2, j + kx − k/2]`
 /// (0 outside the image), with row stride `ld`.
-#[allow(clippy::too_many_arguments)]
 fn im2col<T: Scalar>(
     x: &[T],
     cin: usize,
@@ -238,16 +246,11 @@ fn prepare_out<T: Scalar>(
     }
 }
 
-/// `y ← [y +] conv(x; wmat) [+ bias]` for a stride-1 SAME convolution given as the
-/// matrix `wmat [co, ci·k·k]`; x `[batch, ci, h, w]`, y `[batch, co, h, w]`.
-#[allow(clippy::too_many_arguments)]
+/// `y ← [y +] conv(x; wmat) [+ bias]` for the stride-1 SAME convolution `g` given as
+/// the matrix `wmat [co, ci·k·k]` (`ci = g.cin`, `co = g.cout`); x `[batch, ci, h, w]`,
+/// y `[batch, co, h, w]`.
 fn conv_apply<T: Scalar>(
-    batch: usize,
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    k: usize,
+    g: &Conv2dGeom,
     x: &[T],
     wmat: &[T],
     bias: Option<&[T]>,
@@ -255,6 +258,14 @@ fn conv_apply<T: Scalar>(
     acc: bool,
     tune: Tuning,
 ) {
+    let Conv2dGeom {
+        batch,
+        cin: ci,
+        cout: co,
+        h,
+        w,
+        k,
+    } = *g;
     let hw = h * w;
     let kdim = ci * k * k;
     if batch == 0 || co == 0 || hw == 0 {
@@ -278,7 +289,7 @@ fn conv_apply<T: Scalar>(
         && let (Some(x), Some(wm), Some(y)) = (T::as_f32(x), T::as_f32(wmat), T::as_f32_mut(y))
     {
         let b = bias.map(|b| T::as_f32(b).expect("bias has the element type of x"));
-        conv_direct(batch, ci, co, h, w, k, x, wm, b, y, acc);
+        conv_direct(g, x, wm, b, y, acc);
         return;
     }
     if k == 1 {
@@ -287,23 +298,18 @@ fn conv_apply<T: Scalar>(
             .zip(x.par_chunks(xs))
             .for_each(|(yb, xb)| {
                 let beta = prepare_out(yb, co, hw, hw, bias, acc);
-                gemm_s(
-                    co,
-                    kdim,
-                    hw,
-                    wmat,
-                    (kdim as isize, 1),
-                    xb,
-                    (hw as isize, 1),
+                gemm(
+                    T::ONE,
+                    MatRef::new(wmat, co, kdim, (kdim as isize, 1)),
+                    MatRef::new(xb, kdim, hw, (hw as isize, 1)),
                     beta,
-                    yb,
-                    (hw as isize, 1),
+                    MatMut::new(yb, co, hw, (hw as isize, 1)),
                 );
             });
         return;
     }
     if shift_add {
-        conv_shift_add(ci, co, h, w, k, x, wmat, bias, y, acc);
+        conv_shift_add(g, x, wmat, bias, y, acc);
         return;
     }
     let pl = plan(
@@ -326,17 +332,12 @@ fn conv_apply<T: Scalar>(
                     im2col(xg, ci, h, w, k, r0, r1, &mut col, nc, 0);
                     let out = &mut yg[r0 * w..];
                     let beta = prepare_out(out, co, hw, nc, bias, acc);
-                    gemm_s(
-                        co,
-                        kdim,
-                        nc,
-                        wmat,
-                        (kdim as isize, 1),
-                        &col,
-                        (nc as isize, 1),
+                    gemm(
+                        T::ONE,
+                        MatRef::new(wmat, co, kdim, (kdim as isize, 1)),
+                        MatRef::new(&col, kdim, nc, (nc as isize, 1)),
                         beta,
-                        out,
-                        (hw as isize, 1),
+                        MatMut::new(out, co, nc, (hw as isize, 1)),
                     );
                     r0 = r1;
                 }
@@ -347,17 +348,12 @@ fn conv_apply<T: Scalar>(
                     im2col(xb, ci, h, w, k, 0, h, &mut col, nc, j * hw);
                 }
                 let mut out = Scratch::<T>::new(co * nc);
-                gemm_s(
-                    co,
-                    kdim,
-                    nc,
-                    wmat,
-                    (kdim as isize, 1),
-                    &col,
-                    (nc as isize, 1),
+                gemm(
+                    T::ONE,
+                    MatRef::new(wmat, co, kdim, (kdim as isize, 1)),
+                    MatRef::new(&col, kdim, nc, (nc as isize, 1)),
                     T::ZERO,
-                    &mut out,
-                    (nc as isize, 1),
+                    MatMut::new(&mut out, co, nc, (nc as isize, 1)),
                 );
                 for (j, yb) in yg.chunks_exact_mut(ys).enumerate() {
                     for (o, yr) in yb.chunks_exact_mut(hw).enumerate() {
@@ -380,19 +376,22 @@ fn conv_apply<T: Scalar>(
 /// place as the `[ci, hw]` matrix), then `y[o, i, j] (+)= bias[o] + Σ_{ky, kx}
 /// Z[(o, ky, kx), (i + ky − k/2, j + kx − k/2)]` (taps outside the image are the zero
 /// padding and are skipped), added in tap order.
-#[allow(clippy::too_many_arguments)]
 fn conv_shift_add<T: Scalar>(
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    k: usize,
+    g: &Conv2dGeom,
     x: &[T],
     wmat: &[T],
     bias: Option<&[T]>,
     y: &mut [T],
     acc: bool,
 ) {
+    let Conv2dGeom {
+        cin: ci,
+        cout: co,
+        h,
+        w,
+        k,
+        ..
+    } = *g;
     let (hw, kk) = (h * w, k * k);
     let kdim = ci * kk;
     let p = (k / 2) as isize;
@@ -411,17 +410,12 @@ fn conv_shift_add<T: Scalar>(
         .for_each(|(yb, xb)| {
             let mut z = Scratch::<T>::new(co * kk * hw);
             let ld = hw as isize;
-            gemm_s(
-                co * kk,
-                ci,
-                hw,
-                wr,
-                (ci as isize, 1),
-                xb,
-                (ld, 1),
+            gemm(
+                T::ONE,
+                MatRef::new(wr, co * kk, ci, (ci as isize, 1)),
+                MatRef::new(xb, ci, hw, (ld, 1)),
                 T::ZERO,
-                &mut z,
-                (ld, 1),
+                MatMut::new(&mut z, co * kk, hw, (ld, 1)),
             );
             for (o, yo) in yb.chunks_exact_mut(hw).enumerate() {
                 match (acc, bias) {
@@ -507,9 +501,7 @@ fn conv2d_forward_with<T: Scalar>(
     if let Some(b) = b {
         check_lens(F, g, "b", b, g.cout, "cout");
     }
-    conv_apply(
-        g.batch, g.cin, g.cout, g.h, g.w, g.k, x, w, b, y, false, tune,
-    );
+    conv_apply(g, x, w, b, y, false, tune);
 }
 
 /// Backward pass to the input: `dx = ∂⟨dy, y⟩/∂x`, i.e. `dx[b, ci, a, c] =
@@ -560,9 +552,7 @@ fn conv2d_backward_input_with<T: Scalar>(
             }
         }
     }
-    conv_apply(
-        g.batch, g.cout, g.cin, g.h, g.w, g.k, dy, &wflip, None, dx, acc, tune,
-    );
+    conv_apply(&g.transposed(), dy, &wflip, None, dx, acc, tune);
 }
 
 /// Backward pass to the parameters, **accumulating**: `dw += ∂⟨dy, y⟩/∂w`,
@@ -667,17 +657,12 @@ fn params_part_k1<T: Scalar>(g: &Conv2dGeom, xp: &[T], dyp: &[T], pw: &mut [T]) 
     let (hw, ci, co) = (g.hw(), g.cin, g.cout);
     let ld = hw as isize;
     for (xb, dyb) in xp.chunks_exact(ci * hw).zip(dyp.chunks_exact(co * hw)) {
-        gemm_s(
-            co,
-            hw,
-            ci,
-            dyb,
-            (ld, 1),
-            xb,
-            (1, ld),
+        gemm(
             T::ONE,
-            pw,
-            (ci as isize, 1),
+            MatRef::new(dyb, co, hw, (ld, 1)),
+            MatRef::new(xb, hw, ci, (1, ld)),
+            T::ONE,
+            MatMut::new(pw, co, ci, (ci as isize, 1)),
         );
     }
 }
@@ -697,17 +682,12 @@ fn params_part_im2col<T: Scalar>(g: &Conv2dGeom, pl: Plan, xp: &[T], dyp: &[T], 
                 let mut col = Scratch::<T>::new(kdim * nc);
                 im2col(xb, ci, h, w, k, r0, r1, &mut col, nc, 0);
                 let dyc = &dyb[r0 * w..];
-                gemm_s(
-                    co,
-                    nc,
-                    kdim,
-                    dyc,
-                    (hw as isize, 1),
-                    &col,
-                    (1, nc as isize),
+                gemm(
                     T::ONE,
-                    pw,
-                    ldw,
+                    MatRef::new(dyc, co, nc, (hw as isize, 1)),
+                    MatRef::new(&col, nc, kdim, (1, nc as isize)),
+                    T::ONE,
+                    MatMut::new(pw, co, kdim, ldw),
                 );
                 r0 = r1;
             }
@@ -740,17 +720,12 @@ fn params_part_im2col<T: Scalar>(g: &Conv2dGeom, pl: Plan, xp: &[T], dyp: &[T], 
             }
         }
         let ld = (nc as isize, 1);
-        gemm_s(
-            co,
-            nc,
-            kdim,
-            &dyg,
-            ld,
-            &col,
-            (1, nc as isize),
+        gemm(
             T::ONE,
-            pw,
-            ldw,
+            MatRef::new(&dyg, co, nc, ld),
+            MatRef::new(&col, nc, kdim, (1, nc as isize)),
+            T::ONE,
+            MatMut::new(pw, co, kdim, ldw),
         );
         s0 += gs;
     }
@@ -766,17 +741,12 @@ fn params_part_transposed<T: Scalar>(g: &Conv2dGeom, xp: &[T], dyp: &[T], pw: &m
     for (xb, dyb) in xp.chunks_exact(ci * hw).zip(dyp.chunks_exact(co * hw)) {
         let mut col = Scratch::<T>::new(rows * hw);
         im2col(dyb, co, h, w, k, 0, h, &mut col, hw, 0);
-        gemm_s(
-            rows,
-            hw,
-            ci,
-            &col,
-            (ld, 1),
-            xb,
-            (1, ld),
+        gemm(
             T::ONE,
-            pw,
-            (ci as isize, 1),
+            MatRef::new(&col, rows, hw, (ld, 1)),
+            MatRef::new(xb, hw, ci, (1, ld)),
+            T::ONE,
+            MatMut::new(pw, rows, ci, (ci as isize, 1)),
         );
     }
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::conv::Conv2dGeom;
 use super::util::Scratch;
 
 /// Output channels per register tile.
@@ -117,30 +118,24 @@ impl Taps {
 
 /// `y ← [y +] conv(x; wmat) [+ bias]`, the contract of `conv::conv_apply` for `f32`:
 /// x `[batch, ci, h, w]`, `wmat [co, ci·k²]` (row-major, `ci`-major columns), y
-/// `[batch, co, h, w]`.
+/// `[batch, co, h, w]`, with `ci = g.cin`, `co = g.cout`.
 ///
 /// # Panics
 ///
 /// If the kernel is not [`available`], the shapes do not [`suit`](suits) it, or a slice
 /// length does not match the shapes.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn conv_direct(
-    batch: usize,
-    ci: usize,
-    co: usize,
-    h: usize,
-    w: usize,
-    k: usize,
+    g: &Conv2dGeom,
     x: &[f32],
     wmat: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
     acc: bool,
 ) {
-    let kdim = ci * k * k;
+    let (co, kdim) = (g.cout, g.cin * g.k * g.k);
     assert_eq!(wmat.len(), co * kdim, "conv_direct: wmat length");
     let wp = PackedWeights::new(co, kdim, |o, r| wmat[o * kdim + r]);
-    conv_direct_packed(batch, ci, h, w, k, x, &wp, bias, y, acc);
+    conv_direct_packed(g, x, &wp, bias, y, acc);
 }
 
 /// Weights packed for the register tile: `[row block][kdim][MR]`, i.e.
@@ -187,24 +182,39 @@ pub(crate) fn matmul_fm(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
-    conv_direct_packed(1, ci, 1, n, 1, x, wp, bias, y, false);
+    let g = Conv2dGeom {
+        batch: 1,
+        cin: ci,
+        cout: wp.co,
+        h: 1,
+        w: n,
+        k: 1,
+    };
+    conv_direct_packed(&g, x, wp, bias, y, false);
 }
 
-/// [`conv_direct`] with weights packed by [`PackedWeights::new`] (`co` = `wp.co`,
+/// [`conv_direct`] with weights packed by [`PackedWeights::new`] (`g.cout` = `wp.co`,
 /// im2col row `r = c·k² + tap`).
-#[allow(clippy::too_many_arguments)]
 fn conv_direct_packed(
-    batch: usize,
-    ci: usize,
-    h: usize,
-    w: usize,
-    k: usize,
+    g: &Conv2dGeom,
     x: &[f32],
     wp: &PackedWeights,
     bias: Option<&[f32]>,
     y: &mut [f32],
     acc: bool,
 ) {
+    let Conv2dGeom {
+        batch,
+        cin: ci,
+        h,
+        w,
+        k,
+        ..
+    } = *g;
+    assert_eq!(
+        g.cout, wp.co,
+        "conv_direct: packed weights for another cout"
+    );
     assert!(available(), "conv_direct: needs AVX-512F");
     assert!(
         suits(h, w, k),
@@ -286,7 +296,6 @@ struct Out {
 }
 
 /// Safe front of [`tile`]: checks what `tile`'s contract needs and calls it.
-#[allow(clippy::too_many_arguments)]
 fn run_tile<const V: usize>(
     xg: &[f32],
     ci: usize,
@@ -421,28 +430,21 @@ mod tests {
     use crate::cpu::ops::testutil::*;
 
     /// The f64 reference convolution of the f32 inputs.
-    #[allow(clippy::too_many_arguments)]
-    fn naive(
-        batch: usize,
-        cin: usize,
-        cout: usize,
-        h: usize,
-        w: usize,
-        k: usize,
-        x: &[f32],
-        wm: &[f32],
-        b: Option<&[f32]>,
-    ) -> Vec<f64> {
-        let g = crate::cpu::ops::Conv2dGeom {
+    fn naive(g: &Conv2dGeom, x: &[f32], wm: &[f32], b: Option<&[f32]>) -> Vec<f64> {
+        let b = b.map(to_f64);
+        naive_conv_forward(g, &to_f64(x), &to_f64(wm), b.as_deref())
+    }
+
+    /// The geometry `(batch, cin, cout, h, w, k)`.
+    fn geom((batch, cin, cout, h, w, k): (usize, usize, usize, usize, usize, usize)) -> Conv2dGeom {
+        Conv2dGeom {
             batch,
             cin,
             cout,
             h,
             w,
             k,
-        };
-        let b = b.map(to_f64);
-        naive_conv_forward(&g, &to_f64(x), &to_f64(wm), b.as_deref())
+        }
     }
 
     #[test]
@@ -486,16 +488,17 @@ mod tests {
             let x = to_f32(&rand_vec(&mut r, b * ci * h * w));
             let wm = to_f32(&rand_vec(&mut r, co * ci * k * k));
             let bias = to_f32(&rand_vec(&mut r, co));
-            let want = naive(b, ci, co, h, w, k, &x, &wm, Some(&bias));
+            let g = geom((b, ci, co, h, w, k));
+            let want = naive(&g, &x, &wm, Some(&bias));
             let what = format!("direct ({b}, {ci}, {co}, {h}, {w}, {k})");
             let mut y = vec![f32::NAN; want.len()];
-            conv_direct(b, ci, co, h, w, k, &x, &wm, Some(&bias), &mut y, false);
+            conv_direct(&g, &x, &wm, Some(&bias), &mut y, false);
             assert_close(&to_f64(&y), &want, 1e-6, &what);
             // acc = true adds to what is there; no bias.
             let base = to_f32(&rand_vec(&mut r, want.len()));
             let mut ya = base.clone();
-            conv_direct(b, ci, co, h, w, k, &x, &wm, None, &mut ya, true);
-            let nob = naive(b, ci, co, h, w, k, &x, &wm, None);
+            conv_direct(&g, &x, &wm, None, &mut ya, true);
+            let nob = naive(&g, &x, &wm, None);
             let want_a: Vec<f64> = nob.iter().zip(&base).map(|(v, &s)| v + s as f64).collect();
             assert_close(&to_f64(&ya), &want_a, 1e-6, &format!("{what} acc"));
         }
@@ -550,7 +553,7 @@ mod tests {
         let wm = to_f32(&rand_vec(&mut r, co * ci * k * k));
         let run = |x: &[f32], nb: usize| {
             let mut y = vec![0f32; nb * co * h * w];
-            conv_direct(nb, ci, co, h, w, k, x, &wm, None, &mut y, false);
+            conv_direct(&geom((nb, ci, co, h, w, k)), x, &wm, None, &mut y, false);
             y
         };
         let whole = run(&x, b);

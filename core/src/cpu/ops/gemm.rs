@@ -7,91 +7,135 @@
 
 use super::scalar::Scalar;
 
+/// A strided view of a `rows × cols` matrix inside a slice `data` (`&[T]` or
+/// `&mut [T]`, see [`MatRef`] and [`MatMut`]): element `(i, j)` is `data[i·rs + j·cs]`,
+/// with row and column strides in elements, so a transposed operand is the same slice
+/// with the strides swapped ([`MatRef::t`]).
+///
+/// Constructing a view checks nothing; [`gemm`] checks every element's offset against
+/// `data.len()` (and, for the output, that distinct elements have distinct offsets)
+/// before it reads or writes. A [`MatRef`] is `Copy`: pass it by value.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<S> {
+    data: S,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+}
+
+/// A read-only [`Mat`] view (the `A` and `B` operands of [`gemm`]).
+pub type MatRef<'a, T> = Mat<&'a [T]>;
+/// A writable [`Mat`] view (the `C` operand of [`gemm`]).
+pub type MatMut<'a, T> = Mat<&'a mut [T]>;
+
+impl<S> Mat<S> {
+    /// The `rows × cols` matrix of `data` with strides `(rs, cs)` (element `(0, 0)` is
+    /// `data[0]`).
+    #[inline]
+    pub fn new(data: S, rows: usize, cols: usize, (rs, cs): (isize, isize)) -> Self {
+        Mat {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+}
+
+impl<T, S: std::ops::Deref<Target = [T]>> Mat<S> {
+    /// The contiguous row-major `rows × cols` matrix of `data`: strides `(cols, 1)`.
+    ///
+    /// # Panics
+    ///
+    /// If `data.len() != rows·cols`.
+    #[inline]
+    pub fn row_major(data: S, rows: usize, cols: usize) -> Self {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "gemm: a row-major [{rows}×{cols}] matrix needs {} elements",
+            rows * cols
+        );
+        Mat::new(data, rows, cols, (stride(cols), 1))
+    }
+}
+
+impl<T> MatRef<'_, T> {
+    /// The transpose `[cols × rows]`: the same elements with the strides swapped.
+    #[inline]
+    pub fn t(self) -> Self {
+        Mat::new(self.data, self.cols, self.rows, (self.cs, self.rs))
+    }
+}
+
 /// The raw `matrixmultiply` entry point of a [`Scalar`] type.
 ///
 /// Sealed: this trait lives in a private module, so it can be neither named nor
 /// implemented outside `hatebm-core`; call the checked [`gemm`] instead.
 pub trait RawGemm: Sized {
-    /// `C ← alpha·A·B + beta·C` on raw pointers, exactly `matrixmultiply::{s,d}gemm`.
+    /// `C ← alpha·A·B + beta·C`, exactly `matrixmultiply::{s,d}gemm` on the views'
+    /// pointers and strides, with `m = a.rows`, `k = a.cols`, `n = b.cols`.
     ///
     /// # Safety
     ///
-    /// The contract of `matrixmultiply::sgemm` / `dgemm`: for every `i < m`, `l < k`,
-    /// `j < n`, the element offsets `i·rsa + l·csa` of `a`, `l·rsb + j·csb` of `b` and
-    /// `i·rsc + j·csc` of `c` must be in bounds of one live allocation each; `a` and `b`
-    /// must be valid for reads and `c` for reads and writes; the elements of `C` must not
-    /// alias each other (distinct `(i, j)` ⇒ distinct offsets) nor any element of `A` or
-    /// `B`; and nothing else may access `C` during the call.
-    #[allow(clippy::too_many_arguments)]
+    /// The contract of `matrixmultiply::sgemm` / `dgemm`, in terms of the views:
+    /// `b.rows == a.cols`, `c.rows == a.rows` and `c.cols == b.cols`; for every
+    /// `i < m`, `l < k`, `j < n`, the offsets `i·a.rs + l·a.cs` of `a.data`,
+    /// `l·b.rs + j·b.cs` of `b.data` and `i·c.rs + j·c.cs` of `c.data` lie in `0..len`
+    /// of that slice; and the elements of `C` do not alias each other (distinct
+    /// `(i, j)` ⇒ distinct offsets). That `C` aliases neither `A` nor `B` and that
+    /// nothing else accesses `C` during the call follow from `c` holding a `&mut`
+    /// borrow.
     unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
         alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
         beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
+        c: MatMut<'_, Self>,
     );
 }
 
-impl RawGemm for f32 {
-    #[inline]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f32,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: the caller upholds matrixmultiply's contract, restated in the
-        // `# Safety` section of `RawGemm::raw_gemm`.
-        unsafe {
-            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+/// Implements [`RawGemm`] for one type with its `matrixmultiply` function.
+macro_rules! raw_gemm_impl {
+    ($t:ty, $f:path) => {
+        impl RawGemm for $t {
+            #[inline]
+            unsafe fn raw_gemm(
+                alpha: $t,
+                a: MatRef<'_, $t>,
+                b: MatRef<'_, $t>,
+                beta: $t,
+                c: MatMut<'_, $t>,
+            ) {
+                // SAFETY: the caller upholds matrixmultiply's contract, restated in the
+                // `# Safety` section of `RawGemm::raw_gemm`.
+                unsafe {
+                    $f(
+                        a.rows,
+                        a.cols,
+                        b.cols,
+                        alpha,
+                        a.data.as_ptr(),
+                        a.rs,
+                        a.cs,
+                        b.data.as_ptr(),
+                        b.rs,
+                        b.cs,
+                        beta,
+                        c.data.as_mut_ptr(),
+                        c.rs,
+                        c.cs,
+                    )
+                }
+            }
         }
-    }
+    };
 }
 
-impl RawGemm for f64 {
-    #[inline]
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f64,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-    ) {
-        // SAFETY: the caller upholds matrixmultiply's contract, restated in the
-        // `# Safety` section of `RawGemm::raw_gemm`.
-        unsafe {
-            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
-    }
-}
+raw_gemm_impl!(f32, matrixmultiply::sgemm);
+raw_gemm_impl!(f64, matrixmultiply::dgemm);
 
 /// Checks that every element `(i, j)`, `i < rows`, `j < cols`, of a strided matrix lies
 /// inside a slice of length `len`.
@@ -145,96 +189,55 @@ fn check_no_self_alias(rows: usize, cols: usize, rs: isize, cs: isize) {
     );
 }
 
-/// General matrix multiplication with explicit strides:
-/// `C[m×n] ← alpha·A[m×k]·B[k×n] + beta·C`.
+/// General matrix multiplication on strided views:
+/// `C[m×n] ← alpha·A[m×k]·B[k×n] + beta·C`, with `m = a.rows`, `k = a.cols`,
+/// `n = b.cols`.
 ///
-/// Element `(i, j)` of a matrix `X` is `x[i·rsx + j·csx]` (row and column strides in
-/// elements), so transposed operands are expressed by swapping strides: a row-major
-/// `[k×m]` slice used as `Aᵀ` has `rsa = 1, csa = m`. Every extent is checked against
-/// the slice lengths before `matrixmultiply` is called; strides may be negative only
-/// where the matching extent is 1 (element `(0, 0)` is always the slice's first
-/// element). Runs single-threaded on the calling thread.
+/// Element `(i, j)` of a view is `data[i·rs + j·cs]`, so transposed operands are
+/// expressed by swapping strides ([`MatRef::t`]): a row-major `[k×m]` slice used as
+/// `Aᵀ` has `rs = 1, cs = m`. Every extent is checked against the slice lengths before
+/// `matrixmultiply` is called; strides may be negative only where the matching extent
+/// is 1 (element `(0, 0)` is always the slice's first element). Runs single-threaded
+/// on the calling thread.
 ///
 /// If `beta == 0`, `C` is not read: NaN or garbage in `C` is overwritten. If `k == 0`,
 /// the result is `beta·C`. If `m == 0` or `n == 0` nothing happens.
 ///
 /// # Panics
 ///
-/// If any element of `A` (when `m, k > 0`), `B` (when `k, n > 0`) or `C` (when
-/// `m, n > 0`) falls outside its slice, or if two elements of `C` share an offset.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm<T: Scalar>(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: T,
-    a: &[T],
-    rsa: isize,
-    csa: isize,
-    b: &[T],
-    rsb: isize,
-    csb: isize,
-    beta: T,
-    c: &mut [T],
-    rsc: isize,
-    csc: isize,
-) {
+/// If the shapes disagree (`b.rows != a.cols`, or `C` is not `[a.rows × b.cols]`), if
+/// any element of `A` (when `m, k > 0`), `B` (when `k, n > 0`) or `C` (when `m, n > 0`)
+/// falls outside its slice, or if two elements of `C` share an offset.
+pub fn gemm<T: Scalar>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: MatMut<'_, T>) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        b.rows == k && c.rows == m && c.cols == n,
+        "gemm: shapes A [{m}×{k}] · B [{}×{n}] → C [{}×{}] disagree",
+        b.rows,
+        c.rows,
+        c.cols
+    );
     if m == 0 || n == 0 {
         return;
     }
     if k > 0 {
-        check_bounds("A", m, k, rsa, csa, a.len());
-        check_bounds("B", k, n, rsb, csb, b.len());
+        check_bounds("A", m, k, a.rs, a.cs, a.data.len());
+        check_bounds("B", k, n, b.rs, b.cs, b.data.len());
     }
-    check_bounds("C", m, n, rsc, csc, c.len());
-    check_no_self_alias(m, n, rsc, csc);
+    check_bounds("C", m, n, c.rs, c.cs, c.data.len());
+    check_no_self_alias(m, n, c.rs, c.cs);
     // SAFETY: matrixmultiply's contract (see `RawGemm::raw_gemm`):
+    // * the shapes agree (asserted above);
     // * in bounds: `check_bounds` proved every offset `i·rs + j·cs` of A (m×k), B (k×n)
     //   and C (m×n) lies in `0..len` of its slice (A and B are not read when k == 0,
     //   and we returned early when C is empty), so all reads/writes stay inside the
     //   three live slices;
     // * C's elements do not alias each other: `check_no_self_alias`;
-    // * C does not alias A or B, and nothing else touches C during the call: `c` is a
-    //   `&mut` borrow, exclusive against the shared borrows `a` and `b`;
+    // * C does not alias A or B, and nothing else touches C during the call: `c.data`
+    //   is a `&mut` borrow, exclusive against the shared borrows `a.data` and `b.data`;
     // * `matrixmultiply` is built without threading, so the call is confined to this
     //   thread and the borrows outlive it.
-    unsafe {
-        T::raw_gemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            rsc,
-            csc,
-        );
-    }
-}
-
-/// [`gemm`] with `alpha = 1` and the strides of each operand as a `(row, column)` pair
-/// (crate-internal shorthand that keeps the kernels readable).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) fn gemm_s<T: Scalar>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    (rsa, csa): (isize, isize),
-    b: &[T],
-    (rsb, csb): (isize, isize),
-    beta: T,
-    c: &mut [T],
-    (rsc, csc): (isize, isize),
-) {
-    gemm(m, k, n, T::ONE, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+    unsafe { T::raw_gemm(alpha, a, b, beta, c) }
 }
 
 fn stride(x: usize) -> isize {
@@ -246,7 +249,6 @@ fn stride(x: usize) -> isize {
 /// # Panics
 ///
 /// If `a.len() != m·k`, `b.len() != k·n` or `c.len() != m·n`.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_nn<T: Scalar>(
     m: usize,
     k: usize,
@@ -261,20 +263,11 @@ pub fn gemm_nn<T: Scalar>(
     assert_eq!(b.len(), k * n, "gemm_nn: B must be [k={k}×n={n}]");
     assert_eq!(c.len(), m * n, "gemm_nn: C must be [m={m}×n={n}]");
     gemm(
-        m,
-        k,
-        n,
         alpha,
-        a,
-        stride(k),
-        1,
-        b,
-        stride(n),
-        1,
+        MatRef::row_major(a, m, k),
+        MatRef::row_major(b, k, n),
         beta,
-        c,
-        stride(n),
-        1,
+        MatMut::row_major(c, m, n),
     );
 }
 
@@ -283,7 +276,6 @@ pub fn gemm_nn<T: Scalar>(
 /// # Panics
 ///
 /// If `a.len() != m·k`, `b.len() != n·k` or `c.len() != m·n`.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_nt<T: Scalar>(
     m: usize,
     k: usize,
@@ -298,20 +290,11 @@ pub fn gemm_nt<T: Scalar>(
     assert_eq!(b.len(), n * k, "gemm_nt: B must be [n={n}×k={k}]");
     assert_eq!(c.len(), m * n, "gemm_nt: C must be [m={m}×n={n}]");
     gemm(
-        m,
-        k,
-        n,
         alpha,
-        a,
-        stride(k),
-        1,
-        b,
-        1,
-        stride(k),
+        MatRef::row_major(a, m, k),
+        MatRef::row_major(b, n, k).t(),
         beta,
-        c,
-        stride(n),
-        1,
+        MatMut::row_major(c, m, n),
     );
 }
 
@@ -320,7 +303,6 @@ pub fn gemm_nt<T: Scalar>(
 /// # Panics
 ///
 /// If `a.len() != k·m`, `b.len() != k·n` or `c.len() != m·n`.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_tn<T: Scalar>(
     m: usize,
     k: usize,
@@ -335,20 +317,11 @@ pub fn gemm_tn<T: Scalar>(
     assert_eq!(b.len(), k * n, "gemm_tn: B must be [k={k}×n={n}]");
     assert_eq!(c.len(), m * n, "gemm_tn: C must be [m={m}×n={n}]");
     gemm(
-        m,
-        k,
-        n,
         alpha,
-        a,
-        1,
-        stride(m),
-        b,
-        stride(n),
-        1,
+        MatRef::row_major(a, k, m).t(),
+        MatRef::row_major(b, k, n),
         beta,
-        c,
-        stride(n),
-        1,
+        MatMut::row_major(c, m, n),
     );
 }
 
@@ -358,7 +331,6 @@ mod tests {
     use crate::cpu::ops::testutil::{assert_close, rand_vec, rng};
 
     /// Naive triple loop over the same strided layout.
-    #[allow(clippy::too_many_arguments)]
     fn naive(
         m: usize,
         k: usize,
@@ -414,8 +386,11 @@ mod tests {
                             naive(m, k, n, alpha, &a, sa, &b, sb, beta, &mut want, sc);
                             let mut got = c0.clone();
                             gemm(
-                                m, k, n, alpha, &a, sa.0, sa.1, &b, sb.0, sb.1, beta, &mut got,
-                                sc.0, sc.1,
+                                alpha,
+                                MatRef::new(&a, m, k, sa),
+                                MatRef::new(&b, k, n, sb),
+                                beta,
+                                MatMut::new(&mut got, m, n, sc),
                             );
                             assert_close(&got, &want, 1e-13, "gemm f64");
                             // f32 against the f64 result.
@@ -423,20 +398,11 @@ mod tests {
                             let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
                             let mut c32: Vec<f32> = c0.iter().map(|&v| v as f32).collect();
                             gemm(
-                                m,
-                                k,
-                                n,
                                 alpha as f32,
-                                &a32,
-                                sa.0,
-                                sa.1,
-                                &b32,
-                                sb.0,
-                                sb.1,
+                                MatRef::new(&a32, m, k, sa),
+                                MatRef::new(&b32, k, n, sb),
                                 beta as f32,
-                                &mut c32,
-                                sc.0,
-                                sc.1,
+                                MatMut::new(&mut c32, m, n, sc),
                             );
                             let c32: Vec<f64> = c32.iter().map(|&v| v as f64).collect();
                             assert_close(&c32, &want, 1e-5, "gemm f32");
@@ -519,7 +485,13 @@ mod tests {
         let a = [0.0f64; 5];
         let b = [0.0f64; 6];
         let mut c = [0.0f64; 4];
-        gemm(2, 3, 2, 1.0, &a, 3, 1, &b, 2, 1, 0.0, &mut c, 2, 1);
+        gemm(
+            1.0,
+            MatRef::new(&a, 2, 3, (3, 1)),
+            MatRef::new(&b, 3, 2, (2, 1)),
+            0.0,
+            MatMut::new(&mut c, 2, 2, (2, 1)),
+        );
     }
 
     #[test]
@@ -528,7 +500,13 @@ mod tests {
         let a = [0.0f64; 6];
         let b = [0.0f64; 6];
         let mut c = [0.0f64; 4];
-        gemm(2, 3, 2, 1.0, &a, 3, 1, &b, 2, 1, 0.0, &mut c, 1, 1);
+        gemm(
+            1.0,
+            MatRef::new(&a, 2, 3, (3, 1)),
+            MatRef::new(&b, 3, 2, (2, 1)),
+            0.0,
+            MatMut::new(&mut c, 2, 2, (1, 1)),
+        );
     }
 
     #[test]
@@ -537,6 +515,12 @@ mod tests {
         let a = [0.0f64; 6];
         let b = [0.0f64; 6];
         let mut c = [0.0f64; 4];
-        gemm(2, 3, 2, 1.0, &a, -3, 1, &b, 2, 1, 0.0, &mut c, 2, 1);
+        gemm(
+            1.0,
+            MatRef::new(&a, 2, 3, (-3, 1)),
+            MatRef::new(&b, 3, 2, (2, 1)),
+            0.0,
+            MatMut::new(&mut c, 2, 2, (2, 1)),
+        );
     }
 }

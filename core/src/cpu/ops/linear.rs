@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::gemm_s;
+use super::gemm::{MatMut, MatRef, gemm};
 use super::scalar::Scalar;
 use super::util::Scratch;
 
@@ -53,17 +53,12 @@ fn split_cols<'b, T: Scalar>(
             (None, true) => T::ONE,
         };
         let (bs, rsb, csb) = b_at(0);
-        gemm_s(
-            m,
-            k,
-            n,
-            a,
-            (k as isize, 1),
-            bs,
-            (rsb, csb),
+        gemm(
+            T::ONE,
+            MatRef::new(a, m, k, (k as isize, 1)),
+            MatRef::new(bs, k, n, (rsb, csb)),
             beta,
-            out,
-            (n as isize, 1),
+            MatMut::new(out, m, n, (n as isize, 1)),
         );
     };
     if cols >= n {
@@ -79,17 +74,12 @@ fn split_cols<'b, T: Scalar>(
             let nc = j1 - j0;
             let blk = &mut blk[..m * nc];
             let (bs, rsb, csb) = b_at(j0);
-            gemm_s(
-                m,
-                k,
-                nc,
-                a,
-                (k as isize, 1),
-                bs,
-                (rsb, csb),
+            gemm(
+                T::ONE,
+                MatRef::new(a, m, k, (k as isize, 1)),
+                MatRef::new(bs, k, nc, (rsb, csb)),
                 T::ZERO,
-                blk,
-                (nc as isize, 1),
+                MatMut::new(blk, m, nc, (nc as isize, 1)),
             );
         });
     let tmp: &[T] = &tmp;
@@ -249,17 +239,12 @@ pub fn linear_backward_params<T: Scalar>(
     let rows = cols_per_task(din, batch, dout);
     let run = |o0: usize, blk: &mut [T]| {
         let nr = blk.len() / din;
-        gemm_s(
-            nr,
-            batch,
-            din,
-            &dy[o0..],
-            (1, dout as isize),
-            x,
-            (din as isize, 1),
+        gemm(
             T::ONE,
-            blk,
-            (din as isize, 1),
+            MatRef::new(&dy[o0..], nr, batch, (1, dout as isize)),
+            MatRef::new(x, batch, din, (din as isize, 1)),
+            T::ONE,
+            MatMut::new(blk, nr, din, (din as isize, 1)),
         );
     };
     if rows >= dout {

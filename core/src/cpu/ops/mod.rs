@@ -37,7 +37,6 @@
 //! * **Exactness**: straightforward formulas, no approximations (no fast-math `tanh`, no
 //!   Winograd / FFT); `f32` results agree with an `f64` evaluation to `f32` rounding
 //!   (normwise relative error ~1e-6 or better).
-#![allow(clippy::too_many_arguments)]
 
 mod activation;
 mod batchnorm;
@@ -58,15 +57,16 @@ pub use activation::{
     tanh_forward,
 };
 pub use batchnorm::{
-    bn_inference_backward, bn_inference_forward, bn_train_backward, bn_train_forward,
+    BnParamGrads, bn_inference_backward, bn_inference_forward, bn_train_backward, bn_train_forward,
     bn_unbiased_var,
 };
 pub use conv::{Conv2dGeom, conv2d_backward_input, conv2d_backward_params, conv2d_forward};
 pub(crate) use conv_direct::{PackedWeights, available as direct_available, matmul_fm};
-pub use gemm::{gemm, gemm_nn, gemm_nt, gemm_tn};
+pub use gemm::{Mat, MatMut, MatRef, gemm, gemm_nn, gemm_nt, gemm_tn};
 pub use linear::{linear_backward_input, linear_backward_params, linear_forward};
 pub use pool::{
     avg_pool2_backward, avg_pool2_forward, global_avg_pool_backward, global_avg_pool_forward,
 };
 pub use scalar::Scalar;
 pub use upsample::{upsample_bilinear2_backward, upsample_bilinear2_forward};
+pub(crate) use util::Scratch;
