@@ -16,31 +16,19 @@
 
 use std::path::{Path, PathBuf};
 
-use hatebm_rs::config::{Config, ConfigBuilder};
+mod common;
+
+use hatebm_rs::config::Config;
 use hatebm_rs::cpu::CpuBackend;
 use hatebm_rs::run::{EvalReport, Run, Silent};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hatebm-exp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("exp", name)
 }
 
 /// A configuration from a preset plus `key = value` overrides, writing to `dir`.
 fn config(preset: &str, dir: &Path, sets: &[(&str, &str)]) -> Config {
-    let mut b = ConfigBuilder::new();
-    b.set("preset", &format!("\"{preset}\"")).unwrap();
-    for (k, v) in sets {
-        b.set(k, v).unwrap_or_else(|e| panic!("{k} = {v}: {e}"));
-    }
-    b.set("output.dir", &format!("\"{}\"", dir.display()))
-        .unwrap();
-    b.set("output.progress", "\"never\"").unwrap();
-    b.set("output.sample_every", "0").unwrap();
-    b.set("output.checkpoint_every", "0").unwrap();
-    b.set("output.grid_samples", "16").unwrap();
-    b.build().unwrap()
+    common::preset_config(preset, dir, sets)
 }
 
 /// The digits setting of these tests: the `digits` preset (batch 64, K = 20,

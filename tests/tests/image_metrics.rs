@@ -6,32 +6,23 @@
 
 use std::path::{Path, PathBuf};
 
-use hatebm_rs::config::{Config, ConfigBuilder};
+mod common;
+
+use hatebm_rs::config::Config;
 use hatebm_rs::cpu::CpuBackend;
 use hatebm_rs::metrics::Classifier;
 use hatebm_rs::run::{Run, Silent, split_data};
 use hatebm_rs::train::SampleOptions;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hatebm-im-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("im", name)
 }
 
+/// A quiet preset configuration (no curves either) writing to `dir`.
 fn config(preset: &str, dir: &Path, sets: &[(&str, &str)]) -> Config {
-    let mut b = ConfigBuilder::new();
-    b.set("preset", &format!("\"{preset}\"")).unwrap();
-    for (k, v) in sets {
-        b.set(k, v).unwrap_or_else(|e| panic!("{k} = {v}: {e}"));
-    }
-    b.set("output.dir", &format!("\"{}\"", dir.display()))
-        .unwrap();
-    b.set("output.progress", "\"never\"").unwrap();
-    b.set("output.plot", "false").unwrap();
-    b.set("output.sample_every", "0").unwrap();
-    b.set("output.checkpoint_every", "0").unwrap();
-    b.build().unwrap()
+    let mut all = sets.to_vec();
+    all.push(("output.plot", "false"));
+    common::preset_config(preset, dir, &all)
 }
 
 /// Each shipped classifier, scored by the library's forward pass on the

@@ -1,5 +1,6 @@
-//! Shared helpers of the property, mode and toy-synthesis tests: proptest
-//! strategies ([`strategies`]) and small host-side statistics.
+//! Shared helpers of the integration tests: proptest strategies
+//! ([`strategies`]), small host-side statistics, scratch folders and preset
+//! configurations.
 //!
 //! Each test file includes this module with `mod common;`; not every file uses
 //! every helper.
@@ -71,4 +72,34 @@ pub fn key(seed: u64) -> hatebm_rs::sampler::ChainKey {
         iteration: 0,
         row_offset: 0,
     }
+}
+
+/// A fresh, empty scratch folder for test `tag`, case `name` (per process).
+pub fn scratch(tag: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("hatebm-{tag}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A configuration from a preset plus `key = value` overrides, writing to
+/// `dir`: no progress bar, no intermediate checkpoints or sample grids,
+/// 16-image grids.
+pub fn preset_config(
+    preset: &str,
+    dir: &std::path::Path,
+    sets: &[(&str, &str)],
+) -> hatebm_rs::config::Config {
+    let mut b = hatebm_rs::config::ConfigBuilder::new();
+    b.set("preset", &format!("\"{preset}\"")).unwrap();
+    for (k, v) in sets {
+        b.set(k, v).unwrap_or_else(|e| panic!("{k} = {v}: {e}"));
+    }
+    b.set("output.dir", &format!("\"{}\"", dir.display()))
+        .unwrap();
+    b.set("output.progress", "\"never\"").unwrap();
+    b.set("output.sample_every", "0").unwrap();
+    b.set("output.checkpoint_every", "0").unwrap();
+    b.set("output.grid_samples", "16").unwrap();
+    b.build().unwrap()
 }
