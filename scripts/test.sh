@@ -5,7 +5,8 @@
 #   1. static checks   cargo fmt --check, clippy -D warnings, rustdoc -D warnings
 #   2. Rust tests      every crate, CPU backend (goldens, properties, modes, config, ...)
 #   3. MPI             OpenMPI from Debian; `hatebm train` under mpirun at 1, 2, 4 processes
-#   4. C ABI           header drift check; C/C++ programs plain, ASan+UBSan, Valgrind, packaging
+#   4. C ABI           header drift check; C/C++ programs plain, ASan+UBSan, Valgrind, packaging,
+#                      then a coverage-guided libFuzzer smoke run of every fuzz target (stable)
 #   5. tch backend     builds against PyPI's torch 2.13.0 and runs the same suite on tch:cpu
 #                      (GPU-only tests skip themselves without CUDA)
 #
@@ -32,6 +33,7 @@ t_start=$(date +%s)
 if [[ $quick == 0 ]]; then
     step "static checks"
     cargo fmt --all -- --check
+    cargo fmt --manifest-path fuzz/Cargo.toml -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
     # Crate boundaries (docs/architecture.md): the core parses no file formats.
@@ -72,6 +74,9 @@ scripts/mpi-c-test.sh
 step "C ABI: header drift, C/C++ programs (plain, ASan+UBSan, Valgrind), packaging"
 scripts/regen-header.sh --check
 scripts/c-tests.sh
+
+step "fuzzing: libFuzzer build (stable, coverage-instrumented) and 5 s per target"
+scripts/fuzz.sh smoke 5
 
 if [[ $tch == 1 ]]; then
     step "tch backend (libtorch CPU)"

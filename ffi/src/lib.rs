@@ -51,6 +51,8 @@ pub mod comm;
 pub mod config;
 pub mod custom;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod handle;
 pub mod io;
 pub mod langevin;
