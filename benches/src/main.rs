@@ -254,10 +254,9 @@ fn bench_tandem<B: BuildNets>(
         Box::new(comm),
     )?;
     let grad_bytes = 4
-        * (trainer.energy.params().num_trainable()
+        * (trainer.energy().params().num_trainable()
             + trainer
-                .generator
-                .as_ref()
+                .generator()
                 .map_or(0, |g| g.params().num_trainable()));
     let mut data = be.zeros(&shape::batched(batch, &e_arch.sample_shape()))?;
     be.fill_normal(&mut data, NoiseKey::new(2, Stream::User, [0, 0]))?;

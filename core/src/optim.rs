@@ -128,19 +128,43 @@ impl AdamConfig {
 }
 
 /// Adam state for one parameter set: step counter, moments, EMA.
+///
+/// The fields are private so that the state keeps its invariants: moments
+/// and EMA aligned with the parameter set they were made for, the step
+/// counter at most [`Adam::MAX_STEP`], the learning-rate scale in (0, 1]
+/// (it only ever falls, through [`Adam::scale_lr`]). A saved state comes back
+/// through [`Adam::restore`], which checks all of this.
 #[derive(Clone, Debug)]
 pub struct Adam<B: Backend> {
-    /// Settings.
-    pub config: AdamConfig,
-    /// Steps taken so far.
+    config: AdamConfig,
+    step: u64,
+    m: Vec<Option<B::Tensor>>,
+    v: Vec<Option<B::Tensor>>,
+    ema: Option<Vec<Option<B::Tensor>>>,
+    lr_scale: f32,
+}
+
+/// Per-parameter optimiser tensors (moments, EMA weights), aligned with a
+/// parameter set: `None` for buffers, which the optimiser does not update.
+pub type Slots<B> = [Option<<B as Backend>::Tensor>];
+
+/// EMA weights of a parameter set (see [`Slots`]).
+pub type EmaWeights<B> = Vec<Option<<B as Backend>::Tensor>>;
+
+/// A saved [`Adam`] state, as a checkpoint stores it: what
+/// [`Adam::restore`] takes back. Entries are aligned with the parameter
+/// set (`None` for buffers).
+#[derive(Clone, Debug)]
+pub struct AdamState<B: Backend> {
+    /// Steps taken.
     pub step: u64,
-    /// First moments (aligned with the parameter set; `None` for buffers).
+    /// First moments.
     pub m: Vec<Option<B::Tensor>>,
     /// Second moments.
     pub v: Vec<Option<B::Tensor>>,
-    /// EMA of the trainable weights (`None` entries for buffers), if enabled.
+    /// EMA weights; must be `Some` exactly when the optimiser keeps an EMA.
     pub ema: Option<Vec<Option<B::Tensor>>>,
-    /// Multiplier on the (scheduled) learning rate; the divergence guard lowers it.
+    /// Learning-rate multiplier, in (0, 1].
     pub lr_scale: f32,
 }
 
@@ -241,6 +265,146 @@ impl<B: Backend> Adam<B> {
         Ok(())
     }
 
+    /// The settings.
+    pub fn config(&self) -> &AdamConfig {
+        &self.config
+    }
+
+    /// Steps taken so far.
+    pub fn steps_taken(&self) -> u64 {
+        self.step
+    }
+
+    /// First and second moments, aligned with the parameter set (`None` for buffers).
+    pub fn moments(&self) -> (&Slots<B>, &Slots<B>) {
+        (&self.m, &self.v)
+    }
+
+    /// The EMA weights (aligned with the parameter set), if kept.
+    pub fn ema(&self) -> Option<&[Option<B::Tensor>]> {
+        self.ema.as_deref()
+    }
+
+    /// Whether the optimiser keeps an EMA of the weights (`ema_decay` set).
+    pub fn has_ema(&self) -> bool {
+        self.ema.is_some()
+    }
+
+    /// The multiplier on the scheduled learning rate, in (0, 1].
+    pub fn lr_scale(&self) -> f32 {
+        self.lr_scale
+    }
+
+    /// Multiplies the learning-rate scale by `factor` (the divergence guard's
+    /// back-off).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `factor` is finite and in (0, 1]
+    /// (the scale only falls) or the product underflows to 0; the scale is
+    /// then unchanged.
+    pub fn scale_lr(&mut self, factor: f32) -> Result<()> {
+        let new = self.lr_scale * factor;
+        if !(factor.is_finite() && factor > 0.0 && factor <= 1.0 && new > 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "learning-rate factor {factor} must be in (0, 1] (scale {} would become {new})",
+                self.lr_scale
+            )));
+        }
+        self.lr_scale = new;
+        Ok(())
+    }
+
+    /// Sets the EMA weights to the current weights `params` (after loading
+    /// new weights). No-op without EMA.
+    pub fn reset_ema(&mut self, params: &ParamSet<B>) {
+        if let Some(ema) = self.ema.as_mut() {
+            for (e, p) in ema.iter_mut().zip(params.iter()) {
+                if let Some(e) = e {
+                    *e = p.value.clone();
+                }
+            }
+        }
+    }
+
+    /// A copy of the state, as [`Adam::restore`] takes it back.
+    pub fn state(&self) -> AdamState<B> {
+        AdamState {
+            step: self.step,
+            m: self.m.clone(),
+            v: self.v.clone(),
+            ema: self.ema.clone(),
+            lr_scale: self.lr_scale,
+        }
+    }
+
+    /// Replaces the state by a saved one, after checking that it fits:
+    /// entries aligned with this optimiser's (same count, same slots, same
+    /// shapes), an EMA exactly when this optimiser keeps one, the step
+    /// counter at most [`Adam::MAX_STEP`], the scale in (0, 1]. Finiteness is
+    /// [`Adam::check_state`]'s job (it needs the backend).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming what does not fit; the state is then unchanged.
+    pub fn restore(&mut self, be: &B, s: AdamState<B>) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if s.step > Self::MAX_STEP {
+            return bad(format!(
+                "step counter {} exceeds {}",
+                s.step,
+                Self::MAX_STEP
+            ));
+        }
+        if !(s.lr_scale.is_finite() && s.lr_scale > 0.0 && s.lr_scale <= 1.0) {
+            return bad(format!(
+                "learning-rate scale {} is outside (0, 1] (the guard only lowers it from 1)",
+                s.lr_scale
+            ));
+        }
+        if s.ema.is_some() != self.ema.is_some() {
+            return bad(format!(
+                "EMA weights {} but the optimiser {} one",
+                if s.ema.is_some() { "given" } else { "missing" },
+                if self.ema.is_some() {
+                    "keeps"
+                } else {
+                    "keeps no"
+                }
+            ));
+        }
+        let fits = |a: &[Option<B::Tensor>], b: &[Option<B::Tensor>]| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| match (x, y) {
+                    (Some(x), Some(y)) => be.shape(x) == be.shape(y),
+                    (None, None) => true,
+                    _ => false,
+                })
+        };
+        let ema_fits = match (&s.ema, &self.ema) {
+            (Some(a), Some(b)) => fits(a, b),
+            _ => true,
+        };
+        if !(fits(&s.m, &self.m) && fits(&s.v, &self.v) && ema_fits) {
+            return bad("moments or EMA do not match the parameter set".into());
+        }
+        self.step = s.step;
+        self.m = s.m;
+        self.v = s.v;
+        self.ema = s.ema;
+        self.lr_scale = s.lr_scale;
+        Ok(())
+    }
+
+    /// Replaces only the EMA weights (a model-only restore), checked as in
+    /// [`Adam::restore`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if they do not fit; the state is then unchanged.
+    pub fn restore_ema(&mut self, be: &B, ema: Vec<Option<B::Tensor>>) -> Result<()> {
+        let mut s = self.state();
+        s.ema = Some(ema);
+        self.restore(be, s)
+    }
+
     /// The largest step counter a state may hold: beyond 2⁵³ the counter is no
     /// longer exact as the `f64` of a JSON/TOML reader, and `step + 1` must not
     /// overflow.
@@ -308,7 +472,8 @@ impl<B: Backend> Adam<B> {
 
     /// Swaps the EMA weights into `params` (and the raw weights into the EMA
     /// slot); calling it twice restores the original state. No-op without EMA.
-    pub fn swap_ema(&mut self, params: &mut ParamSet<B>) {
+    /// Crate-private: outside, `Trainer::with_ema_weights` pairs the swaps.
+    pub(crate) fn swap_ema(&mut self, params: &mut ParamSet<B>) {
         if let Some(ema) = self.ema.as_mut() {
             for (e, p) in ema.iter_mut().zip(params.iter_mut()) {
                 if let Some(e) = e {

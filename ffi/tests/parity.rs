@@ -183,8 +183,8 @@ fn training_sampling_and_resume_match_the_rust_api() {
             .unwrap()
             .run(
                 &be,
-                t.energy.as_ref(),
-                t.generator.as_deref(),
+                t.energy(),
+                t.generator(),
                 &mut chains,
                 &mut SeededNoise,
                 key,

@@ -23,7 +23,7 @@ use crate::nets::BuildNets;
 use crate::run::{Observer, Run};
 use crate::sampler::{ChainKey, LangevinConfig, LangevinStats};
 use crate::spec::BackendSpec;
-use crate::train::{SampleOptions, StepStats};
+use crate::train::{Net, SampleOptions, StepStats};
 use crate::{Error, Result};
 
 /// A run on whichever backend the configuration named.
@@ -394,7 +394,7 @@ impl AnyRun {
     /// The backend's name, e.g. `cpu` or `tch:cuda:0`.
     pub fn backend_name(&self) -> String {
         use crate::Backend;
-        dispatch!(self, r => r.trainer.be.name())
+        dispatch!(self, r => r.trainer.be().name())
     }
 
     /// The resolved configuration.
@@ -404,7 +404,7 @@ impl AnyRun {
 
     /// Iterations completed.
     pub fn iteration(&self) -> u64 {
-        dispatch!(self, r => r.trainer.iteration)
+        dispatch!(self, r => r.trainer.iteration())
     }
 
     /// One guarded iteration ([`Run::step`]).
@@ -473,12 +473,12 @@ impl AnyRun {
 
     /// The shape of one sample (the energy's input), e.g. `[64]` or `[3, 32, 32]`.
     pub fn sample_shape(&self) -> Vec<usize> {
-        dispatch!(self, r => r.trainer.energy.sample_shape().to_vec())
+        dispatch!(self, r => r.trainer.energy().sample_shape().to_vec())
     }
 
     /// The shape of one latent, if the run has a generator.
     pub fn latent_shape(&self) -> Option<Vec<usize>> {
-        dispatch!(self, r => r.trainer.generator.as_ref().map(|g| g.latent_shape().to_vec()))
+        dispatch!(self, r => r.trainer.generator().map(|g| g.latent_shape().to_vec()))
     }
 
     /// U(x) for `n` samples given as host data (current, not EMA, weights).
@@ -486,7 +486,7 @@ impl AnyRun {
     /// # Errors
     /// Shape, model and backend errors.
     pub fn energy(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
-        dispatch!(self, r => host::energy(&r.trainer.be, r.trainer.energy.as_ref(), x, n))
+        dispatch!(self, r => host::energy(r.trainer.be(), r.trainer.energy(), x, n))
     }
 
     /// U(x) and dU/dx for `n` samples given as host data.
@@ -494,7 +494,7 @@ impl AnyRun {
     /// # Errors
     /// Shape, model and backend errors.
     pub fn energy_grad(&self, x: &[f32], n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        dispatch!(self, r => host::energy_grad(&r.trainer.be, r.trainer.energy.as_ref(), x, n))
+        dispatch!(self, r => host::energy_grad(r.trainer.be(), r.trainer.energy(), x, n))
     }
 
     /// G(z) for `n` latents given as host data.
@@ -502,7 +502,7 @@ impl AnyRun {
     /// # Errors
     /// [`Error::InvalidArgument`] without a generator; shape, model and backend errors.
     pub fn generate(&self, z: &[f32], n: usize) -> Result<Vec<f32>> {
-        dispatch!(self, r => host::generate(&r.trainer.be, generator_of(&r.trainer)?, z, n))
+        dispatch!(self, r => host::generate(r.trainer.be(), generator_of(&r.trainer)?, z, n))
     }
 
     /// The generator's VJP with respect to the latent.
@@ -510,13 +510,13 @@ impl AnyRun {
     /// # Errors
     /// [`Error::InvalidArgument`] without a generator; shape, model and backend errors.
     pub fn generator_vjp(&self, z: &[f32], cot: &[f32], n: usize) -> Result<Vec<f32>> {
-        dispatch!(self, r => host::generator_vjp(&r.trainer.be, generator_of(&r.trainer)?, z, cot, n))
+        dispatch!(self, r => host::generator_vjp(r.trainer.be(), generator_of(&r.trainer)?, z, cot, n))
     }
 
     /// The training chains' sampler settings (after the mode's adjustments) and
     /// the run seed.
     pub fn langevin_config(&self) -> (LangevinConfig, u64) {
-        dispatch!(self, r => (r.trainer.sampler.config.clone(), r.trainer.seed))
+        dispatch!(self, r => (r.trainer.sampler().config.clone(), r.trainer.seed()))
     }
 
     /// Runs the Langevin sampler with the run's networks on host chains: `y`
@@ -536,35 +536,29 @@ impl AnyRun {
     ) -> Result<ChainsOut> {
         dispatch!(self, r => {
             let t = &mut r.trainer;
-            if z.is_some() && t.generator.is_none() {
+            if z.is_some() && t.generator().is_none() {
                 return Err(Error::InvalidArgument(
                     "latents given, but this run has no generator".into(),
                 ));
             }
-            let swap = use_ema && t.ebm_opt.ema.is_some();
-            if swap {
-                t.ebm_opt.swap_ema(t.energy.params_mut());
-            }
-            let result = host::langevin(
-                &t.be,
-                t.energy.as_ref(),
-                z.and(t.generator.as_deref()),
-                config,
-                key,
-                z,
-                y,
-                n,
-            );
-            if swap {
-                t.ebm_opt.swap_ema(t.energy.params_mut());
-            }
-            result
+            t.with_ema_weights(use_ema, |t| {
+                host::langevin(
+                    t.be(),
+                    t.energy(),
+                    z.and(t.generator()),
+                    config,
+                    key,
+                    z,
+                    y,
+                    n,
+                )
+            })
         })
     }
 
     /// The bank's capacity and whether it stores latents (`None`: no bank).
     pub fn bank_layout(&self) -> Option<(usize, bool)> {
-        dispatch!(self, r => r.trainer.bank.as_ref().map(|b| (b.capacity(), b.z.is_some())))
+        dispatch!(self, r => r.trainer.bank().map(|b| (b.capacity(), b.z.is_some())))
     }
 
     /// Slot `slot` of the bank: `(z, x)` as host data.
@@ -574,10 +568,10 @@ impl AnyRun {
     pub fn bank_read(&self, slot: usize) -> Result<(Option<Vec<f32>>, Vec<f32>)> {
         dispatch!(self, r => {
             let t = &r.trainer;
-            let bank = t.bank.as_ref().ok_or_else(|| {
+            let bank = t.bank().ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "mode `{}` keeps no bank",
-                    t.config.mode.name()
+                    t.config().mode.name()
                 ))
             })?;
             if slot >= bank.capacity() {
@@ -586,8 +580,8 @@ impl AnyRun {
                     bank.capacity()
                 )));
             }
-            let (z, x) = bank.gather(&t.be, &[slot])?;
-            Ok((z.map(|z| t.be.to_host(&z)).transpose()?, t.be.to_host(&x)?))
+            let (z, x) = bank.gather(t.be(), &[slot])?;
+            Ok((z.map(|z| t.be().to_host(&z)).transpose()?, t.be().to_host(&x)?))
         })
     }
 
@@ -636,28 +630,17 @@ impl Model {
 pub type ChainsOut = (Option<Vec<f32>>, Vec<f32>, LangevinStats);
 
 fn generator_of<B: Backend>(t: &crate::train::Trainer<B>) -> Result<&dyn crate::Generator<B>> {
-    t.generator.as_deref().ok_or_else(|| {
-        Error::InvalidArgument(format!("mode `{}` has no generator", t.config.mode.name()))
+    t.generator().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "mode `{}` has no generator",
+            t.config().mode.name()
+        ))
     })
-}
-
-fn reset_ema<B: Backend>(
-    ema: Option<&mut Vec<Option<B::Tensor>>>,
-    params: &crate::params::ParamSet<B>,
-) {
-    if let Some(ema) = ema {
-        for (e, p) in ema.iter_mut().zip(params.iter()) {
-            if let Some(e) = e {
-                *e = p.value.clone();
-            }
-        }
-    }
 }
 
 fn load_weights<B: BuildNets>(r: &mut Run<B>, which: Model, path: &Path) -> Result<()> {
     let file = crate::weights::TensorFile::read(path)?;
     let t = &mut r.trainer;
-    let be = t.be.clone();
     let stem = if which == Model::Generator {
         "gen."
     } else {
@@ -673,56 +656,28 @@ fn load_weights<B: BuildNets>(r: &mut Run<B>, which: Model, path: &Path) -> Resu
         Error::Param(m) => Error::Param(format!("{}: {m}", path.display())),
         other => other,
     };
-    match which {
-        Model::Energy => {
-            t.energy
-                .params_mut()
-                .load_host(&be, &tensors)
-                .map_err(named)?;
-            reset_ema(t.ebm_opt.ema.as_mut(), t.energy.params());
-        }
-        Model::EnergyEma => {
-            if t.ebm_opt.ema.is_none() {
-                return Err(Error::InvalidArgument(
-                    "the energy keeps no EMA weights (set ebm_optim.ema_decay)".into(),
-                ));
-            }
-            t.ebm_opt.swap_ema(t.energy.params_mut());
-            let result = t
-                .energy
-                .params_mut()
-                .load_host(&be, &tensors)
-                .map_err(named);
-            t.ebm_opt.swap_ema(t.energy.params_mut());
-            result?;
-        }
-        Model::Generator => {
-            let mode = t.config.mode.name();
-            let g = t
-                .generator
-                .as_mut()
-                .ok_or_else(|| Error::InvalidArgument(format!("mode `{mode}` has no generator")))?;
-            g.params_mut().load_host(&be, &tensors).map_err(named)?;
-            if let Some(opt) = t.gen_opt.as_mut() {
-                reset_ema(opt.ema.as_mut(), g.params());
-            }
-        }
-    }
-    Ok(())
+    let net = match which {
+        Model::Energy => Net::Energy,
+        Model::EnergyEma => Net::EnergyEma,
+        Model::Generator => Net::Generator,
+    };
+    t.load_weights(net, &tensors).map_err(named)
 }
 
 fn save_weights<B: BuildNets>(r: &Run<B>, which: Model, path: &Path) -> Result<()> {
     let t = &r.trainer;
-    let be = &t.be;
+    let be = t.be();
     let (mut tensors, describe) = match which {
-        Model::Energy | Model::EnergyEma => (t.energy.params().to_host(be)?, t.energy.describe()),
+        Model::Energy | Model::EnergyEma => {
+            (t.energy().params().to_host(be)?, t.energy().describe())
+        }
         Model::Generator => {
             let g = generator_of(t)?;
             (g.params().to_host(be)?, g.describe())
         }
     };
     if which == Model::EnergyEma {
-        let ema = t.ebm_opt.ema.as_ref().ok_or_else(|| {
+        let ema = t.ebm_optimiser().ema().ok_or_else(|| {
             Error::InvalidArgument(
                 "the energy keeps no EMA weights (set ebm_optim.ema_decay)".into(),
             )
@@ -736,7 +691,7 @@ fn save_weights<B: BuildNets>(r: &Run<B>, which: Model, path: &Path) -> Result<(
     let mut meta = HashMap::new();
     meta.insert("hatebm.model".to_string(), which.name().to_string());
     meta.insert("hatebm.network".to_string(), describe);
-    meta.insert("hatebm.iteration".to_string(), t.iteration.to_string());
+    meta.insert("hatebm.iteration".to_string(), t.iteration().to_string());
     crate::weights::write(path, &tensors, &meta)
 }
 

@@ -241,14 +241,16 @@ fn train_run<B: BuildNets>(
     let x = be.from_host(data, &shape).unwrap();
     // Random bank images (same on both backends), so that the first generator
     // update is not trivially zero (a fresh bank holds x = G(z) exactly).
-    let bank = tr.bank.as_mut().unwrap();
+    let mut state = tr.state();
+    let bank = state.bank.as_mut().unwrap();
     let bshape = be.shape(&bank.x);
     let n: usize = bshape.iter().product();
     bank.x = be.from_host(&host_noise(n, 9, 0.5), &bshape).unwrap();
+    tr.restore(state).unwrap();
     let snapshot = |tr: &Trainer<B>, stats: Vec<StepStats>| RunResult {
         stats,
-        ebm_w: host_params(be, tr.energy.params()),
-        gen_w: host_params(be, tr.generator.as_ref().unwrap().params()),
+        ebm_w: host_params(be, tr.energy().params()),
+        gen_w: host_params(be, tr.generator().unwrap().params()),
         ebm_g: tr
             .ebm_grads()
             .tensors
@@ -262,7 +264,7 @@ fn train_run<B: BuildNets>(
             .iter()
             .map(|t| t.as_ref().map(|t| be.to_host(t).unwrap()))
             .collect(),
-        bank_x: be.to_host(&tr.bank.as_ref().unwrap().x).unwrap(),
+        bank_x: be.to_host(&tr.bank().unwrap().x).unwrap(),
     };
     let initial = snapshot(&tr, Vec::new());
     let mut stats = Vec::new();
@@ -686,6 +688,7 @@ fn mode_run<B: BuildNets>(
         1e-3,
     );
     s.train.mode = mode;
+    (s.langevin.update_latents, s.langevin.update_res) = hatebm_rs::train::mode_blocks(mode);
     s.train.persistent_bank_size = 2 * batch;
     s.train.coop_latent_steps = 3;
     s.train.coop_bn_training = bn_training;
@@ -694,10 +697,9 @@ fn mode_run<B: BuildNets>(
         .has_generator()
         .then(|| be.build_generator(g_arch, 2).unwrap());
     let mut tr = Trainer::new(be.clone(), s, energy, generator, &mut SeededNoise).unwrap();
-    tr.keep_tensors = true;
+    tr.set_keep_tensors(true);
     let gen_start = tr
-        .generator
-        .as_ref()
+        .generator()
         .map(|g| host_params(be, g.params()))
         .unwrap_or_default();
     let shape = hatebm_rs::backend::shape::batched(batch, &e_arch.sample_shape());
@@ -723,13 +725,12 @@ fn mode_run<B: BuildNets>(
         losses,
         energies,
         gen_losses,
-        ebm_w: host_params(be, tr.energy.params()),
+        ebm_w: host_params(be, tr.energy().params()),
         gen_w: tr
-            .generator
-            .as_ref()
+            .generator()
             .map(|g| host_params(be, g.params()))
             .unwrap_or_default(),
-        x_neg: be.to_host(&tr.last.as_ref().unwrap().x_neg).unwrap(),
+        x_neg: be.to_host(&tr.last_tensors().unwrap().x_neg).unwrap(),
     }
 }
 

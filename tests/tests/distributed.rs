@@ -14,7 +14,7 @@ use hatebm_rs::nets::{BuildNets, EnergyArch, GeneratorArch};
 use hatebm_rs::noise::{NoiseKey, SeededNoise, Stream};
 use hatebm_rs::optim::{Adam, AdamConfig};
 use hatebm_rs::sampler::LangevinConfig;
-use hatebm_rs::train::{GenUpdate, Mode, StepStats, TrainConfig, Trainer, TrainerSettings};
+use hatebm_rs::train::{GenUpdate, Mode, Net, StepStats, TrainConfig, Trainer, TrainerSettings};
 use hatebm_rs::{Error, Result};
 
 const SEED: u64 = 11;
@@ -64,6 +64,8 @@ fn case(mode: Mode, nets: Nets, reduce: Reduce) -> Case {
                 eps_latent: 0.1,
                 clip_res: Some(0.1),
                 prior_sigma_res: Some(0.5),
+                update_latents: hatebm_rs::train::mode_blocks(mode).0,
+                update_res: hatebm_rs::train::mode_blocks(mode).1,
                 ..LangevinConfig::default()
             },
             ebm_optim: adam.clone(),
@@ -116,20 +118,21 @@ fn stat_bits(s: &StepStats) -> Vec<u64> {
 fn optimiser<B: Backend>(be: &B, o: &Adam<B>, what: &str, out: &mut Vec<(String, Vec<u32>)>) {
     out.push((
         format!("{what}.step"),
-        vec![o.step as u32, (o.step >> 32) as u32],
+        vec![o.steps_taken() as u32, (o.steps_taken() >> 32) as u32],
     ));
-    out.push((format!("{what}.lr_scale"), vec![o.lr_scale.to_bits()]));
-    for (i, t) in o.m.iter().enumerate() {
+    out.push((format!("{what}.lr_scale"), vec![o.lr_scale().to_bits()]));
+    let (m, v) = o.moments();
+    for (i, t) in m.iter().enumerate() {
         if let Some(t) = t {
             out.push((format!("{what}.m{i}"), bits(&be.to_host(t).unwrap())));
         }
     }
-    for (i, t) in o.v.iter().enumerate() {
+    for (i, t) in v.iter().enumerate() {
         if let Some(t) = t {
             out.push((format!("{what}.v{i}"), bits(&be.to_host(t).unwrap())));
         }
     }
-    for (i, t) in o.ema.iter().flatten().enumerate() {
+    for (i, t) in o.ema().into_iter().flatten().enumerate() {
         if let Some(t) = t {
             out.push((format!("{what}.ema{i}"), bits(&be.to_host(t).unwrap())));
         }
@@ -212,16 +215,16 @@ fn train_rank<B: BuildNets>(be: &B, c: &Case, comm: Box<dyn Communicator>) -> Re
         ));
     }
     let mut replicated = Vec::new();
-    for (n, _, v) in t.energy.params().to_host(be)? {
+    for (n, _, v) in t.energy().params().to_host(be)? {
         replicated.push((format!("ebm.{n}"), bits(&v)));
     }
-    if let Some(g) = &t.generator {
+    if let Some(g) = &t.generator() {
         for (n, _, v) in g.params().to_host(be)? {
             replicated.push((format!("gen.{n}"), bits(&v)));
         }
     }
-    optimiser(be, &t.ebm_opt, "ebm_opt", &mut replicated);
-    if let Some(o) = &t.gen_opt {
+    optimiser(be, t.ebm_optimiser(), "ebm_opt", &mut replicated);
+    if let Some(o) = &t.gen_optimiser() {
         optimiser(be, o, "gen_opt", &mut replicated);
     }
     let bank = match t.global_bank()? {
@@ -579,10 +582,9 @@ fn replicas_that_drift_apart_are_caught() {
         let rank = comm.rank();
         let mut t = build(&be, &c, Box::new(comm)).unwrap();
         if rank == 1 {
-            let p = t.energy.params_mut().get_mut(0);
-            let mut h = be.to_host(&p.value).unwrap();
-            h[0] = f32::from_bits(h[0].to_bits() + 1);
-            p.value = be.from_host(&h, &be.shape(&p.value)).unwrap();
+            let mut w = t.energy().params().to_host(&be).unwrap();
+            w[0].2[0] = f32::from_bits(w[0].2[0].to_bits() + 1);
+            t.load_weights(Net::Energy, &w).unwrap();
         }
         for it in 0..ITERS {
             if let Err(e) = t.step(&batch(&be, c.nets, it), &mut SeededNoise) {

@@ -215,19 +215,19 @@ fn adam<B: BuildNets>(be: &B) {
             );
             assert_close(
                 &format!("adam {pre}.m.{n}"),
-                &host(be, opt.m[i].as_ref().unwrap()),
+                &host(be, opt.moments().0[i].as_ref().unwrap()),
                 &g.t(&format!("{pre}.m.{n}")).1,
                 tol::VALUE,
                 0.0,
             );
             assert_close(
                 &format!("adam {pre}.v.{n}"),
-                &host(be, opt.v[i].as_ref().unwrap()),
+                &host(be, opt.moments().1[i].as_ref().unwrap()),
                 &g.t(&format!("{pre}.v.{n}")).1,
                 tol::VALUE,
                 0.0,
             );
-            let ema = opt.ema.as_ref().unwrap()[i].as_ref().unwrap();
+            let ema = opt.ema().unwrap()[i].as_ref().unwrap();
             assert_close(
                 &format!("adam {pre}.ema.{n}"),
                 &host(be, ema),
@@ -265,10 +265,12 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
     )
     .unwrap();
     // The golden's bank replaces the seeded one.
-    let bank = trainer.bank.as_mut().unwrap();
+    let mut state = trainer.state();
+    let bank = state.bank.as_mut().unwrap();
     bank.z = Some(upload(be, &g, "input.bank_z"));
     bank.x = upload(be, &g, "input.bank_x");
-    trainer.keep_tensors = true;
+    trainer.restore(state).unwrap();
+    trainer.set_keep_tensors(true);
 
     let mut noise = ReplayNoise::new();
     let put = |noise: &mut ReplayNoise, stream, name: &str| {
@@ -292,7 +294,7 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
     let stats = trainer
         .step(&upload(be, &g, "input.data"), &mut noise)
         .unwrap();
-    let last = trainer.last.as_ref().unwrap();
+    let last = trainer.last_tensors().unwrap();
     let v = tol::VALUE;
     assert_close(
         &format!("{name} z"),
@@ -343,7 +345,7 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
         v,
         0.0,
     );
-    let bank = trainer.bank.as_ref().unwrap();
+    let bank = trainer.bank().unwrap();
     assert_close(
         &format!("{name} bank_x"),
         &host(be, &bank.x),
@@ -386,7 +388,7 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
                     tol::GRAD,
                     0.0,
                 );
-                let m = opt.m[i].as_ref().unwrap();
+                let m = opt.moments().0[i].as_ref().unwrap();
                 assert_close(
                     &format!("{name} {what}_adam_m.{pn}"),
                     &host(be, m),
@@ -394,7 +396,7 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
                     tol::GRAD,
                     0.0,
                 );
-                let vv = opt.v[i].as_ref().unwrap();
+                let vv = opt.moments().1[i].as_ref().unwrap();
                 assert_close(
                     &format!("{name} {what}_adam_v.{pn}"),
                     &host(be, vv),
@@ -402,7 +404,7 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
                     tol::GRAD,
                     0.0,
                 );
-                let ema = opt.ema.as_ref().unwrap()[i].as_ref().unwrap();
+                let ema = opt.ema().unwrap()[i].as_ref().unwrap();
                 assert_close(
                     &format!("{name} {what}_ema.{pn}"),
                     &host(be, ema),
@@ -420,15 +422,15 @@ fn check_train_step<B: BuildNets>(be: &B, name: &str) {
         };
     check_model(
         "ebm",
-        trainer.energy.params(),
-        &trainer.ebm_opt,
+        trainer.energy().params(),
+        trainer.ebm_optimiser(),
         trainer.ebm_grads(),
         ebm_lr,
     );
     check_model(
         "gen",
-        trainer.generator.as_ref().unwrap().params(),
-        trainer.gen_opt.as_ref().unwrap(),
+        trainer.generator().unwrap().params(),
+        trainer.gen_optimiser().unwrap(),
         trainer.gen_grads().unwrap(),
         gen_lr,
     );

@@ -116,8 +116,10 @@ fn sngan_generator<B: BuildNets>(be: &B) -> Box<dyn Generator<B>> {
     .unwrap()
 }
 
-/// Settings for small, fast runs: `K = 3`, T = 0.1, clipped residual drift.
+/// Settings for small, fast runs: `K = 3`, T = 0.1, clipped residual drift;
+/// the sampler moves the blocks `mode` moves.
 fn settings(mode: Mode) -> TrainerSettings {
+    let (update_latents, update_res) = hatebm_rs::train::mode_blocks(mode);
     TrainerSettings {
         train: TrainConfig {
             mode,
@@ -136,6 +138,8 @@ fn settings(mode: Mode) -> TrainerSettings {
             eps_latent: 0.1,
             clip_res: Some(0.1),
             prior_sigma_res: Some(0.5),
+            update_latents,
+            update_res,
             ..LangevinConfig::default()
         },
         ebm_optim: AdamConfig {
@@ -159,7 +163,7 @@ fn trainer<B: BuildNets>(
     generator: Option<Box<dyn Generator<B>>>,
 ) -> Trainer<B> {
     let mut t = Trainer::new(be.clone(), s, energy, generator, &mut SeededNoise).unwrap();
-    t.keep_tensors = true;
+    t.set_keep_tensors(true);
     t
 }
 
@@ -182,14 +186,14 @@ fn image_batch<B: Backend>(be: &B, it: u64, n: usize) -> B::Tensor {
 
 /// The fresh latents a generator mode starts iteration `it` from.
 fn fresh_latents<B: Backend>(be: &B, t: &Trainer<B>, it: u64, n: usize) -> Vec<f32> {
-    let g = t.generator.as_ref().unwrap();
+    let g = t.generator().unwrap();
     let mut z = be.zeros(&shape::batched(n, g.latent_shape())).unwrap();
     be.fill_normal(
         &mut z,
-        NoiseKey::new(t.seed, Stream::ChainInitLatent, [it, 0]),
+        NoiseKey::new(t.seed(), Stream::ChainInitLatent, [it, 0]),
     )
     .unwrap();
-    be.scale(&mut z, t.config.init_scale_latent).unwrap();
+    be.scale(&mut z, t.config().init_scale_latent).unwrap();
     host(be, &z)
 }
 
@@ -280,12 +284,12 @@ fn synthesis_historical_fits_the_generator_to_bank_pairs_then_overwrites_them<B:
     let mut s = settings(Mode::Synthesis);
     s.train.bank_size = 2 * BATCH; // slots are redrawn soon
     let mut t = trainer(be, s, mlp_energy(be), Some(mlp_generator(be, SEED + 1)));
-    let cap = t.bank.as_ref().unwrap().capacity();
+    let cap = t.bank().unwrap().capacity();
     let mut moved_gen = 0;
     for it in 0..6u64 {
-        let ebm0 = params_host(be, t.energy.params());
-        let gen0 = params_host(be, t.generator.as_ref().unwrap().params());
-        let bank = t.bank.as_ref().unwrap();
+        let ebm0 = params_host(be, t.energy().params());
+        let gen0 = params_host(be, t.generator().unwrap().params());
+        let bank = t.bank().unwrap();
         let (bz0, bx0) = (host(be, bank.z.as_ref().unwrap()), host(be, &bank.x));
         // The loss the generator update must report: its pre-update weights on
         // the bank pairs *before* this iteration's overwrite.
@@ -295,22 +299,22 @@ fn synthesis_historical_fits_the_generator_to_bank_pairs_then_overwrites_them<B:
                 .unwrap();
             mse_loss(
                 be,
-                t.generator.as_deref().unwrap(),
+                t.generator().unwrap(),
                 &z,
                 &rows(&bx0, slots, 2),
-                t.config.gen_loss_factor,
+                t.config().gen_loss_factor,
             )
         };
         let slots_expected = bank
-            .draw_slots(&mut SeededNoise, t.seed, it, BATCH)
+            .draw_slots(&mut SeededNoise, t.seed(), it, BATCH)
             .unwrap();
         let want_loss = gen_before_loss(&slots_expected);
         let z_init = fresh_latents(be, &t, it, BATCH);
 
         let st = t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         check_losses(&st, true);
-        assert_eq!((st.iteration, t.iteration), (it + 1, it + 1));
-        let last = t.last.as_ref().unwrap();
+        assert_eq!((st.iteration, t.iteration()), (it + 1, it + 1));
+        let last = t.last_tensors().unwrap();
         // Latents are not moved; the residual is.
         assert!(bit_identical(&host(be, last.z.as_ref().unwrap()), &z_init));
         assert!(host(be, &last.y).iter().any(|&v| v != 0.0));
@@ -341,8 +345,8 @@ fn synthesis_historical_fits_the_generator_to_bank_pairs_then_overwrites_them<B:
         // Both networks moved — the generator iff its loss was not zero: the
         // bank starts as (z, G(z)), so the first update (and any update that
         // draws only never-overwritten slots) has an exactly zero gradient.
-        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
-        let gen1 = params_host(be, t.generator.as_ref().unwrap().params());
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy().params()));
+        let gen1 = params_host(be, t.generator().unwrap().params());
         if it == 0 {
             assert_eq!(want_loss, 0.0);
         }
@@ -357,7 +361,7 @@ fn synthesis_historical_fits_the_generator_to_bank_pairs_then_overwrites_them<B:
             assert!(all_equal(&gen0, &gen1), "zero loss but the generator moved");
         }
         // The drawn slots now hold this iteration's (z, x⁻); the others are untouched.
-        let bank = t.bank.as_ref().unwrap();
+        let bank = t.bank().unwrap();
         assert_eq!(bank.capacity(), cap);
         let (bz1, bx1) = (host(be, bank.z.as_ref().unwrap()), host(be, &bank.x));
         assert!(bit_identical(&rows(&bz1, &last.slots, 2), &z_init));
@@ -383,15 +387,15 @@ fn synthesis_current_ablation_fits_this_iterations_samples<B: BuildNets>(be: &B)
     s.train.gen_update = GenUpdate::Current;
     s.train.bank_size = 1; // no bank is needed (and none is built)
     let mut t = trainer(be, s, mlp_energy(be), Some(mlp_generator(be, SEED + 1)));
-    assert!(t.bank.is_none());
+    assert!(t.bank().is_none());
     for it in 0..3u64 {
-        let ebm0 = params_host(be, t.energy.params());
-        let gen0 = params_host(be, t.generator.as_ref().unwrap().params());
+        let ebm0 = params_host(be, t.energy().params());
+        let gen0 = params_host(be, t.generator().unwrap().params());
         let mut g_before = mlp_generator(be, 0);
         g_before.params_mut().load_host(be, &gen0).unwrap();
         let st = t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         check_losses(&st, true);
-        let last = t.last.as_ref().unwrap();
+        let last = t.last_tensors().unwrap();
         assert!(last.slots.is_empty());
         // The generator is fitted to (z, x⁻) of this very iteration.
         let want = mse_loss(
@@ -399,17 +403,17 @@ fn synthesis_current_ablation_fits_this_iterations_samples<B: BuildNets>(be: &B)
             g_before.as_ref(),
             last.z.as_ref().unwrap(),
             &host(be, &last.x_neg),
-            t.config.gen_loss_factor,
+            t.config().gen_loss_factor,
         );
         let got = st.loss_gen.unwrap();
         assert!(
             (got - want).abs() <= 1e-4 * want.max(1e-3),
             "{got} vs {want}"
         );
-        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy().params()));
         assert!(!all_equal(
             &gen0,
-            &params_host(be, t.generator.as_ref().unwrap().params())
+            &params_host(be, t.generator().unwrap().params())
         ));
     }
 }
@@ -427,17 +431,17 @@ fn check_frozen_generator<B: BuildNets>(
     iters: u64,
     data: impl Fn(u64) -> B::Tensor,
 ) {
-    assert!(t.gen_opt.is_none() && t.bank.is_none());
-    let gen0 = params_host(be, t.generator.as_ref().unwrap().params());
-    let zdim = shape::numel(t.generator.as_ref().unwrap().latent_shape());
+    assert!(t.gen_optimiser().is_none() && t.bank().is_none());
+    let gen0 = params_host(be, t.generator().unwrap().params());
+    let zdim = shape::numel(t.generator().unwrap().latent_shape());
     for it in 0..iters {
-        let ebm0 = params_host(be, t.energy.params());
-        let z_init = fresh_latents(be, t, t.iteration, BATCH);
+        let ebm0 = params_host(be, t.energy().params());
+        let z_init = fresh_latents(be, t, t.iteration(), BATCH);
         let st = t.step(&data(it), &mut SeededNoise).unwrap();
         check_losses(&st, false);
         assert!(st.langevin.drift_norm_latent > 0.0);
-        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
-        let last = t.last.as_ref().unwrap();
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy().params()));
+        let last = t.last_tensors().unwrap();
         let z = host(be, last.z.as_ref().unwrap());
         for b in 0..BATCH {
             assert!(
@@ -448,14 +452,14 @@ fn check_frozen_generator<B: BuildNets>(
                 "latent of chain {b} did not move"
             );
         }
-        let g = t.generator.as_ref().unwrap();
+        let g = t.generator().unwrap();
         let gz = host(be, &g.forward(last.z.as_ref().unwrap()).unwrap());
         let (y, x_neg) = (host(be, &last.y), host(be, &last.x_neg));
         for i in 0..x_neg.len() {
             assert!((x_neg[i] - (gz[i] + y[i])).abs() <= 1e-5 * (1.0 + x_neg[i].abs()));
         }
     }
-    let gen1 = params_host(be, t.generator.as_ref().unwrap().params());
+    let gen1 = params_host(be, t.generator().unwrap().params());
     assert!(all_equal(&gen0, &gen1), "the frozen generator changed");
 }
 
@@ -475,10 +479,10 @@ fn retrofit_moves_latents_and_residuals_and_never_the_generator<B: BuildNets>(be
     s.train.batch_size = BATCH;
     s.langevin.temperature = 0.1;
     let mut t = trainer(be, s, sngan_energy(be), Some(decoder));
-    assert!(t.sampler.config.update_latents && t.sampler.config.update_res);
+    assert!(t.sampler().config.update_latents && t.sampler().config.update_res);
     check_frozen_generator(be, &mut t, 2, |it| image_batch(be, it, BATCH));
     assert!(
-        host(be, &t.last.as_ref().unwrap().y)
+        host(be, &t.last_tensors().unwrap().y)
             .iter()
             .any(|&v| v != 0.0)
     );
@@ -496,7 +500,7 @@ fn refine_loads_a_saved_generator_and_keeps_it_frozen<B: BuildNets>(be: &B) {
         pre.step(&toy_batch(be, it, BATCH), &mut SeededNoise)
             .unwrap();
     }
-    let trained = params_host(be, pre.generator.as_ref().unwrap().params());
+    let trained = params_host(be, pre.generator().unwrap().params());
     assert!(!all_equal(
         &trained,
         &params_host(be, mlp_generator(be, SEED + 1).params())
@@ -509,8 +513,7 @@ fn refine_loads_a_saved_generator_and_keeps_it_frozen<B: BuildNets>(be: &B) {
     ));
     let mut meta = HashMap::new();
     meta.insert("origin".to_string(), "synthesis, 3 iterations".to_string());
-    hatebm_rs::weights::save_params(pre.generator.as_ref().unwrap().params(), be, &path, &meta)
-        .unwrap();
+    hatebm_rs::weights::save_params(pre.generator().unwrap().params(), be, &path, &meta).unwrap();
     // ... and loaded into a fresh network for refinement.
     let mut g = mlp_generator(be, 999);
     hatebm_rs::weights::load_params(g.params_mut(), be, &path, "").unwrap();
@@ -519,7 +522,7 @@ fn refine_loads_a_saved_generator_and_keeps_it_frozen<B: BuildNets>(be: &B) {
     let mut t = trainer(be, settings(Mode::Refine), mlp_energy(be), Some(g));
     check_frozen_generator(be, &mut t, 3, |it| toy_batch(be, it, BATCH));
     assert!(all_equal(
-        &params_host(be, t.generator.as_ref().unwrap().params()),
+        &params_host(be, t.generator().unwrap().params()),
         &trained
     ));
 }
@@ -528,11 +531,11 @@ fn no_residual_moves_only_latents<B: BuildNets>(be: &B) {
     let mut s = settings(Mode::NoResidual);
     s.train.init_scale_res = 0.5; // ignored: the residual block does not exist
     let mut t = trainer(be, s, mlp_energy(be), Some(mlp_generator(be, SEED + 1)));
-    assert!(t.sampler.config.update_latents && !t.sampler.config.update_res);
+    assert!(t.sampler().config.update_latents && !t.sampler().config.update_res);
     check_frozen_generator(be, &mut t, 3, |it| toy_batch(be, it, BATCH));
-    let last = t.last.as_ref().unwrap();
+    let last = t.last_tensors().unwrap();
     assert!(host(be, &last.y).iter().all(|&v| v == 0.0), "y moved");
-    assert_eq!(t.last.as_ref().unwrap().slots.len(), 0);
+    assert_eq!(t.last_tensors().unwrap().slots.len(), 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -541,9 +544,9 @@ fn no_residual_moves_only_latents<B: BuildNets>(be: &B) {
 
 fn short_run_starts_from_noise_and_trains_only_the_ebm<B: BuildNets>(be: &B) {
     let mut t = trainer(be, settings(Mode::ShortRun), mlp_energy(be), None);
-    assert!(t.generator.is_none() && t.gen_opt.is_none() && t.bank.is_none());
+    assert!(t.generator().is_none() && t.gen_optimiser().is_none() && t.bank().is_none());
     for it in 0..3u64 {
-        let ebm0 = params_host(be, t.energy.params());
+        let ebm0 = params_host(be, t.energy().params());
         let mut y0 = be.zeros(&[BATCH, 2]).unwrap();
         fill_noise_init(
             be,
@@ -556,8 +559,8 @@ fn short_run_starts_from_noise_and_trains_only_the_ebm<B: BuildNets>(be: &B) {
         assert!(y0.iter().all(|v| (-1.0..1.0).contains(v)));
         let st = t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         check_losses(&st, false);
-        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
-        let last = t.last.as_ref().unwrap();
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy().params()));
+        let last = t.last_tensors().unwrap();
         assert!(last.z.is_none());
         let y = host(be, &last.y);
         assert!(bit_identical(&y, &host(be, &last.x_neg)));
@@ -575,31 +578,31 @@ fn short_run_starts_from_noise_and_trains_only_the_ebm<B: BuildNets>(be: &B) {
 
 fn persistent_overwrites_exactly_the_drawn_slots<B: BuildNets>(be: &B) {
     let mut t = trainer(be, settings(Mode::Persistent), mlp_energy(be), None);
-    let cap = t.bank.as_ref().unwrap().capacity();
+    let cap = t.bank().unwrap().capacity();
     assert_eq!(cap, 32);
-    assert!(t.bank.as_ref().unwrap().z.is_none());
+    assert!(t.bank().unwrap().z.is_none());
     // The bank starts as U(−1, 1) noise.
     assert!(
-        host(be, &t.bank.as_ref().unwrap().x)
+        host(be, &t.bank().unwrap().x)
             .iter()
             .all(|v| (-1.0..1.0).contains(v))
     );
     let mut ever = vec![false; cap];
     for it in 0..6u64 {
-        let ebm0 = params_host(be, t.energy.params());
-        let x0 = host(be, &t.bank.as_ref().unwrap().x);
+        let ebm0 = params_host(be, t.energy().params());
+        let x0 = host(be, &t.bank().unwrap().x);
         let st = t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         check_losses(&st, false);
-        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
-        let last = t.last.as_ref().unwrap();
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy().params()));
+        let last = t.last_tensors().unwrap();
         let slots = last.slots.clone();
         assert_eq!(slots.len(), BATCH);
         let mut u = slots.clone();
         u.sort_unstable();
         u.dedup();
         assert_eq!(u.len(), BATCH);
-        let x1 = host(be, &t.bank.as_ref().unwrap().x);
-        assert_eq!(be.shape(&t.bank.as_ref().unwrap().x), vec![cap, 2]);
+        let x1 = host(be, &t.bank().unwrap().x);
+        assert_eq!(be.shape(&t.bank().unwrap().x), vec![cap, 2]);
         assert!(bit_identical(&rows(&x1, &slots, 2), &host(be, &last.x_neg)));
         // The drawn slots changed (the chains moved), the others did not.
         for s in 0..cap {
@@ -629,9 +632,9 @@ fn persistent_rejuvenation_resets_the_configured_fraction<B: BuildNets>(be: &B) 
         let mut t = trainer(be, s, mlp_energy(be), None);
         let mut resets = 0usize;
         for it in 0..iters {
-            let x0 = host(be, &t.bank.as_ref().unwrap().x);
+            let x0 = host(be, &t.bank().unwrap().x);
             t.step(&toy_batch(be, it, 32), &mut SeededNoise).unwrap();
-            let last = t.last.as_ref().unwrap();
+            let last = t.last_tensors().unwrap();
             let started = rows(&x0, &last.slots, 2);
             let x_neg = host(be, &last.x_neg);
             for b in 0..32 {
@@ -668,19 +671,19 @@ fn run_cooperative<B: BuildNets>(
     iters: u64,
     data: impl Fn(u64) -> B::Tensor,
 ) {
-    let gen_first = params_host(be, t.generator.as_ref().unwrap().params());
+    let gen_first = params_host(be, t.generator().unwrap().params());
     for it in 0..iters {
-        let ebm0 = params_host(be, t.energy.params());
-        let gen0 = params_host(be, t.generator.as_ref().unwrap().params());
-        let z_init = fresh_latents(be, t, t.iteration, BATCH);
+        let ebm0 = params_host(be, t.energy().params());
+        let gen0 = params_host(be, t.generator().unwrap().params());
+        let z_init = fresh_latents(be, t, t.iteration(), BATCH);
         let st = t.step(&data(it), &mut SeededNoise).unwrap();
         check_losses(&st, true);
-        check_ebm_moved(be, &ebm0, &params_host(be, t.energy.params()));
-        let gen1 = params_host(be, t.generator.as_ref().unwrap().params());
+        check_ebm_moved(be, &ebm0, &params_host(be, t.energy().params()));
+        let gen1 = params_host(be, t.generator().unwrap().params());
         let ch = changed(&gen0, &gen1);
         // Every trainable generator tensor moves; buffers (BN running
         // statistics) never do, in either BN mode.
-        for p in t.generator.as_ref().unwrap().params().iter() {
+        for p in t.generator().unwrap().params().iter() {
             assert_eq!(
                 ch.contains(&p.spec.name),
                 p.spec.trainable,
@@ -690,10 +693,10 @@ fn run_cooperative<B: BuildNets>(
             );
         }
         // The chains start at G(z) with fresh latents that the EBM chain does not move.
-        let last = t.last.as_ref().unwrap();
+        let last = t.last_tensors().unwrap();
         assert!(bit_identical(&host(be, last.z.as_ref().unwrap()), &z_init));
     }
-    let gen_last = params_host(be, t.generator.as_ref().unwrap().params());
+    let gen_last = params_host(be, t.generator().unwrap().params());
     for (a, b) in gen_first.iter().zip(&gen_last) {
         if a.0.contains("running_") {
             assert!(bit_identical(&a.2, &b.2), "{} changed", a.0);
@@ -708,20 +711,20 @@ fn cooperative_mlp_trains_both_networks<B: BuildNets>(be: &B) {
         let mut s = settings(Mode::Cooperative);
         s.train.coop_latent_steps = latent_steps;
         let mut t = trainer(be, s, mlp_energy(be), Some(mlp_generator(be, SEED + 1)));
-        assert!(!t.generator.as_ref().unwrap().bn_training());
+        assert!(!t.generator().unwrap().bn_training());
         run_cooperative(be, &mut t, 3, |it| toy_batch(be, it, BATCH));
         // One more step, checking which latents the generator was fitted to.
-        let gen0 = params_host(be, t.generator.as_ref().unwrap().params());
+        let gen0 = params_host(be, t.generator().unwrap().params());
         let mut g_before = mlp_generator(be, 0);
         g_before.params_mut().load_host(be, &gen0).unwrap();
         let st = t.step(&toy_batch(be, 9, BATCH), &mut SeededNoise).unwrap();
-        let last = t.last.as_ref().unwrap();
+        let last = t.last_tensors().unwrap();
         let at_chain_latents = mse_loss(
             be,
             g_before.as_ref(),
             last.z.as_ref().unwrap(),
             &host(be, &last.x_neg),
-            t.config.gen_loss_factor,
+            t.config().gen_loss_factor,
         );
         let got = st.loss_gen.unwrap();
         let same = (got - at_chain_latents).abs() <= 1e-4 * at_chain_latents.max(1e-3);
@@ -740,9 +743,9 @@ fn cooperative_sngan_with_and_without_bn_training_mode<B: BuildNets>(be: &B) {
         s.train.coop_bn_training = bn;
         s.train.coop_latent_steps = 2;
         let mut t = trainer(be, s, sngan_energy(be), Some(sngan_generator(be)));
-        assert_eq!(t.generator.as_ref().unwrap().bn_training(), bn);
+        assert_eq!(t.generator().unwrap().bn_training(), bn);
         run_cooperative(be, &mut t, 2, |it| image_batch(be, it, BATCH));
-        outputs.push(host(be, &t.last.as_ref().unwrap().x_neg));
+        outputs.push(host(be, &t.last_tensors().unwrap().x_neg));
     }
     // Batch statistics vs running statistics give different samples.
     assert!(!bit_identical(&outputs[0], &outputs[1]));
@@ -768,7 +771,7 @@ fn sample_has_the_right_shape_and_does_not_depend_on_batch_size<B: BuildNets>(be
         for it in 0..2 {
             t.step(&toy_batch(be, it, BATCH), &mut SeededNoise).unwrap();
         }
-        let weights = params_host(be, t.energy.params());
+        let weights = params_host(be, t.energy().params());
         let opts = |batch_size: usize, use_ema: bool| SampleOptions {
             n: 11,
             batch_size,
@@ -795,7 +798,7 @@ fn sample_has_the_right_shape_and_does_not_depend_on_batch_size<B: BuildNets>(be
             !bit_identical(&host(be, &raw), &x),
             "{mode:?}: EMA not used"
         );
-        assert!(all_equal(&weights, &params_host(be, t.energy.params())));
+        assert!(all_equal(&weights, &params_host(be, t.energy().params())));
         // Another seed gives other samples.
         let mut o = opts(11, true);
         o.seed = 22;
@@ -813,7 +816,7 @@ fn sample_has_the_right_shape_and_does_not_depend_on_batch_size<B: BuildNets>(be
             let mut z = be.zeros(&[5, 2]).unwrap();
             be.fill_normal(&mut z, NoiseKey::new(21, Stream::ChainInitLatent, [0, 0]))
                 .unwrap();
-            let gz = t.generator.as_ref().unwrap().forward(&z).unwrap();
+            let gz = t.generator().unwrap().forward(&z).unwrap();
             let (a, b) = (host(be, &g0), host(be, &gz));
             assert!(same_rows(be, &a, &b), "{mode:?}: {a:?} vs {b:?}");
         }
@@ -951,23 +954,23 @@ fn bad_configurations_are_config_errors<B: BuildNets>(be: &B) {
 
 /// Everything a failed step must leave alone.
 fn snapshot<B: Backend>(be: &B, t: &Trainer<B>) -> Vec<HostParams> {
-    let mut v = vec![params_host(be, t.energy.params())];
-    if let Some(g) = &t.generator {
+    let mut v = vec![params_host(be, t.energy().params())];
+    if let Some(g) = &t.generator() {
         v.push(params_host(be, g.params()));
     }
-    let opt = |m: &Vec<Option<B::Tensor>>| -> HostParams {
+    let opt = |m: &[Option<B::Tensor>]| -> HostParams {
         m.iter()
             .flatten()
             .map(|x| (String::new(), be.shape(x), host(be, x)))
             .collect()
     };
-    v.push(opt(&t.ebm_opt.m));
-    v.push(opt(&t.ebm_opt.v));
-    if let Some(o) = &t.gen_opt {
-        v.push(opt(&o.m));
-        v.push(opt(&o.v));
+    v.push(opt(t.ebm_optimiser().moments().0));
+    v.push(opt(t.ebm_optimiser().moments().1));
+    if let Some(o) = t.gen_optimiser() {
+        v.push(opt(o.moments().0));
+        v.push(opt(o.moments().1));
     }
-    if let Some(b) = &t.bank {
+    if let Some(b) = &t.bank() {
         let mut h = vec![(String::new(), be.shape(&b.x), host(be, &b.x))];
         if let Some(z) = &b.z {
             h.push((String::new(), be.shape(z), host(be, z)));
@@ -983,7 +986,7 @@ fn non_finite_data_is_rejected_and_nothing_changes<B: BuildNets>(be: &B) {
         let mut t = trainer(be, settings(mode), mlp_energy(be), g);
         t.step(&toy_batch(be, 0, BATCH), &mut SeededNoise).unwrap();
         let before = snapshot(be, &t);
-        let (it, adam_step) = (t.iteration, t.ebm_opt.step);
+        let (it, adam_step) = (t.iteration(), t.ebm_optimiser().steps_taken());
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut d = host(be, &toy_batch(be, 1, BATCH));
             d[5] = bad;
@@ -1007,7 +1010,10 @@ fn non_finite_data_is_rejected_and_nothing_changes<B: BuildNets>(be: &B) {
                 "{mode:?}: state changed by a rejected batch"
             );
         }
-        assert_eq!((t.iteration, t.ebm_opt.step), (it, adam_step));
+        assert_eq!(
+            (t.iteration(), t.ebm_optimiser().steps_taken()),
+            (it, adam_step)
+        );
         // And the trainer still works afterwards.
         t.step(&toy_batch(be, 2, BATCH), &mut SeededNoise).unwrap();
     }
@@ -1021,17 +1027,19 @@ fn non_finite_bank_pairs_leave_the_generator_untouched<B: BuildNets>(be: &B) {
     s.train.bank_size = BATCH; // every slot is drawn every iteration
     let mut t = trainer(be, s, mlp_energy(be), Some(mlp_generator(be, SEED + 1)));
     t.step(&toy_batch(be, 0, BATCH), &mut SeededNoise).unwrap();
-    let bank = t.bank.as_mut().unwrap();
+    let mut state = t.state();
+    let bank = state.bank.as_mut().unwrap();
     let mut x = host(be, &bank.x);
     x[3] = f32::NAN;
     bank.x = be.from_host(&x, &[BATCH, 2]).unwrap();
-    let gen0 = params_host(be, t.generator.as_ref().unwrap().params());
-    let gen_step = t.gen_opt.as_ref().unwrap().step;
+    t.restore(state).unwrap();
+    let gen0 = params_host(be, t.generator().unwrap().params());
+    let gen_step = t.gen_optimiser().unwrap().steps_taken();
     let m0: Vec<f32> = t
-        .gen_opt
-        .as_ref()
+        .gen_optimiser()
         .unwrap()
-        .m
+        .moments()
+        .0
         .iter()
         .flatten()
         .flat_map(|m| host(be, m))
@@ -1042,11 +1050,17 @@ fn non_finite_bank_pairs_leave_the_generator_untouched<B: BuildNets>(be: &B) {
     }
     assert!(all_equal(
         &gen0,
-        &params_host(be, t.generator.as_ref().unwrap().params())
+        &params_host(be, t.generator().unwrap().params())
     ));
-    let o = t.gen_opt.as_ref().unwrap();
-    assert_eq!(o.step, gen_step);
-    let m1: Vec<f32> = o.m.iter().flatten().flat_map(|m| host(be, m)).collect();
+    let o = t.gen_optimiser().unwrap();
+    assert_eq!(o.steps_taken(), gen_step);
+    let m1: Vec<f32> = o
+        .moments()
+        .0
+        .iter()
+        .flatten()
+        .flat_map(|m| host(be, m))
+        .collect();
     assert!(bit_identical(&m0, &m1));
-    assert!(mean(&host(be, &t.bank.as_ref().unwrap().x)).is_nan());
+    assert!(mean(&host(be, &t.bank().unwrap().x)).is_nan());
 }

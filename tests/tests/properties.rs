@@ -724,24 +724,25 @@ fn training_is_bit_identical_across_thread_counts() {
     use hatebm_rs::train::{Mode, TrainConfig, Trainer, TrainerSettings};
 
     fn state(t: &Trainer<CpuBackend>) -> Vec<f32> {
-        let be = &t.be;
+        let be = t.be();
         let mut v: Vec<f32> = Vec::new();
         let mut put = |x: &<CpuBackend as Backend>::Tensor| v.extend(host(be, x));
-        for p in t.energy.params().iter() {
+        for p in t.energy().params().iter() {
             put(&p.value);
         }
-        if let Some(g) = &t.generator {
+        if let Some(g) = &t.generator() {
             for p in g.params().iter() {
                 put(&p.value);
             }
         }
-        for m in t.ebm_opt.m.iter().chain(&t.ebm_opt.v).flatten() {
+        let (ms, vs) = t.ebm_optimiser().moments();
+        for m in ms.iter().chain(vs).flatten() {
             put(m);
         }
-        for e in t.ebm_opt.ema.iter().flatten().flatten() {
+        for e in t.ebm_optimiser().ema().into_iter().flatten().flatten() {
             put(e);
         }
-        if let Some(b) = &t.bank {
+        if let Some(b) = &t.bank() {
             put(&b.x);
             if let Some(z) = &b.z {
                 put(z);

@@ -82,7 +82,7 @@ fn exact_resume(kind: &str) {
     b.save_checkpoint(&dir.join("half.safetensors")).unwrap();
     drop(b);
     let mut c = Run::resume(CpuBackend::new(), &dir.join("half.safetensors"), None).unwrap();
-    assert_eq!(c.trainer.iteration, 3);
+    assert_eq!(c.trainer.iteration(), 3);
     c.train(Some(3), &mut Silent).unwrap();
     c.save_checkpoint(&dir.join("c.safetensors")).unwrap();
     let (ta, tc) = (
@@ -132,7 +132,7 @@ fn corrupt_and_foreign_checkpoints_are_rejected() {
     // A plain weights file is not a checkpoint.
     let w = dir.join("weights.safetensors");
     hatebm_rs::weights::save_params(
-        run.trainer.energy.params(),
+        run.trainer.energy().params(),
         &CpuBackend::new(),
         &w,
         &Default::default(),
@@ -164,13 +164,17 @@ fn corrupt_and_foreign_checkpoints_are_rejected() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Sets one EBM weight to NaN (as a numerical blow-up would).
+/// Sets one EBM weight to NaN (as a numerical blow-up would), through a
+/// restored state (`Trainer::restore` checks layouts, not values: finiteness
+/// is the guard's and the checkpoints' check).
 fn poison<B: hatebm_rs::nets::BuildNets>(run: &mut Run<B>) {
-    let be = run.trainer.be.clone();
-    let p = run.trainer.energy.params_mut().get_mut(0);
+    let be = run.trainer.be().clone();
+    let mut s = run.trainer.state();
+    let p = s.energy.get_mut(0);
     let mut host = be.to_host(&p.value).unwrap();
     host[0] = f32::NAN;
     p.value = be.from_host(&host, &p.spec.shape).unwrap();
+    run.trainer.restore(s).unwrap();
 }
 
 #[test]
@@ -212,15 +216,15 @@ fn rollback_policy_restores_reseeds_and_lowers_the_learning_rate() {
     // Take a snapshot at iteration 2 with good weights, then poison.
     run.step().unwrap();
     poison(&mut run);
-    let seed_before = run.trainer.seed;
+    let seed_before = run.trainer.seed();
     run.step().unwrap();
     assert_eq!(run.rollbacks(), 1);
-    assert_eq!(run.trainer.ebm_opt.lr_scale, 0.5);
-    assert_ne!(run.trainer.seed, seed_before, "chains reseeded");
+    assert_eq!(run.trainer.ebm_optimiser().lr_scale(), 0.5);
+    assert_ne!(run.trainer.seed(), seed_before, "chains reseeded");
     assert!(
-        run.trainer.energy.params().iter().all(|p| run
+        run.trainer.energy().params().iter().all(|p| run
             .trainer
-            .be
+            .be()
             .to_host(&p.value)
             .unwrap()
             .iter()
@@ -265,11 +269,11 @@ fn cancellation_leaves_a_resumable_run() {
         })
         .unwrap_err();
     assert!(matches!(e, Error::Cancelled));
-    assert_eq!(run.trainer.iteration, 2);
+    assert_eq!(run.trainer.iteration(), 2);
     assert_eq!(calls, 2);
     run.save_checkpoint(&dir.join("c.safetensors")).unwrap();
     let r = Run::resume(CpuBackend::new(), &dir.join("c.safetensors"), None).unwrap();
-    assert_eq!(r.trainer.iteration, 2);
+    assert_eq!(r.trainer.iteration(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

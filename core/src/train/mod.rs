@@ -8,6 +8,7 @@ pub mod config;
 pub mod modes;
 pub mod sample;
 mod shards;
+pub mod state;
 pub mod trainer;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};
@@ -15,4 +16,5 @@ pub use config::{GenUpdate, MAX_BANK, MAX_BATCH, Mode, NoiseInit, TrainConfig};
 pub use modes::ReconEnergy;
 pub use sample::SampleOptions;
 pub use shards::check_shards;
+pub use state::{Net, NetworksState, TrainerState, check_blocks, mode_blocks};
 pub use trainer::{StepStats, StepTensors, Trainer, TrainerSettings};

@@ -76,15 +76,7 @@ impl<B: Backend> Trainer<B> {
                 "sample: n and batch_size must be positive".into(),
             ));
         }
-        let swap = opts.use_ema && self.ebm_opt.ema.is_some();
-        if swap {
-            self.ebm_opt.swap_ema(self.energy.params_mut());
-        }
-        let result = self.sample_inner(opts, noise, progress);
-        if swap {
-            self.ebm_opt.swap_ema(self.energy.params_mut());
-        }
-        result
+        self.with_ema_weights(opts.use_ema, |t| t.sample_inner(opts, noise, progress))
     }
 
     fn sample_inner(

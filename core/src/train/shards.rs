@@ -303,13 +303,13 @@ impl<B: Backend> Trainer<B> {
         Ok(Some(Bank::from_tensors(be, z, x, 0)?))
     }
 
-    /// Keeps this rank's shards of a whole bank (every shard, shard order),
-    /// e.g. one read from a checkpoint.
+    /// This rank's shards of a whole bank (every shard, shard order), e.g.
+    /// one read from a checkpoint, for [`Trainer::restore`].
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if the bank's rows do not split into the shards;
     /// backend errors.
-    pub fn set_global_bank(&mut self, bank: Bank<B>) -> Result<()> {
+    pub fn local_part_of_bank(&self, bank: Bank<B>) -> Result<Bank<B>> {
         let plan = self.dist.plan;
         let cap = bank.capacity();
         if !cap.is_multiple_of(plan.shards()) {
@@ -320,8 +320,7 @@ impl<B: Backend> Trainer<B> {
             ));
         }
         if plan.ranks() == 1 {
-            self.bank = Some(bank);
-            return Ok(());
+            return Ok(bank);
         }
         let rows = plan.local_rows(cap);
         let be = &self.be;
@@ -331,13 +330,7 @@ impl<B: Backend> Trainer<B> {
             .as_ref()
             .map(|z| be.slice_rows(z, rows.start, rows.len()))
             .transpose()?;
-        self.bank = Some(Bank::from_tensors(
-            be,
-            z,
-            x,
-            plan.local_shards().start as u64,
-        )?);
-        Ok(())
+        Bank::from_tensors(be, z, x, plan.local_shards().start as u64)
     }
 
     /// A checksum (FNV-1a 64) of the state every rank holds a copy of: both
@@ -374,12 +367,13 @@ impl<B: Backend> Trainer<B> {
             opts.push(o);
         }
         for o in opts {
-            eat(&o.step.to_le_bytes());
-            eat(&o.lr_scale.to_bits().to_le_bytes());
-            for t in o.m.iter().chain(&o.v).flatten() {
+            eat(&o.steps_taken().to_le_bytes());
+            eat(&o.lr_scale().to_bits().to_le_bytes());
+            let (m, v) = o.moments();
+            for t in m.iter().chain(v).flatten() {
                 eat_t(t, &mut eat)?;
             }
-            for t in o.ema.iter().flatten().flatten() {
+            for t in o.ema().into_iter().flatten().flatten() {
                 eat_t(t, &mut eat)?;
             }
         }

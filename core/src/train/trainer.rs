@@ -45,7 +45,7 @@ pub struct StepStats {
     pub seconds_gen_update: f64,
 }
 
-/// Tensors of the last iteration, kept when [`Trainer::keep_tensors`] is set
+/// Tensors of the last iteration, kept after [`Trainer::set_keep_tensors`]
 /// (tests, debugging, harnesses that log samples).
 #[derive(Clone, Debug)]
 pub struct StepTensors<B: Backend> {
@@ -62,31 +62,25 @@ pub struct StepTensors<B: Backend> {
 }
 
 /// One training run's state.
+///
+/// The fields are private: they change only through the methods below,
+/// which keep the invariants a run depends on (the sampler's blocks are the
+/// mode's, loaded weights reset their EMA copy, the learning-rate scale only
+/// falls, the bank has the layout the mode needs, the counters stay in
+/// range). Read access is through accessors of the same names.
 pub struct Trainer<B: Backend> {
-    /// The backend.
-    pub be: B,
-    /// Training settings.
-    pub config: TrainConfig,
-    /// The sampler used for the negative chains.
-    pub sampler: LangevinSampler,
-    /// The energy (hat) network.
-    pub energy: Box<dyn Energy<B>>,
-    /// The generator (absent in the short-run and persistent baselines).
-    pub generator: Option<Box<dyn Generator<B>>>,
-    /// The EBM's optimiser.
-    pub ebm_opt: Adam<B>,
-    /// The generator's optimiser (modes that train it).
-    pub gen_opt: Option<Adam<B>>,
-    /// The persistent bank (historical synthesis: `(z, x)`; persistent baseline: images).
-    pub bank: Option<Bank<B>>,
-    /// Run seed (all noise keys derive from it).
-    pub seed: u64,
-    /// Iterations completed so far.
-    pub iteration: u64,
-    /// Keep the last iteration's tensors in [`Trainer::last`].
-    pub keep_tensors: bool,
-    /// The last iteration's tensors (if kept).
-    pub last: Option<StepTensors<B>>,
+    pub(crate) be: B,
+    pub(crate) config: TrainConfig,
+    pub(crate) sampler: LangevinSampler,
+    pub(crate) energy: Box<dyn Energy<B>>,
+    pub(crate) generator: Option<Box<dyn Generator<B>>>,
+    pub(crate) ebm_opt: Adam<B>,
+    pub(crate) gen_opt: Option<Adam<B>>,
+    pub(crate) bank: Option<Bank<B>>,
+    pub(crate) seed: u64,
+    pub(crate) iteration: u64,
+    pub(crate) keep_tensors: bool,
+    pub(crate) last: Option<StepTensors<B>>,
     pub(crate) ebm_grads: Grads<B>,
     pub(crate) gen_grads: Option<Grads<B>>,
     /// The communicator, the shard plan and the `[dist]` settings.
@@ -146,12 +140,14 @@ impl TrainerSettings {
 }
 
 impl<B: Backend> Trainer<B> {
-    /// Assembles a trainer. Checks that the models fit the mode, switches the
-    /// sampler's latent/residual blocks as the mode requires, and initialises the
+    /// Assembles a trainer. Checks that the models fit the mode and that the
+    /// sampler moves the blocks the mode moves ([`super::state::mode_blocks`]:
+    /// set `update_latents` / `update_res` from it), and initialises the
     /// bank (historical synthesis: `z ~ N(0, I)`, `x = G(z)`; persistent: noise).
     ///
     /// # Errors
-    /// [`Error::Config`] for settings that do not fit the mode or the models.
+    /// [`Error::Config`] for settings that do not fit the mode or the models
+    /// (including sampler blocks other than the mode's).
     pub fn new(
         be: B,
         settings: TrainerSettings,
@@ -188,7 +184,7 @@ impl<B: Backend> Trainer<B> {
     ) -> Result<Self> {
         let TrainerSettings {
             train,
-            mut langevin,
+            langevin,
             ebm_optim,
             gen_optim,
             seed,
@@ -224,21 +220,8 @@ impl<B: Backend> Trainer<B> {
                 energy.sample_shape()
             )));
         }
-        // The mode decides which blocks move.
-        match mode {
-            Mode::Synthesis | Mode::Cooperative | Mode::ShortRun | Mode::Persistent => {
-                langevin.update_latents = false;
-                langevin.update_res = true;
-            }
-            Mode::Retrofit | Mode::Refine => {
-                langevin.update_latents = true;
-                langevin.update_res = true;
-            }
-            Mode::NoResidual => {
-                langevin.update_latents = true;
-                langevin.update_res = false;
-            }
-        }
+        // The mode decides which blocks move; a setting that disagrees is an error.
+        super::state::check_blocks(mode, &langevin)?;
         let sampler = LangevinSampler::new(langevin)?;
         ebm_optim.validate("ebm_optim")?;
         let ebm_opt = Adam::new(&be, ebm_optim, energy.params())?;
@@ -319,6 +302,70 @@ impl<B: Backend> Trainer<B> {
             gen_grads,
             dist: super::shards::Dist::new(comm, plan, dist),
         })
+    }
+
+    /// The backend.
+    pub fn be(&self) -> &B {
+        &self.be
+    }
+
+    /// Training settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The sampler of the negative chains.
+    pub fn sampler(&self) -> &LangevinSampler {
+        &self.sampler
+    }
+
+    /// The energy (hat) network.
+    pub fn energy(&self) -> &dyn Energy<B> {
+        self.energy.as_ref()
+    }
+
+    /// The generator (absent in the short-run and persistent baselines).
+    pub fn generator(&self) -> Option<&dyn Generator<B>> {
+        self.generator.as_deref()
+    }
+
+    /// The energy's optimiser.
+    pub fn ebm_optimiser(&self) -> &Adam<B> {
+        &self.ebm_opt
+    }
+
+    /// The generator's optimiser (modes that train it).
+    pub fn gen_optimiser(&self) -> Option<&Adam<B>> {
+        self.gen_opt.as_ref()
+    }
+
+    /// The bank (this rank's part; see [`Trainer::bank_layout`]).
+    pub fn bank(&self) -> Option<&Bank<B>> {
+        self.bank.as_ref()
+    }
+
+    /// The seed every noise key derives from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Iterations completed so far.
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// Keep (or stop keeping) each iteration's tensors for
+    /// [`Trainer::last_tensors`] (tests, debugging, harnesses that log samples).
+    pub fn set_keep_tensors(&mut self, keep: bool) {
+        self.keep_tensors = keep;
+        if !keep {
+            self.last = None;
+        }
+    }
+
+    /// The last iteration's tensors, if kept.
+    pub fn last_tensors(&self) -> Option<&StepTensors<B>> {
+        self.last.as_ref()
     }
 
     /// What is wrong with the trainer's state, if anything: a NaN or infinity

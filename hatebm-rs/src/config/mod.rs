@@ -321,6 +321,7 @@ impl Config {
         }
         self.train.validate()?;
         self.langevin.validate()?;
+        crate::train::check_blocks(self.train.mode, &self.langevin)?;
         self.ebm_optim.validate("ebm_optim")?;
         self.gen_optim.validate("gen_optim")?;
         let mode = self.train.mode;
@@ -654,9 +655,25 @@ impl ConfigBuilder {
                 "`{path}` is an array of tables (`[[{path}]]`); no key of the configuration is: write `[{path}]`"
             )));
         }
+        // Which blocks move is the mode's decision: a value written in the
+        // document must agree with it (checked below), and the built
+        // configuration always holds the mode's values.
+        let explicit_block = |key: &str| {
+            doc.get("langevin")
+                .and_then(|l| l.get(key))
+                .and_then(toml::Value::as_bool)
+        };
+        let (lat, res) = (
+            explicit_block("update_latents"),
+            explicit_block("update_res"),
+        );
         let mut cfg: Config = toml::Value::Table(doc)
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config(suggest::explain(&e.to_string())))?;
+        let (mode_lat, mode_res) = crate::train::mode_blocks(cfg.train.mode);
+        cfg.langevin.update_latents = lat.unwrap_or(mode_lat);
+        cfg.langevin.update_res = res.unwrap_or(mode_res);
+        crate::train::check_blocks(cfg.train.mode, &cfg.langevin)?;
         // The default model has a generator; generator-less modes drop it unless
         // the document asked for one explicitly (then validation reports it).
         if !cfg.train.mode.has_generator() && !explicit_generator {

@@ -80,9 +80,9 @@ fn shard_layout<B: Backend>(t: &Trainer<B>) -> Option<(usize, bool)> {
     let has_z = t.bank_layout()?;
     let plan = t.shard_plan();
     let total = if has_z {
-        t.config.bank_size
+        t.config().bank_size
     } else {
-        t.config.persistent_bank_size
+        t.config().persistent_bank_size
     };
     Some((total / plan.shards(), has_z))
 }
@@ -94,10 +94,10 @@ fn shard_layout<B: Backend>(t: &Trainer<B>) -> Option<(usize, bool)> {
 /// [`Error::Diverged`] for a non-finite bank (nothing written);
 /// [`Error::Io`]; backend errors.
 pub(crate) fn write_local<B: Backend>(ck: &Path, t: &Trainer<B>) -> Result<Vec<ShardEntry>> {
-    let (Some(bank), Some((rows, _))) = (t.bank.as_ref(), shard_layout(t)) else {
+    let (Some(bank), Some((rows, _))) = (t.bank(), shard_layout(t)) else {
         return Ok(Vec::new());
     };
-    let be = &t.be;
+    let be = t.be();
     if !be.all_finite(&bank.x)? || !bank.z.as_ref().map_or(Ok(true), |z| be.all_finite(z))? {
         return Err(Error::Diverged(format!(
             "refusing to write checkpoint {}: non-finite value in the bank (the previous checkpoint is intact)",
@@ -119,13 +119,13 @@ pub(crate) fn write_local<B: Backend>(ck: &Path, t: &Trainer<B>) -> Result<Vec<S
             ("format", SHARD_FORMAT.to_string()),
             ("shard", s.to_string()),
             ("shards", plan.shards().to_string()),
-            ("iteration", t.iteration.to_string()),
+            ("iteration", t.iteration().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let bytes = crate::weights::to_bytes(&tensors, &meta)?;
-        let file = shard_file_name(ck, t.iteration, s, plan.shards());
+        let file = shard_file_name(ck, t.iteration(), s, plan.shards());
         crate::fsutil::write_atomic(&dir.join(&file), &bytes)?;
         entries.push(ShardEntry {
             shard: s,
@@ -148,7 +148,7 @@ pub(crate) fn remove_superseded<B: Backend>(ck: &Path, t: &Trainer<B>) {
     };
     let keep: Vec<String> = plan
         .local_shards()
-        .map(|s| shard_file_name(ck, t.iteration, s, plan.shards()))
+        .map(|s| shard_file_name(ck, t.iteration(), s, plan.shards()))
         .collect();
     let mine: Vec<String> = plan
         .local_shards()
@@ -185,8 +185,8 @@ pub(crate) fn read_local<B: Backend>(
     let entries: Vec<ShardEntry> = serde_json::from_str(manifest)
         .map_err(|e| Error::format(context, format!("metadata `{MANIFEST_KEY}`: {e}")))?;
     let plan = *t.shard_plan();
-    let be = &t.be;
-    let sample = t.energy.sample_shape().to_vec();
+    let be = t.be();
+    let sample = t.energy().sample_shape().to_vec();
     let (mut xs, mut zs) = (Vec::new(), Vec::new());
     for s in plan.local_shards() {
         let e = entries.iter().find(|e| e.shard == s).ok_or_else(|| {
@@ -259,8 +259,7 @@ pub(crate) fn read_local<B: Backend>(
         load("bank.x", &sample, &mut xs)?;
         if has_z {
             let latent = t
-                .generator
-                .as_ref()
+                .generator()
                 .map(|g| g.latent_shape().to_vec())
                 .unwrap_or_default();
             load("bank.z", &latent, &mut zs)?;

@@ -15,9 +15,9 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::bank::Bank;
-use crate::optim::Adam;
+use crate::optim::{Adam, AdamState};
 use crate::params::ParamSet;
-use crate::train::Trainer;
+use crate::train::{NetworksState, Trainer, TrainerState};
 use crate::weights::TensorFile;
 use crate::{Error, Result};
 
@@ -47,23 +47,24 @@ fn push_opt<B: Backend>(
     params: &ParamSet<B>,
     opt: &Adam<B>,
 ) -> Result<()> {
+    let (ms, vs) = opt.moments();
     for (i, p) in params.iter().enumerate() {
         let n = &p.spec.name;
-        if let Some(m) = &opt.m[i] {
+        if let Some(m) = &ms[i] {
             out.push((
                 format!("{prefix}_adam_m.{n}"),
                 p.spec.shape.clone(),
                 be.to_host(m)?,
             ));
         }
-        if let Some(v) = &opt.v[i] {
+        if let Some(v) = &vs[i] {
             out.push((
                 format!("{prefix}_adam_v.{n}"),
                 p.spec.shape.clone(),
                 be.to_host(v)?,
             ));
         }
-        if let Some(Some(e)) = opt.ema.as_ref().map(|e| &e[i]) {
+        if let Some(Some(e)) = opt.ema().map(|e| &e[i]) {
             out.push((
                 format!("{prefix}_ema.{n}"),
                 p.spec.shape.clone(),
@@ -79,7 +80,7 @@ fn push_opt<B: Backend>(
 /// # Errors
 /// Backend errors.
 pub fn trainer_state<B: Backend>(t: &Trainer<B>) -> Result<(HostTensors, HashMap<String, String>)> {
-    trainer_state_with_bank(t, t.bank.as_ref())
+    trainer_state_with_bank(t, t.bank())
 }
 
 /// [`trainer_state`] with the bank given separately (a data-parallel run's
@@ -91,19 +92,20 @@ pub fn trainer_state_with_bank<B: Backend>(
     t: &Trainer<B>,
     bank: Option<&Bank<B>>,
 ) -> Result<(HostTensors, HashMap<String, String>)> {
-    let be = &t.be;
+    let be = t.be();
     let mut tensors = Vec::new();
     let mut meta = HashMap::new();
-    push_params(&mut tensors, be, "ebm", t.energy.params())?;
-    push_opt(&mut tensors, be, "ebm", t.energy.params(), &t.ebm_opt)?;
-    meta.insert("ebm_adam_step".into(), t.ebm_opt.step.to_string());
-    meta.insert("ebm_lr_scale".into(), t.ebm_opt.lr_scale.to_string());
-    if let Some(g) = &t.generator {
+    push_params(&mut tensors, be, "ebm", t.energy().params())?;
+    let ebm_opt = t.ebm_optimiser();
+    push_opt(&mut tensors, be, "ebm", t.energy().params(), ebm_opt)?;
+    meta.insert("ebm_adam_step".into(), ebm_opt.steps_taken().to_string());
+    meta.insert("ebm_lr_scale".into(), ebm_opt.lr_scale().to_string());
+    if let Some(g) = t.generator() {
         push_params(&mut tensors, be, "gen", g.params())?;
-        if let Some(opt) = &t.gen_opt {
+        if let Some(opt) = t.gen_optimiser() {
             push_opt(&mut tensors, be, "gen", g.params(), opt)?;
-            meta.insert("gen_adam_step".into(), opt.step.to_string());
-            meta.insert("gen_lr_scale".into(), opt.lr_scale.to_string());
+            meta.insert("gen_adam_step".into(), opt.steps_taken().to_string());
+            meta.insert("gen_lr_scale".into(), opt.lr_scale().to_string());
         }
     }
     if let Some(bank) = bank {
@@ -113,8 +115,8 @@ pub fn trainer_state_with_bank<B: Backend>(
             tensors.push(("bank.z".into(), be.shape(z), be.to_host(z)?));
         }
     }
-    meta.insert("iteration".into(), t.iteration.to_string());
-    meta.insert("chain_seed".into(), t.seed.to_string());
+    meta.insert("iteration".into(), t.iteration().to_string());
+    meta.insert("chain_seed".into(), t.seed().to_string());
     Ok((tensors, meta))
 }
 
@@ -128,7 +130,7 @@ pub fn save<B: Backend>(
     t: &Trainer<B>,
     extra: &HashMap<String, String>,
 ) -> Result<()> {
-    save_with_bank(path, t, t.bank.as_ref(), extra)
+    save_with_bank(path, t, t.bank(), extra)
 }
 
 /// [`save`] with the bank given separately (see [`trainer_state_with_bank`]).
@@ -150,7 +152,7 @@ pub fn save_with_bank<B: Backend>(
         )));
     }
     if let Some(b) = bank {
-        let be = &t.be;
+        let be = t.be();
         if !be.all_finite(&b.x)? || !b.z.as_ref().map_or(Ok(true), |z| be.all_finite(z))? {
             return Err(Error::Diverged(format!(
                 "refusing to write checkpoint {}: non-finite value in the bank (the file keeps its previous content)",
@@ -162,7 +164,7 @@ pub fn save_with_bank<B: Backend>(
     meta.insert("format".into(), FORMAT.into());
     meta.insert("format_version".into(), FORMAT_VERSION.to_string());
     meta.insert("library_version".into(), env!("CARGO_PKG_VERSION").into());
-    meta.insert("backend".into(), t.be.name());
+    meta.insert("backend".into(), t.be().name());
     for (k, v) in extra {
         meta.insert(k.clone(), v.clone());
     }
@@ -291,6 +293,14 @@ impl Checkpoint {
         let mut b = crate::config::ConfigBuilder::new();
         b.merge_toml_str(text)
             .map_err(|e| Error::format(&self.context, format!("stored config: {e}")))?;
+        // Which blocks move follows from the stored mode. Checkpoints written
+        // by earlier builds stored the defaults (`update_res = true`,
+        // `update_latents = false`) whatever the mode, since the trainer
+        // overrode them; dropping the two keys keeps those checkpoints
+        // loading, and loses nothing, as the mode restores them.
+        for key in ["langevin.update_res", "langevin.update_latents"] {
+            let _ = b.unset(key); // an error only says the key was absent
+        }
         Ok(b)
     }
 
@@ -310,13 +320,15 @@ impl Checkpoint {
         })
     }
 
+    /// An optimiser's saved state (`keeps_ema`: whether the run's optimiser
+    /// keeps an EMA, so the file must hold one).
     fn load_opt<B: Backend>(
         &self,
         be: &B,
         params: &ParamSet<B>,
-        opt: &mut Adam<B>,
+        keeps_ema: bool,
         prefix: &str,
-    ) -> Result<()> {
+    ) -> Result<AdamState<B>> {
         let mut m = Vec::with_capacity(params.len());
         let mut v = Vec::with_capacity(params.len());
         let mut ema = Vec::with_capacity(params.len());
@@ -353,41 +365,40 @@ impl Checkpoint {
             };
             m.push(Some(need(get("adam_m")?, "adam_m")?));
             v.push(Some(need(get("adam_v")?, "adam_v")?));
-            ema.push(if opt.ema.is_some() {
+            ema.push(if keeps_ema {
                 Some(need(get("ema")?, "ema")?)
             } else {
                 None
             });
         }
-        opt.m = m;
-        opt.v = v;
-        if opt.ema.is_some() {
-            opt.ema = Some(ema);
-        }
         let step_key = format!("{prefix}_adam_step");
-        opt.step = self.meta(&step_key)?;
-        if opt.step > Adam::<B>::MAX_STEP {
+        let step: u64 = self.meta(&step_key)?;
+        if step > Adam::<B>::MAX_STEP {
             return Err(Error::format(
                 &self.context,
                 format!(
-                    "metadata `{step_key}` = {} exceeds {}",
-                    opt.step,
+                    "metadata `{step_key}` = {step} exceeds {}",
                     Adam::<B>::MAX_STEP
                 ),
             ));
         }
         let scale_key = format!("{prefix}_lr_scale");
-        opt.lr_scale = self.meta(&scale_key)?;
-        if !(opt.lr_scale.is_finite() && opt.lr_scale > 0.0 && opt.lr_scale <= 1.0) {
+        let lr_scale: f32 = self.meta(&scale_key)?;
+        if !(lr_scale.is_finite() && lr_scale > 0.0 && lr_scale <= 1.0) {
             return Err(Error::format(
                 &self.context,
                 format!(
-                    "metadata `{scale_key}` = {} is outside (0, 1] (the guard only lowers it from 1)",
-                    opt.lr_scale
+                    "metadata `{scale_key}` = {lr_scale} is outside (0, 1] (the guard only lowers it from 1)"
                 ),
             ));
         }
-        Ok(())
+        Ok(AdamState {
+            step,
+            m,
+            v,
+            ema: keeps_ema.then_some(ema),
+            lr_scale,
+        })
     }
 
     /// Restores only the networks of a trainer built from the checkpoint's
@@ -398,29 +409,26 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Format`] naming a missing, mis-shaped or non-finite tensor.
     pub fn restore_networks<B: Backend>(&self, t: &mut Trainer<B>) -> Result<()> {
-        let be = t.be.clone();
-        let mut ebm = t.energy.params().clone();
-        self.load_set(&be, &mut ebm, "ebm.")?;
-        let ebm_ema = self.load_ema(&be, &ebm, t.ebm_opt.ema.is_some(), "ebm")?;
-        let mut gen_state = None;
-        if let Some(g) = &t.generator {
+        let be = t.be().clone();
+        let mut energy = t.energy().params().clone();
+        self.load_set(&be, &mut energy, "ebm.")?;
+        let energy_ema = self.load_ema(&be, &energy, t.ebm_optimiser().has_ema(), "ebm")?;
+        let mut generator = None;
+        if let Some(g) = t.generator() {
             let mut gp = g.params().clone();
             self.load_set(&be, &mut gp, "gen.")?;
-            let keeps = t.gen_opt.as_ref().is_some_and(|o| o.ema.is_some());
+            let keeps = t.gen_optimiser().is_some_and(Adam::has_ema);
             let ema = self.load_ema(&be, &gp, keeps, "gen")?;
-            gen_state = Some((gp, ema));
+            generator = Some((gp, ema));
         }
-        *t.energy.params_mut() = ebm;
-        if ebm_ema.is_some() {
-            t.ebm_opt.ema = ebm_ema;
-        }
-        if let (Some(g), Some((gp, ema))) = (t.generator.as_mut(), gen_state) {
-            *g.params_mut() = gp;
-            if let (Some(o), Some(e)) = (t.gen_opt.as_mut(), ema) {
-                o.ema = Some(e);
-            }
-        }
-        Ok(())
+        let iteration: u64 = self.meta("iteration")?;
+        t.restore_networks(NetworksState {
+            energy,
+            energy_ema,
+            generator,
+            iteration,
+        })
+        .map_err(|e| Error::format(&self.context, e.to_string()))
     }
 
     /// The EMA tensors `{prefix}_ema.<p>` of the trainable parameters, when `keeps`.
@@ -465,21 +473,21 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Format`] naming the missing or mis-shaped tensor.
     pub fn restore<B: Backend>(&self, t: &mut Trainer<B>) -> Result<()> {
-        let be = t.be.clone();
-        // Work on copies so that a failure leaves the trainer as it was.
-        let mut ebm_params = t.energy.params().clone();
-        let mut ebm_opt = t.ebm_opt.clone();
-        self.load_set(&be, &mut ebm_params, "ebm.")?;
-        self.load_opt(&be, &ebm_params, &mut ebm_opt, "ebm")?;
-        let mut gen_state = None;
-        if let Some(g) = &t.generator {
+        let be = t.be().clone();
+        // Build the whole state first: the trainer changes only in the
+        // final `Trainer::restore`, which checks it and is all-or-nothing.
+        let mut energy = t.energy().params().clone();
+        self.load_set(&be, &mut energy, "ebm.")?;
+        let ebm_opt = self.load_opt(&be, &energy, t.ebm_optimiser().has_ema(), "ebm")?;
+        let mut generator = None;
+        if let Some(g) = t.generator() {
             let mut gp = g.params().clone();
             self.load_set(&be, &mut gp, "gen.")?;
-            let mut gopt = t.gen_opt.clone();
-            if let Some(o) = gopt.as_mut() {
-                self.load_opt(&be, &gp, o, "gen")?;
-            }
-            gen_state = Some((gp, gopt));
+            let gopt = match t.gen_optimiser() {
+                Some(o) => Some(self.load_opt(&be, &gp, o.has_ema(), "gen")?),
+                None => None,
+            };
+            generator = Some((gp, gopt));
         }
         let manifest = self.file.metadata.get(super::bank_shards::MANIFEST_KEY);
         let local_bank = match manifest {
@@ -525,23 +533,19 @@ impl Checkpoint {
             ));
         }
         let chain_seed: u64 = self.meta("chain_seed")?;
-        // Commit (the bank first: the only step that can fail, on a bank
-        // whose rows do not split into the run's shards).
-        if let Some(b) = bank {
-            // A data-parallel rank keeps its own shards of the whole bank.
-            t.set_global_bank(b)?;
-        }
-        if local_bank.is_some() {
-            t.bank = local_bank;
-        }
-        *t.energy.params_mut() = ebm_params;
-        t.ebm_opt = ebm_opt;
-        if let (Some(g), Some((gp, gopt))) = (t.generator.as_mut(), gen_state) {
-            *g.params_mut() = gp;
-            t.gen_opt = gopt;
-        }
-        t.iteration = iteration;
-        t.seed = chain_seed;
-        Ok(())
+        // A data-parallel rank keeps its own shards of the whole bank.
+        let bank = match (bank, local_bank) {
+            (Some(global), _) => Some(t.local_part_of_bank(global)?),
+            (None, local) => local,
+        };
+        t.restore(TrainerState {
+            energy,
+            ebm_opt,
+            generator,
+            bank,
+            iteration,
+            seed: chain_seed,
+        })
+        .map_err(|e| Error::format(&self.context, e.to_string()))
     }
 }

@@ -152,7 +152,7 @@ impl<B: BuildNets> Run<B> {
         };
         let (samples, _) = self.sample(&opts)?;
         let mut report = EvalReport {
-            iteration: self.trainer.iteration,
+            iteration: self.trainer.iteration(),
             num_samples: n,
             num_heldout: held.len(),
             clamped_fraction: super::outside_fraction(&self.config, &samples),
@@ -188,7 +188,7 @@ impl<B: BuildNets> Run<B> {
         report: &mut EvalReport,
     ) -> Result<()> {
         let d = held.sample_len();
-        let gen_samples = if self.trainer.generator.is_some() {
+        let gen_samples = if self.trainer.generator().is_some() {
             let g_opts = SampleOptions {
                 n,
                 steps: Some(0),

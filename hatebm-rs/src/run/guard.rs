@@ -3,11 +3,8 @@
 
 use crate::Result;
 use crate::backend::Backend;
-use crate::bank::Bank;
 use crate::data::BatcherState;
-use crate::optim::Adam;
-use crate::params::ParamSet;
-use crate::train::{StepStats, Trainer};
+use crate::train::{StepStats, Trainer, TrainerState};
 
 /// Returns a description of what is wrong with an iteration's statistics, if anything.
 pub fn check_stats(s: &StepStats, max_energy_diff: Option<f64>) -> Option<String> {
@@ -43,13 +40,9 @@ pub fn reseed(seed: u64, rollbacks: u32) -> u64 {
     }
 }
 
-/// A copy of everything an iteration changes.
+/// A copy of everything an iteration changes, and the data order.
 pub struct Snapshot<B: Backend> {
-    iteration: u64,
-    ebm: ParamSet<B>,
-    ebm_opt: Adam<B>,
-    generator: Option<(ParamSet<B>, Option<Adam<B>>)>,
-    bank: Option<Bank<B>>,
+    state: TrainerState<B>,
     data_order: BatcherState,
 }
 
@@ -60,36 +53,25 @@ impl<B: Backend> Snapshot<B> {
     /// None at present (tensor clones); kept fallible for device backends.
     pub fn take(t: &Trainer<B>, data_order: BatcherState) -> Result<Self> {
         Ok(Snapshot {
-            iteration: t.iteration,
-            ebm: t.energy.params().clone(),
-            ebm_opt: t.ebm_opt.clone(),
-            generator: t
-                .generator
-                .as_ref()
-                .map(|g| (g.params().clone(), t.gen_opt.clone())),
-            bank: t.bank.clone(),
+            state: t.state(),
             data_order,
         })
     }
 
     /// Whether a new snapshot is due at `iteration`.
     pub fn is_stale(&self, iteration: u64, every: u64) -> bool {
-        iteration >= self.iteration + every
+        iteration >= self.state.iteration + every
     }
 
-    /// Puts the state back; returns the data order to resume from.
+    /// Puts the state back (keeping the trainer's current seed: the guard
+    /// reseeds after restoring); returns the data order to resume from.
     ///
     /// # Errors
-    /// None at present.
+    /// As [`Trainer::restore`] (not for a snapshot of the same trainer).
     pub fn restore(&self, t: &mut Trainer<B>) -> Result<BatcherState> {
-        *t.energy.params_mut() = self.ebm.clone();
-        t.ebm_opt = self.ebm_opt.clone();
-        if let (Some(g), Some((p, o))) = (t.generator.as_mut(), self.generator.as_ref()) {
-            *g.params_mut() = p.clone();
-            t.gen_opt = o.clone();
-        }
-        t.bank = self.bank.clone();
-        t.iteration = self.iteration;
+        let mut s = self.state.clone();
+        s.seed = t.seed();
+        t.restore(s)?;
         Ok(self.data_order)
     }
 }

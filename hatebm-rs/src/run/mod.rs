@@ -331,7 +331,7 @@ impl<B: BuildNets> Run<B> {
         log::info!(
             "resumed from {} at iteration {} of {} (config {})",
             path.display(),
-            run.trainer.iteration,
+            run.trainer.iteration(),
             run.config.train.steps,
             run.config_hash()
         );
@@ -447,14 +447,14 @@ impl<B: BuildNets> Run<B> {
             log::info!(
                 "checkpoint written: {} (iteration {})",
                 path.display(),
-                self.trainer.iteration
+                self.trainer.iteration()
             );
         }
     }
 
     fn set_last_good_file(&self, path: &Path) {
         if let Ok(mut g) = self.last_good_file.lock() {
-            *g = Some((path.to_path_buf(), self.trainer.iteration));
+            *g = Some((path.to_path_buf(), self.trainer.iteration()));
         }
     }
 
@@ -490,9 +490,9 @@ impl<B: BuildNets> Run<B> {
             .next_batch(&self.train_data, &mut self.batch_buf)?;
         let shape = crate::backend::shape::batched(
             self.config.train.batch_size,
-            self.trainer.energy.sample_shape(),
+            self.trainer.energy().sample_shape(),
         );
-        self.trainer.be.from_host(&self.batch_buf, &shape)
+        self.trainer.be().from_host(&self.batch_buf, &shape)
     }
 
     /// One guarded training iteration.
@@ -514,7 +514,7 @@ impl<B: BuildNets> Run<B> {
         }
         // This iteration by its 1-based number, as every counter of a run (the
         // trainer's count moves only if its step gets through the update).
-        let at = self.trainer.iteration + 1;
+        let at = self.trainer.iteration() + 1;
         let x = self.next_batch()?;
         let result = self.trainer.step(&x, &mut SeededNoise);
         // Every rank leaves the iteration the same way (a failure after the
@@ -546,7 +546,7 @@ impl<B: BuildNets> Run<B> {
             let stats = result?;
             if rollback
                 && self.snapshot.as_ref().is_some_and(|s| {
-                    s.is_stale(self.trainer.iteration, self.config.guard.snapshot_every)
+                    s.is_stale(self.trainer.iteration(), self.config.guard.snapshot_every)
                 })
             {
                 self.snapshot = Some(Snapshot::take(&self.trainer, self.batcher.state())?);
@@ -580,14 +580,12 @@ impl<B: BuildNets> Run<B> {
                 )?;
                 self.rollbacks += 1;
                 let f = self.config.guard.lr_factor;
-                self.trainer.ebm_opt.lr_scale *= f;
-                if let Some(o) = self.trainer.gen_opt.as_mut() {
-                    o.lr_scale *= f;
-                }
-                self.trainer.seed = guard::reseed(self.config.seed, self.rollbacks);
+                self.trainer.scale_lr(f)?;
+                self.trainer
+                    .reseed(guard::reseed(self.config.seed, self.rollbacks));
                 log::warn!(
                     "guard: iteration {at}: {problem}; rolled back to the state after iteration {}, reseeded the chains and scaled the learning rates by {f} (rollback {}/{})",
-                    self.trainer.iteration,
+                    self.trainer.iteration(),
                     self.rollbacks,
                     self.config.guard.max_rollbacks
                 );
@@ -595,12 +593,12 @@ impl<B: BuildNets> Run<B> {
                     at,
                     problem,
                     GuardAction::RolledBack {
-                        to_iteration: self.trainer.iteration,
+                        to_iteration: self.trainer.iteration(),
                         rollbacks: self.rollbacks,
                     },
                 ));
                 let stats = StepStats {
-                    iteration: self.trainer.iteration,
+                    iteration: self.trainer.iteration(),
                     ..Default::default()
                 };
                 Ok(stats)
@@ -645,14 +643,14 @@ impl<B: BuildNets> Run<B> {
     fn train_inner(&mut self, max_steps: Option<u64>, obs: &mut dyn Observer) -> Result<()> {
         let total = self.config.train.steps;
         let target = match max_steps {
-            Some(n) => (self.trainer.iteration + n).min(total),
+            Some(n) => (self.trainer.iteration() + n).min(total),
             None => total,
         };
         let out = self.config.output.clone();
-        let backend = self.trainer.be.name();
-        let device = self.trainer.be.describe();
+        let backend = self.trainer.be().name();
+        let device = self.trainer.be().describe();
         obs.on_event(&Event::Started {
-            iteration: self.trainer.iteration,
+            iteration: self.trainer.iteration(),
             target,
             total,
             backend: &backend,
@@ -662,22 +660,22 @@ impl<B: BuildNets> Run<B> {
             "training `{}` ({} mode) on {device} from iteration {} to {target} of {total} ({} threads, seed {}, config {}); outputs in {}",
             self.config.preset.as_deref().unwrap_or("custom config"),
             self.config.train.mode.name(),
-            self.trainer.iteration,
+            self.trainer.iteration(),
             rayon::current_num_threads(),
             self.config.seed,
             self.config_hash(),
             out.dir.display()
         );
-        let start_iteration = self.trainer.iteration;
+        let start_iteration = self.trainer.iteration();
         // Throughput about ten times per call (and at least every 1000 iterations).
         let report_every = (target.saturating_sub(start_iteration) / 10).clamp(1, 1000);
         let root = self.trainer.comm().rank() == 0;
-        if self.trainer.iteration == 0 && root {
+        if self.trainer.iteration() == 0 && root {
             self.write_start_pictures(obs)?;
         }
         let t0 = Instant::now();
         let mut saved_at = None;
-        while self.trainer.iteration < target {
+        while self.trainer.iteration() < target {
             let step = self.step();
             for (iteration, problem, action) in std::mem::take(&mut self.guard_events) {
                 obs.on_event(&Event::Guard {
@@ -687,7 +685,7 @@ impl<B: BuildNets> Run<B> {
                 })?;
             }
             let stats = step?;
-            let it = self.trainer.iteration;
+            let it = self.trainer.iteration();
             // (A rollback can leave `it` at the start: no rate to report then.)
             if it > start_iteration
                 && (it - start_iteration).is_multiple_of(report_every)
@@ -709,7 +707,7 @@ impl<B: BuildNets> Run<B> {
                 total,
                 stats: &stats,
                 rollbacks: self.rollbacks,
-                lr_scale: self.trainer.ebm_opt.lr_scale,
+                lr_scale: self.trainer.ebm_optimiser().lr_scale(),
             }))?;
             // A cancel on any rank cancels every rank after this iteration.
             let cancel = if flow == Flow::Cancel {
@@ -749,10 +747,10 @@ impl<B: BuildNets> Run<B> {
         }
         // Every call ends with a checkpoint, so a partial run can be resumed
         // (unless the periodic one was just written at this iteration).
-        if saved_at != Some(self.trainer.iteration) {
+        if saved_at != Some(self.trainer.iteration()) {
             self.checkpoint_to(&out.dir, obs)?;
         }
-        let complete = self.trainer.iteration >= total;
+        let complete = self.trainer.iteration() >= total;
         if complete && root {
             self.emit_samples("samples_final", obs)?;
             if self.config.eval.num_samples > 0 && self.heldout.is_some() {
@@ -766,11 +764,11 @@ impl<B: BuildNets> Run<B> {
         let seconds = t0.elapsed().as_secs_f64();
         log::info!(
             "trained to iteration {} in {seconds:.1} s; outputs in {}",
-            self.trainer.iteration,
+            self.trainer.iteration(),
             out.dir.display()
         );
         obs.on_event(&Event::Finished {
-            iteration: self.trainer.iteration,
+            iteration: self.trainer.iteration(),
             complete,
             seconds,
         })?;
@@ -800,7 +798,7 @@ impl<B: BuildNets> Run<B> {
         self.save_checkpoint(&path)?;
         obs.on_event(&Event::CheckpointSaved {
             path: &path,
-            iteration: self.trainer.iteration,
+            iteration: self.trainer.iteration(),
         })?;
         Ok(())
     }
@@ -824,12 +822,12 @@ impl<B: BuildNets> Run<B> {
         opts: &SampleOptions,
         progress: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
-        check_sample_memory(&self.config, self.trainer.energy.sample_shape(), opts.n)?;
+        check_sample_memory(&self.config, self.trainer.energy().sample_shape(), opts.n)?;
         let (t, _) = self
             .trainer
             .sample_with_progress(opts, &mut SeededNoise, progress)?;
-        let shape = self.trainer.be.shape(&t);
-        let mut data = self.trainer.be.to_host(&t)?;
+        let shape = self.trainer.be().shape(&t);
+        let mut data = self.trainer.be().to_host(&t)?;
         self.last_clamped = clamp_samples(&self.config, opts, &mut data);
         Ok((data, shape))
     }
@@ -867,7 +865,7 @@ impl<B: BuildNets> Run<B> {
             image_dims: self.image_dims(),
             reference: None,
         }))?;
-        if self.trainer.generator.is_some() {
+        if self.trainer.generator().is_some() {
             let opts = SampleOptions {
                 n: self.config.output.grid_samples,
                 steps: Some(0),

@@ -10,9 +10,7 @@ use crate::config::Config;
 use crate::metrics::OodScores;
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
-use crate::sampler::{
-    AisConfig, AisResult, LangevinConfig, LangevinSampler, LangevinStats, Method,
-};
+use crate::sampler::{AisConfig, AisResult, LangevinConfig, LangevinStats, Method};
 use crate::train::{SampleOptions, Trainer};
 use crate::{Error, Result};
 
@@ -62,7 +60,6 @@ impl<B: BuildNets> TrainedModel<B> {
             Box::new(crate::dist::SingleProcess),
         )?;
         ck.restore_networks(&mut trainer)?;
-        trainer.iteration = ck.meta("iteration")?;
         Ok(TrainedModel {
             config,
             trainer,
@@ -79,17 +76,17 @@ impl<B: BuildNets> TrainedModel<B> {
 
     /// The training iteration the checkpoint was written at.
     pub fn iteration(&self) -> u64 {
-        self.trainer.iteration
+        self.trainer.iteration()
     }
 
     /// The backend's name.
     pub fn backend_name(&self) -> String {
-        self.trainer.be.name()
+        self.trainer.be().name()
     }
 
     /// The shape of one sample.
     pub fn sample_shape(&self) -> &[usize] {
-        self.trainer.energy.sample_shape()
+        self.trainer.energy().sample_shape()
     }
 
     /// The image shape `[C, H, W]` of the samples, if they are images: the
@@ -124,8 +121,8 @@ impl<B: BuildNets> TrainedModel<B> {
             .trainer
             .sample_with_progress(opts, &mut SeededNoise, progress)?;
         self.last_stats = Some(stats);
-        let shape = self.trainer.be.shape(&t);
-        let mut data = self.trainer.be.to_host(&t)?;
+        let shape = self.trainer.be().shape(&t);
+        let mut data = self.trainer.be().to_host(&t)?;
         self.last_clamped = super::clamp_samples(&self.config, opts, &mut data);
         Ok((data, shape))
     }
@@ -146,7 +143,7 @@ impl<B: BuildNets> TrainedModel<B> {
     /// [`Error::Config`] if the run's settings do not suit `method` (e.g.
     /// `noise = false`).
     pub fn set_sampler_method(&mut self, method: Method) -> Result<()> {
-        let mut c = self.trainer.sampler.config.clone();
+        let mut c = self.trainer.sampler().config.clone();
         c.method = method;
         c.shadow_mh = c.shadow_mh && method == Method::Ula;
         if !matches!(method, Method::Mala | Method::Hmc) {
@@ -159,7 +156,7 @@ impl<B: BuildNets> TrainedModel<B> {
 
     /// The sampler settings of later [`TrainedModel::sample`] calls.
     pub fn sampler_config(&self) -> &LangevinConfig {
-        &self.trainer.sampler.config
+        &self.trainer.sampler().config
     }
 
     /// Replaces the sampler settings of later [`TrainedModel::sample`] calls.
@@ -170,15 +167,7 @@ impl<B: BuildNets> TrainedModel<B> {
     /// [`Error::Config`] for out-of-range settings or a change of the moving
     /// blocks.
     pub fn set_sampler_config(&mut self, c: LangevinConfig) -> Result<()> {
-        let old = &self.trainer.sampler.config;
-        if (c.update_res, c.update_latents) != (old.update_res, old.update_latents) {
-            return Err(Error::Config(format!(
-                "the run's mode moves update_res = {}, update_latents = {}; a trained model's sampler cannot change that",
-                old.update_res, old.update_latents
-            )));
-        }
-        self.trainer.sampler = LangevinSampler::new(c)?;
-        Ok(())
+        self.trainer.set_sampler_config(c)
     }
 
     /// Diagnostics (acceptance included) of the last batch of chains of the
@@ -193,13 +182,13 @@ impl<B: BuildNets> TrainedModel<B> {
     /// # Errors
     /// [`Error::ShapeMismatch`] for data of the wrong length; backend errors.
     pub fn energy(&mut self, x: &[f32], n: usize, use_ema: bool) -> Result<Vec<f32>> {
-        let shape = crate::backend::shape::batched(n, self.trainer.energy.sample_shape());
+        let shape = crate::backend::shape::batched(n, self.trainer.energy().sample_shape());
         if x.len() != crate::backend::shape::numel(&shape) {
             return Err(Error::shape("samples", &shape, &[x.len()]));
         }
         self.with_weights(use_ema, |t| {
-            let xt = t.be.from_host(x, &shape)?;
-            t.be.to_host(&t.energy.energy(&xt)?)
+            let xt = t.be().from_host(x, &shape)?;
+            t.be().to_host(&t.energy().energy(&xt)?)
         })
     }
 
@@ -216,8 +205,8 @@ impl<B: BuildNets> TrainedModel<B> {
     /// data of the wrong length; [`Error::NonFinite`] for a NaN or ±∞ in `x`;
     /// model and backend errors.
     pub fn scores(&mut self, x: &[f32], n: usize, use_ema: bool) -> Result<OodScores> {
-        let per = crate::backend::shape::numel(self.trainer.energy.sample_shape());
-        check_samples(x, n, per, self.trainer.energy.sample_shape())?;
+        let per = crate::backend::shape::numel(self.trainer.energy().sample_shape());
+        check_samples(x, n, per, self.trainer.energy().sample_shape())?;
         let batch = self.config.sample.batch_size.max(1);
         let mut out = OodScores {
             energy: Vec::with_capacity(n),
@@ -226,11 +215,12 @@ impl<B: BuildNets> TrainedModel<B> {
         self.with_weights(use_ema, |t| {
             for chunk in x.chunks(batch * per) {
                 let rows = chunk.len() / per;
-                let shape = crate::backend::shape::batched(rows, t.energy.sample_shape());
-                let xt = t.be.from_host(chunk, &shape)?;
-                let (e, g) = t.energy.energy_grad_x(&xt)?;
-                out.energy.extend(t.be.to_host(&e)?);
-                out.grad_norm.extend(t.be.to_host(&t.be.row_norms(&g)?)?);
+                let shape = crate::backend::shape::batched(rows, t.energy().sample_shape());
+                let xt = t.be().from_host(chunk, &shape)?;
+                let (e, g) = t.energy().energy_grad_x(&xt)?;
+                out.energy.extend(t.be().to_host(&e)?);
+                out.grad_norm
+                    .extend(t.be().to_host(&t.be().row_norms(&g)?)?);
             }
             Ok(())
         })?;
@@ -246,32 +236,19 @@ impl<B: BuildNets> TrainedModel<B> {
     /// [`Error::Config`] for out-of-range settings; model and backend errors.
     pub fn log_z(&mut self, cfg: &AisConfig, use_ema: bool) -> Result<AisResult> {
         self.with_weights(use_ema, |t| {
-            let temperature = t.sampler.config.temperature;
-            crate::sampler::ais(&t.be, t.energy.as_ref(), temperature, cfg, &mut SeededNoise)
+            let temperature = t.sampler().config.temperature;
+            crate::sampler::ais(t.be(), t.energy(), temperature, cfg, &mut SeededNoise)
         })
     }
 
     /// Runs `f` on the trainer with the energy's EMA weights swapped in when
-    /// `use_ema` and the model keeps them, and swapped back out afterwards
-    /// (also when `f` fails).
+    /// `use_ema` and the model keeps them ([`Trainer::with_ema_weights`]).
     fn with_weights<R>(
         &mut self,
         use_ema: bool,
         f: impl FnOnce(&Trainer<B>) -> Result<R>,
     ) -> Result<R> {
-        let swap = use_ema && self.trainer.ebm_opt.ema.is_some();
-        if swap {
-            self.trainer
-                .ebm_opt
-                .swap_ema(self.trainer.energy.params_mut());
-        }
-        let r = f(&self.trainer);
-        if swap {
-            self.trainer
-                .ebm_opt
-                .swap_ema(self.trainer.energy.params_mut());
-        }
-        r
+        self.trainer.with_ema_weights(use_ema, |t| f(t))
     }
 }
 
@@ -342,9 +319,9 @@ mod tests {
             // One batch of all 7, by hand.
             let (e, g) = m
                 .with_weights(use_ema, |t| {
-                    let xt = t.be.from_host(x, &[n, 64])?;
-                    let (e, g) = t.energy.energy_grad_x(&xt)?;
-                    Ok((t.be.to_host(&e)?, t.be.to_host(&g)?))
+                    let xt = t.be().from_host(x, &[n, 64])?;
+                    let (e, g) = t.energy().energy_grad_x(&xt)?;
+                    Ok((t.be().to_host(&e)?, t.be().to_host(&g)?))
                 })
                 .unwrap();
             assert_eq!(s.energy, e, "batches of 3 give the one-batch energies");

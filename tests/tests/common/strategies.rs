@@ -572,6 +572,9 @@ pub fn run_config() -> impl Strategy<Value = Config> {
                     ..Config::default()
                 };
                 c.sample.seed = sample_seed;
+                // The mode decides which blocks move (a conflict is invalid).
+                (c.langevin.update_latents, c.langevin.update_res) =
+                    hatebm_rs::train::mode_blocks(c.train.mode);
                 c
             },
         )

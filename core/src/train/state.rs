@@ -1,0 +1,396 @@
+//! The [`Trainer`]'s state as a value, and the methods through which it
+//! changes from outside an iteration: take and restore it whole
+//! ([`TrainerState`]: a checkpoint, the divergence guard's snapshot), restore
+//! the networks only ([`NetworksState`]: a trained model), load one network's
+//! weights ([`Net`]), run with the EMA weights swapped in, lower the
+//! learning rate, reseed the chains, change the sampler's settings.
+//!
+//! Every method checks that the new state fits the trainer — same parameter
+//! layouts, optimiser states aligned with them, a bank of the layout the
+//! mode needs, counters in range — before it changes anything, so a failed
+//! call leaves the trainer as it was.
+
+use crate::backend::{Backend, shape};
+use crate::bank::Bank;
+use crate::optim::{Adam, AdamState, EmaWeights};
+use crate::params::{HostTensor, ParamSet};
+use crate::sampler::{LangevinConfig, LangevinSampler};
+use crate::{Error, Result};
+
+use super::config::Mode;
+use super::trainer::Trainer;
+
+/// Everything training changes, for one rank: weights, optimiser states,
+/// the bank (this rank's shards), the iteration counter and the chain seed.
+/// [`Trainer::state`] copies it out; [`Trainer::restore`] puts it back.
+#[derive(Clone, Debug)]
+pub struct TrainerState<B: Backend> {
+    /// The energy's parameters.
+    pub energy: ParamSet<B>,
+    /// The energy's optimiser.
+    pub ebm_opt: AdamState<B>,
+    /// The generator's parameters and, for modes that train it, its optimiser.
+    pub generator: Option<(ParamSet<B>, Option<AdamState<B>>)>,
+    /// The bank (this rank's part), for modes that keep one.
+    pub bank: Option<Bank<B>>,
+    /// Iterations completed.
+    pub iteration: u64,
+    /// The seed every noise key derives from (the guard reseeds it).
+    pub seed: u64,
+}
+
+/// The networks of a trained model: weights and EMA weights, and the
+/// iteration they were saved at. What [`Trainer::restore_networks`] takes.
+#[derive(Clone, Debug)]
+pub struct NetworksState<B: Backend> {
+    /// The energy's parameters.
+    pub energy: ParamSet<B>,
+    /// The energy's EMA weights, if its optimiser keeps them.
+    pub energy_ema: Option<EmaWeights<B>>,
+    /// The generator's parameters and EMA weights, if the run has one.
+    pub generator: Option<(ParamSet<B>, Option<EmaWeights<B>>)>,
+    /// Iterations completed when the model was saved.
+    pub iteration: u64,
+}
+
+/// Which network a weights call addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// The energy (its EMA copy is reset to the loaded weights).
+    Energy,
+    /// The energy's EMA copy only.
+    EnergyEma,
+    /// The generator (its EMA copy, if any, is reset to the loaded weights).
+    Generator,
+}
+
+/// Counters are stored as TOML/JSON-compatible signed 64-bit integers.
+fn check_counter(iteration: u64) -> Result<()> {
+    if iteration > i64::MAX as u64 {
+        return Err(Error::InvalidArgument(format!(
+            "iteration counter {iteration} exceeds {}",
+            i64::MAX
+        )));
+    }
+    Ok(())
+}
+
+fn layout_error(what: &str) -> Error {
+    Error::InvalidArgument(format!("{what} does not match this run's network"))
+}
+
+fn check_layout<B: Backend>(
+    be: &B,
+    have: &ParamSet<B>,
+    new: &ParamSet<B>,
+    what: &str,
+) -> Result<()> {
+    let shapes_ok = new
+        .iter()
+        .all(|p| be.shape(&p.value) == p.spec.shape.as_slice());
+    if have.specs() != new.specs() || !shapes_ok {
+        return Err(layout_error(what));
+    }
+    Ok(())
+}
+
+/// Checks an optimiser state against a copy of `opt` and returns the
+/// restored copy (so nothing changes until the caller commits).
+fn restored<B: Backend>(be: &B, opt: &Adam<B>, s: AdamState<B>, what: &str) -> Result<Adam<B>> {
+    let mut o = opt.clone();
+    o.restore(be, s)
+        .map_err(|e| Error::InvalidArgument(format!("{what} optimiser state: {e}")))?;
+    Ok(o)
+}
+
+impl<B: Backend> Trainer<B> {
+    /// A copy of everything training changes.
+    pub fn state(&self) -> TrainerState<B> {
+        TrainerState {
+            energy: self.energy.params().clone(),
+            ebm_opt: self.ebm_opt.state(),
+            generator: self
+                .generator
+                .as_ref()
+                .map(|g| (g.params().clone(), self.gen_opt.as_ref().map(Adam::state))),
+            bank: self.bank.clone(),
+            iteration: self.iteration,
+            seed: self.seed,
+        }
+    }
+
+    /// Puts a state back (a checkpoint's or a snapshot's), after checking
+    /// that it fits: parameter layouts of this run's networks, optimiser
+    /// states aligned with them ([`Adam::restore`]), a generator and its
+    /// optimiser exactly where the mode has them, a bank of the mode's
+    /// layout ([`Trainer::bank_layout`]) with this run's sample and latent
+    /// shapes, an iteration counter that fits a signed 64-bit integer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming what does not fit; the trainer is
+    /// then unchanged.
+    pub fn restore(&mut self, s: TrainerState<B>) -> Result<()> {
+        let be = self.be.clone();
+        check_layout(
+            &be,
+            self.energy.params(),
+            &s.energy,
+            "the energy's parameters",
+        )?;
+        let ebm_opt = restored(&be, &self.ebm_opt, s.ebm_opt, "the energy's")?;
+        let generator = match (&self.generator, s.generator) {
+            (None, None) => None,
+            (Some(g), Some((p, o))) => {
+                check_layout(&be, g.params(), &p, "the generator's parameters")?;
+                let opt = match (&self.gen_opt, o) {
+                    (None, None) => None,
+                    (Some(have), Some(o)) => Some(restored(&be, have, o, "the generator's")?),
+                    _ => {
+                        return Err(Error::InvalidArgument(format!(
+                            "a generator optimiser state exactly when mode `{}` trains the generator",
+                            self.config.mode.name()
+                        )));
+                    }
+                };
+                Some((p, opt))
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "a generator state exactly when mode `{}` has a generator",
+                    self.config.mode.name()
+                )));
+            }
+        };
+        self.check_bank(s.bank.as_ref())?;
+        check_counter(s.iteration)?;
+        // Commit: nothing below can fail.
+        self.commit_networks(s.energy, ebm_opt, generator, s.iteration);
+        self.bank = s.bank;
+        self.seed = s.seed;
+        Ok(())
+    }
+
+    /// Checks that `bank` has the layout the mode needs: present exactly
+    /// when [`Trainer::bank_layout`] says so, with latents exactly when it
+    /// stores them, rows of this run's sample (and latent) shape.
+    fn check_bank(&self, bank: Option<&Bank<B>>) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        match (self.bank_layout(), bank) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => bad(format!(
+                "mode `{}` keeps no bank, but one was given",
+                self.config.mode.name()
+            )),
+            (Some(_), None) => bad(format!(
+                "mode `{}` needs its bank, but none was given",
+                self.config.mode.name()
+            )),
+            (Some(has_z), Some(b)) => {
+                let n = b.capacity();
+                let x_ok = self.be.shape(&b.x) == shape::batched(n, self.energy.sample_shape());
+                let z_ok = match (&b.z, self.generator.as_deref()) {
+                    (Some(z), Some(g)) => {
+                        has_z && self.be.shape(z) == shape::batched(n, g.latent_shape())
+                    }
+                    (None, _) => !has_z,
+                    (Some(_), None) => false,
+                };
+                if x_ok && z_ok {
+                    Ok(())
+                } else {
+                    bad(
+                        "the bank's tensors do not match this run's sample and latent shapes"
+                            .into(),
+                    )
+                }
+            }
+        }
+    }
+
+    /// Restores the networks only (a trained model for sampling and
+    /// scoring): weights, their EMA copies where the optimisers keep them,
+    /// and the iteration counter; optimiser moments and the bank are not
+    /// touched.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a part does not fit (as in
+    /// [`Trainer::restore`]); the trainer is then unchanged.
+    pub fn restore_networks(&mut self, s: NetworksState<B>) -> Result<()> {
+        let be = self.be.clone();
+        check_layout(
+            &be,
+            self.energy.params(),
+            &s.energy,
+            "the energy's parameters",
+        )?;
+        let mut ebm_opt = self.ebm_opt.clone();
+        if let Some(e) = s.energy_ema {
+            ebm_opt
+                .restore_ema(&be, e)
+                .map_err(|e| Error::InvalidArgument(format!("the energy's EMA: {e}")))?;
+        }
+        let generator = match (&self.generator, s.generator) {
+            (None, None) => None,
+            (Some(g), Some((p, ema))) => {
+                check_layout(&be, g.params(), &p, "the generator's parameters")?;
+                let mut opt = self.gen_opt.clone();
+                if let (Some(o), Some(e)) = (opt.as_mut(), ema) {
+                    o.restore_ema(&be, e)
+                        .map_err(|e| Error::InvalidArgument(format!("the generator's EMA: {e}")))?;
+                }
+                Some((p, opt))
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "a generator exactly when mode `{}` has one",
+                    self.config.mode.name()
+                )));
+            }
+        };
+        check_counter(s.iteration)?;
+        self.commit_networks(s.energy, ebm_opt, generator, s.iteration);
+        Ok(())
+    }
+
+    /// Installs checked networks, optimisers and the iteration counter.
+    fn commit_networks(
+        &mut self,
+        energy: ParamSet<B>,
+        ebm_opt: Adam<B>,
+        generator: Option<(ParamSet<B>, Option<Adam<B>>)>,
+        iteration: u64,
+    ) {
+        *self.energy.params_mut() = energy;
+        self.ebm_opt = ebm_opt;
+        if let (Some(g), Some((p, opt))) = (self.generator.as_mut(), generator) {
+            *g.params_mut() = p;
+            self.gen_opt = opt;
+        }
+        self.iteration = iteration;
+    }
+
+    /// Loads one network's weights from named host tensors (PyTorch
+    /// state-dict names; strict, as [`ParamSet::load_host`]). Loading the
+    /// energy or the generator resets its EMA copy to the loaded weights;
+    /// [`Net::EnergyEma`] loads into the EMA copy only. Optimiser moments
+    /// are kept.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a network the run lacks (no generator,
+    /// no EMA); [`Error::Param`] / [`Error::NonFinite`] from the loader.
+    /// Nothing changes on error.
+    pub fn load_weights(&mut self, which: Net, tensors: &[HostTensor]) -> Result<()> {
+        let be = self.be.clone();
+        match which {
+            Net::Energy => {
+                self.energy.params_mut().load_host(&be, tensors)?;
+                self.ebm_opt.reset_ema(self.energy.params());
+            }
+            Net::EnergyEma => {
+                if !self.ebm_opt.has_ema() {
+                    return Err(Error::InvalidArgument(
+                        "the energy keeps no EMA weights (set ebm_optim.ema_decay)".into(),
+                    ));
+                }
+                self.with_ema_weights(true, |t| t.energy.params_mut().load_host(&be, tensors))?;
+            }
+            Net::Generator => {
+                let mode = self.config.mode.name();
+                let g = self.generator.as_mut().ok_or_else(|| {
+                    Error::InvalidArgument(format!("mode `{mode}` has no generator"))
+                })?;
+                g.params_mut().load_host(&be, tensors)?;
+                if let Some(opt) = self.gen_opt.as_mut() {
+                    opt.reset_ema(g.params());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with the energy's EMA weights swapped in when `use_ema` and
+    /// the optimiser keeps them, and swapped back out afterwards — also when
+    /// `f` fails. The one place the swap is paired: sampling, evaluation and
+    /// the C ABI's samplers all go through it.
+    ///
+    /// # Errors
+    /// Whatever `f` returns.
+    pub fn with_ema_weights<R>(
+        &mut self,
+        use_ema: bool,
+        f: impl FnOnce(&mut Self) -> Result<R>,
+    ) -> Result<R> {
+        let swap = use_ema && self.ebm_opt.has_ema();
+        if swap {
+            self.ebm_opt.swap_ema(self.energy.params_mut());
+        }
+        let r = f(self);
+        if swap {
+            self.ebm_opt.swap_ema(self.energy.params_mut());
+        }
+        r
+    }
+
+    /// Multiplies both optimisers' learning-rate scales by `factor` (the
+    /// divergence guard's back-off).
+    ///
+    /// # Errors
+    /// As [`Adam::scale_lr`]; nothing changes on error.
+    pub fn scale_lr(&mut self, factor: f32) -> Result<()> {
+        let mut e = self.ebm_opt.clone();
+        e.scale_lr(factor)?;
+        if let Some(g) = self.gen_opt.as_mut() {
+            g.scale_lr(factor)?;
+        }
+        self.ebm_opt = e;
+        Ok(())
+    }
+
+    /// Replaces the seed every later noise key derives from (the guard's
+    /// reseed after a rollback, so the retried iterations draw new noise).
+    pub fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// Replaces the training chains' sampler settings. The mode decides
+    /// which blocks move (`update_res`, `update_latents`): a value that
+    /// differs from the mode's is an error, not silently overwritten.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings or blocks the mode does not move.
+    pub fn set_sampler_config(&mut self, c: LangevinConfig) -> Result<()> {
+        check_blocks(self.config.mode, &c)?;
+        self.sampler = LangevinSampler::new(c)?;
+        Ok(())
+    }
+}
+
+/// The blocks mode `mode` moves in its chains: `(update_latents, update_res)`.
+pub fn mode_blocks(mode: Mode) -> (bool, bool) {
+    match mode {
+        Mode::Synthesis | Mode::Cooperative | Mode::ShortRun | Mode::Persistent => (false, true),
+        Mode::Retrofit | Mode::Refine => (true, true),
+        Mode::NoResidual => (true, false),
+    }
+}
+
+/// Checks that `c` moves the blocks `mode` moves.
+///
+/// # Errors
+/// [`Error::Config`] naming the key that conflicts with the mode.
+pub fn check_blocks(mode: Mode, c: &LangevinConfig) -> Result<()> {
+    let (lat, res) = mode_blocks(mode);
+    for (key, have, want) in [
+        ("update_latents", c.update_latents, lat),
+        ("update_res", c.update_res, res),
+    ] {
+        if have != want {
+            return Err(Error::Config(format!(
+                "langevin.{key} = {have} conflicts with mode `{}`, which sets it to {want} \
+                 (the mode decides which blocks move: leave the key out)",
+                mode.name()
+            )));
+        }
+    }
+    Ok(())
+}
