@@ -642,3 +642,29 @@ fn a_checkpoint_samples_without_its_training_data() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Checkpoints of earlier builds stored `langevin.update_res` /
+/// `update_latents` as the defaults whatever the mode (the trainer overrode
+/// them); now a value that disagrees with the mode is a config error, so the
+/// loader drops the two stored keys: such a checkpoint still resumes, with
+/// the mode's blocks.
+#[test]
+fn stored_sampler_blocks_that_disagree_with_the_mode_still_load() {
+    let dir = scratch("blocks");
+    let mut run = Run::new(CpuBackend::new(), config(&dir)).unwrap();
+    run.train(Some(1), &mut Silent).unwrap();
+    let ck = dir.join("checkpoint.safetensors");
+    let text = TensorFile::read(&ck).unwrap().metadata["config"].clone();
+    assert!(text.contains("update_res = true"), "{text}");
+    let old = dir.join("old.safetensors");
+    with_meta(
+        &ck,
+        &old,
+        "config",
+        &text.replace("update_res = true", "update_res = false"),
+    );
+    let mut r = Run::resume(CpuBackend::new(), &old, None).unwrap();
+    assert!(r.trainer.sampler().config.update_res);
+    r.train(Some(2), &mut Silent).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

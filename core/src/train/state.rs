@@ -394,3 +394,155 @@ pub fn check_blocks(mode: Mode, c: &LangevinConfig) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use crate::cpu::CpuBackend;
+    use crate::noise::SeededNoise;
+    use crate::optim::AdamConfig;
+    use crate::sampler::LangevinConfig;
+    use crate::train::{TrainConfig, TrainerSettings};
+
+    use crate::cpu::nets::{CpuMlpEnergy, CpuMlpGenerator};
+    use crate::nets::{EnergyArch, GeneratorArch};
+
+    fn trainer(mode: Mode) -> Trainer<CpuBackend> {
+        let be = CpuBackend::new();
+        let (lat, res) = mode_blocks(mode);
+        let settings = TrainerSettings::new(
+            TrainConfig {
+                mode,
+                batch_size: 4,
+                bank_size: 8,
+                persistent_bank_size: 8,
+                ..TrainConfig::default()
+            },
+            LangevinConfig {
+                steps: 2,
+                update_latents: lat,
+                update_res: res,
+                ..LangevinConfig::default()
+            },
+            AdamConfig {
+                ema_decay: Some(0.9),
+                ..AdamConfig::default()
+            },
+            AdamConfig::default(),
+            7,
+        );
+        let g: Option<Box<dyn crate::Generator<CpuBackend>>> = mode.has_generator().then(|| {
+            let arch = GeneratorArch::Mlp {
+                dims: vec![2, 8, 2],
+            };
+            Box::new(CpuMlpGenerator::new(&arch, 2).unwrap()) as _
+        });
+        let energy = CpuMlpEnergy::new(
+            &EnergyArch::Mlp {
+                dims: vec![2, 8, 1],
+            },
+            1,
+        )
+        .unwrap();
+        Trainer::new(be, settings, Box::new(energy), g, &mut SeededNoise).unwrap()
+    }
+
+    fn host(t: &Trainer<CpuBackend>) -> Vec<Vec<f32>> {
+        let mut v: Vec<_> = t
+            .energy()
+            .params()
+            .iter()
+            .map(|p| t.be().to_host(&p.value).unwrap())
+            .collect();
+        if let Some(b) = t.bank() {
+            v.push(t.be().to_host(&b.x).unwrap());
+        }
+        v.push(vec![t.iteration() as f32, t.ebm_optimiser().lr_scale()]);
+        v
+    }
+
+    /// A state that does not fit is refused and nothing changes.
+    #[test]
+    fn restore_refuses_states_that_do_not_fit_and_changes_nothing() {
+        let mut t = trainer(Mode::Synthesis);
+        let before = host(&t);
+        let other = trainer(Mode::ShortRun);
+        // No generator and no bank for a mode that has both.
+        assert!(t.restore(other.state()).is_err());
+        let mut s = t.state();
+        s.bank = None;
+        assert!(
+            t.restore(s)
+                .unwrap_err()
+                .to_string()
+                .contains("needs its bank")
+        );
+        let mut s = t.state();
+        s.iteration = u64::MAX;
+        assert!(t.restore(s).is_err());
+        let mut s = t.state();
+        s.ebm_opt.lr_scale = f32::NAN;
+        assert!(t.restore(s).is_err());
+        let mut s = t.state();
+        s.ebm_opt.ema = None;
+        assert!(t.restore(s).is_err());
+        assert_eq!(host(&t), before);
+        // The trainer's own state goes back exactly.
+        let s = t.state();
+        t.restore(s).unwrap();
+        assert_eq!(host(&t), before);
+    }
+
+    #[test]
+    fn learning_rate_scale_only_falls() {
+        let mut t = trainer(Mode::Synthesis);
+        t.scale_lr(0.5).unwrap();
+        assert_eq!(t.ebm_optimiser().lr_scale(), 0.5);
+        assert_eq!(t.gen_optimiser().unwrap().lr_scale(), 0.5);
+        for bad in [2.0, 0.0, -1.0, f32::NAN, f32::INFINITY, 1e-45] {
+            assert!(t.scale_lr(bad).is_err(), "{bad}");
+        }
+        assert_eq!(t.ebm_optimiser().lr_scale(), 0.5);
+    }
+
+    #[test]
+    fn blocks_other_than_the_mode_s_are_refused() {
+        let mut t = trainer(Mode::Synthesis);
+        let mut c = t.sampler().config.clone();
+        c.update_latents = true;
+        let e = t.set_sampler_config(c).unwrap_err().to_string();
+        assert!(
+            e.contains("update_latents") && e.contains("synthesis"),
+            "{e}"
+        );
+        assert!(!t.sampler().config.update_latents);
+    }
+
+    /// The EMA swap is paired: after `with_ema_weights` (also a failing one)
+    /// the raw weights are back; inside it the EMA copy is in place.
+    #[test]
+    fn ema_weights_are_swapped_back_also_on_error() {
+        let mut t = trainer(Mode::ShortRun);
+        t.step(&t.be().zeros(&[4, 2]).unwrap(), &mut SeededNoise)
+            .unwrap();
+        let raw = host(&t);
+        let ema: Vec<Vec<f32>> = t
+            .ebm_optimiser()
+            .ema()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|e| t.be().to_host(e).unwrap())
+            .collect();
+        assert_ne!(
+            raw[0], ema[0],
+            "one step moves the weights away from their EMA"
+        );
+        let inside = t.with_ema_weights(true, |t| Ok(host(t))).unwrap();
+        assert_eq!(inside[0], ema[0]);
+        let e: Result<()> = t.with_ema_weights(true, |_| Err(Error::Cancelled));
+        assert!(e.is_err());
+        assert_eq!(host(&t), raw);
+    }
+}

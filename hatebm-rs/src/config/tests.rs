@@ -312,3 +312,40 @@ fn config_errors_are_one_line_with_one_prefix() {
         assert_eq!(e.matches("config error").count(), 1, "{k} = {v}: {e}");
     }
 }
+
+/// The mode decides which sampler blocks move (issue 10 item 3): the built
+/// configuration holds the mode's values, a written value that agrees is
+/// accepted, one that disagrees is an error naming the key and the mode —
+/// never silently overwritten.
+#[test]
+fn sampler_blocks_follow_the_mode_and_conflicts_are_errors() {
+    let build =
+        |extra: &str| Config::from_toml_str(&format!("preset = \"cifar10_retrofit\"\n{extra}"));
+    let c = build("").unwrap();
+    assert_eq!(c.train.mode, Mode::Retrofit);
+    assert!(c.langevin.update_latents && c.langevin.update_res);
+    let c = build("[langevin]\nupdate_latents = true").unwrap();
+    assert!(c.langevin.update_latents);
+    let e = build("[langevin]\nupdate_latents = false")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("langevin.update_latents") && e.contains("retrofit"),
+        "{e}"
+    );
+    let e = Config::from_toml_str("preset = \"digits\"\n[langevin]\nupdate_res = false")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("langevin.update_res") && e.contains("synthesis"),
+        "{e}"
+    );
+    // The same rule through `--set` / `hatebm_config_set`, and through a
+    // configuration built in Rust.
+    let mut b = ConfigBuilder::new();
+    b.set("preset", "\"digits\"").unwrap();
+    b.set("langevin.update_latents", "true").unwrap_err();
+    let mut c = Config::from_toml_str("preset = \"digits\"").unwrap();
+    c.langevin.update_latents = true;
+    assert!(c.validate().is_err());
+}

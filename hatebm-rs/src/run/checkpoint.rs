@@ -290,17 +290,22 @@ impl Checkpoint {
         let text = self
             .meta_str("config")
             .ok_or_else(|| Error::format(&self.context, "metadata `config` missing"))?;
-        let mut b = crate::config::ConfigBuilder::new();
-        b.merge_toml_str(text)
-            .map_err(|e| Error::format(&self.context, format!("stored config: {e}")))?;
         // Which blocks move follows from the stored mode. Checkpoints written
         // by earlier builds stored the defaults (`update_res = true`,
         // `update_latents = false`) whatever the mode, since the trainer
-        // overrode them; dropping the two keys keeps those checkpoints
-        // loading, and loses nothing, as the mode restores them.
-        for key in ["langevin.update_res", "langevin.update_latents"] {
-            let _ = b.unset(key); // an error only says the key was absent
+        // overrode them; dropping the two keys before the document is merged
+        // (merging checks it, and a disagreeing value is a config error) keeps
+        // those checkpoints loading, and loses nothing, as the mode restores them.
+        let stored_err = |e: String| Error::format(&self.context, format!("stored config: {e}"));
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| stored_err(e.to_string()))?;
+        if let Some(toml::Value::Table(l)) = doc.get_mut("langevin") {
+            l.remove("update_res");
+            l.remove("update_latents");
         }
+        let text = toml::to_string(&doc).map_err(|e| stored_err(e.to_string()))?;
+        let mut b = crate::config::ConfigBuilder::new();
+        b.merge_toml_str(&text)
+            .map_err(|e| stored_err(e.to_string()))?;
         Ok(b)
     }
 
