@@ -5,6 +5,7 @@
 
 pub mod autoencoder;
 pub mod config;
+mod generator_state;
 pub mod modes;
 pub mod sample;
 mod shards;

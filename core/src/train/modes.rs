@@ -129,7 +129,7 @@ impl<B: Backend> Trainer<B> {
     ) -> Result<Chains<B>> {
         let g = self
             .generator
-            .as_deref()
+            .net()
             .ok_or_else(|| Error::InvalidArgument("no generator".into()))?;
         let be = &self.be;
         let (n, off) = (rows.len(), rows.start as u64);
@@ -227,7 +227,7 @@ impl<B: Backend> Trainer<B> {
                 let (s, x) = self.sampler.run_images(
                     &self.be,
                     self.energy.as_ref(),
-                    self.generator.as_deref(),
+                    self.generator.net(),
                     c,
                     noise,
                     self.chain_key(rows.start),
@@ -550,7 +550,7 @@ impl<B: Backend> Trainer<B> {
         inference.run(
             &self.be,
             &recon,
-            self.generator.as_deref(),
+            self.generator.net(),
             &mut inf_chains,
             noise,
             key,

@@ -103,7 +103,7 @@ impl<B: Backend> Trainer<B> {
             let n = opts.batch_size.min(opts.n - start);
             let key =
                 |stream| NoiseKey::new(opts.seed, stream, [0, 0]).with_row_offset(start as u64);
-            let mut chains = match &self.generator {
+            let mut chains = match self.generator.net() {
                 Some(g) if self.config.mode.has_generator() => {
                     let mut z = be.zeros(&shape::batched(n, g.latent_shape()))?;
                     noise.normal(be, key(Stream::ChainInitLatent), &mut z)?;
@@ -133,7 +133,7 @@ impl<B: Backend> Trainer<B> {
                 let (st, images) = sampler.run_images(
                     be,
                     self.energy.as_ref(),
-                    self.generator.as_deref(),
+                    self.generator.net(),
                     &mut chains,
                     noise,
                     ck,
@@ -142,7 +142,7 @@ impl<B: Backend> Trainer<B> {
                 stats = st;
                 images
             } else {
-                LangevinSampler::images(be, self.generator.as_deref(), &chains)?
+                LangevinSampler::images(be, self.generator.net(), &chains)?
             };
             parts.push(images);
             start += n;

@@ -13,6 +13,7 @@ use crate::sampler::LangevinStats;
 use crate::{Error, Result};
 
 use super::config::{GenUpdate, Mode, TrainConfig};
+use super::generator_state::TrainedGenerator;
 use super::trainer::Trainer;
 
 /// A trainer's communicator, plan and settings.
@@ -217,8 +218,9 @@ impl<B: Backend> Trainer<B> {
         let g = if ebm {
             &mut self.ebm_grads
         } else {
-            self.gen_grads
-                .as_mut()
+            self.generator
+                .trained_mut()
+                .map(|t| &mut t.grads)
                 .ok_or_else(|| Error::InvalidArgument("no generator gradients".into()))?
         };
         unflatten(be, flat, g)
@@ -358,12 +360,12 @@ impl<B: Backend> Trainer<B> {
             eat_t(&p.value, &mut eat)?;
         }
         let mut opts = vec![&self.ebm_opt];
-        if let Some(g) = &self.generator {
+        if let Some(g) = self.generator.net() {
             for p in g.params().iter() {
                 eat_t(&p.value, &mut eat)?;
             }
         }
-        if let Some(o) = &self.gen_opt {
+        if let Some(o) = self.generator.opt() {
             opts.push(o);
         }
         for o in opts {
@@ -479,7 +481,7 @@ impl<B: Backend> Trainer<B> {
     /// over the global batch), followed by its loss.
     pub(crate) fn gen_partials(&mut self, pairs: &[(B::Tensor, B::Tensor)]) -> Result<ShardParts> {
         let factor = self.config.gen_loss_factor / self.dist.plan.shards() as f32;
-        let (Some(g), Some(grads)) = (self.generator.as_mut(), self.gen_grads.as_mut()) else {
+        let Some(TrainedGenerator { net: g, grads, .. }) = self.generator.trained_mut() else {
             return Err(Error::InvalidArgument(format!(
                 "mode `{}` does not train a generator",
                 self.config.mode.name()

@@ -18,6 +18,7 @@ use crate::sampler::{LangevinConfig, LangevinSampler};
 use crate::{Error, Result};
 
 use super::config::Mode;
+use super::generator_state::GeneratorState;
 use super::trainer::Trainer;
 
 /// Everything training changes, for one rank: weights, optimiser states,
@@ -111,8 +112,8 @@ impl<B: Backend> Trainer<B> {
             ebm_opt: self.ebm_opt.state(),
             generator: self
                 .generator
-                .as_ref()
-                .map(|g| (g.params().clone(), self.gen_opt.as_ref().map(Adam::state))),
+                .net()
+                .map(|g| (g.params().clone(), self.generator.opt().map(Adam::state))),
             bank: self.bank.clone(),
             iteration: self.iteration,
             seed: self.seed,
@@ -138,11 +139,11 @@ impl<B: Backend> Trainer<B> {
             "the energy's parameters",
         )?;
         let ebm_opt = restored(&be, &self.ebm_opt, s.ebm_opt, "the energy's")?;
-        let generator = match (&self.generator, s.generator) {
+        let generator = match (self.generator.net(), s.generator) {
             (None, None) => None,
             (Some(g), Some((p, o))) => {
                 check_layout(&be, g.params(), &p, "the generator's parameters")?;
-                let opt = match (&self.gen_opt, o) {
+                let opt = match (self.generator.opt(), o) {
                     (None, None) => None,
                     (Some(have), Some(o)) => Some(restored(&be, have, o, "the generator's")?),
                     _ => {
@@ -188,7 +189,7 @@ impl<B: Backend> Trainer<B> {
             (Some(has_z), Some(b)) => {
                 let n = b.capacity();
                 let x_ok = self.be.shape(&b.x) == shape::batched(n, self.energy.sample_shape());
-                let z_ok = match (&b.z, self.generator.as_deref()) {
+                let z_ok = match (&b.z, self.generator.net()) {
                     (Some(z), Some(g)) => {
                         has_z && self.be.shape(z) == shape::batched(n, g.latent_shape())
                     }
@@ -229,11 +230,11 @@ impl<B: Backend> Trainer<B> {
                 .restore_ema(&be, e)
                 .map_err(|e| Error::InvalidArgument(format!("the energy's EMA: {e}")))?;
         }
-        let generator = match (&self.generator, s.generator) {
+        let generator = match (self.generator.net(), s.generator) {
             (None, None) => None,
             (Some(g), Some((p, ema))) => {
                 check_layout(&be, g.params(), &p, "the generator's parameters")?;
-                let mut opt = self.gen_opt.clone();
+                let mut opt = self.generator.opt().cloned();
                 if let (Some(o), Some(e)) = (opt.as_mut(), ema) {
                     o.restore_ema(&be, e)
                         .map_err(|e| Error::InvalidArgument(format!("the generator's EMA: {e}")))?;
@@ -252,7 +253,8 @@ impl<B: Backend> Trainer<B> {
         Ok(())
     }
 
-    /// Installs checked networks, optimisers and the iteration counter.
+    /// Installs checked networks, optimisers and the iteration counter
+    /// (`generator`: weights, and the optimiser of a trained generator).
     fn commit_networks(
         &mut self,
         energy: ParamSet<B>,
@@ -262,9 +264,15 @@ impl<B: Backend> Trainer<B> {
     ) {
         *self.energy.params_mut() = energy;
         self.ebm_opt = ebm_opt;
-        if let (Some(g), Some((p, opt))) = (self.generator.as_mut(), generator) {
-            *g.params_mut() = p;
-            self.gen_opt = opt;
+        match (&mut self.generator, generator) {
+            (GeneratorState::Frozen(g), Some((p, _))) => *g.params_mut() = p,
+            (GeneratorState::Trained(t), Some((p, opt))) => {
+                *t.net.params_mut() = p;
+                if let Some(opt) = opt {
+                    t.opt = opt;
+                }
+            }
+            _ => {}
         }
         self.iteration = iteration;
     }
@@ -296,12 +304,17 @@ impl<B: Backend> Trainer<B> {
             }
             Net::Generator => {
                 let mode = self.config.mode.name();
-                let g = self.generator.as_mut().ok_or_else(|| {
-                    Error::InvalidArgument(format!("mode `{mode}` has no generator"))
-                })?;
-                g.params_mut().load_host(&be, tensors)?;
-                if let Some(opt) = self.gen_opt.as_mut() {
-                    opt.reset_ema(g.params());
+                match &mut self.generator {
+                    GeneratorState::Absent => {
+                        return Err(Error::InvalidArgument(format!(
+                            "mode `{mode}` has no generator"
+                        )));
+                    }
+                    GeneratorState::Frozen(g) => g.params_mut().load_host(&be, tensors)?,
+                    GeneratorState::Trained(t) => {
+                        t.net.params_mut().load_host(&be, tensors)?;
+                        t.opt.reset_ema(t.net.params());
+                    }
                 }
             }
         }
@@ -339,7 +352,7 @@ impl<B: Backend> Trainer<B> {
     pub fn scale_lr(&mut self, factor: f32) -> Result<()> {
         let mut e = self.ebm_opt.clone();
         e.scale_lr(factor)?;
-        if let Some(g) = self.gen_opt.as_mut() {
+        if let Some(g) = self.generator.opt_mut() {
             g.scale_lr(factor)?;
         }
         self.ebm_opt = e;

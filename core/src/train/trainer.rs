@@ -16,6 +16,7 @@ use crate::sampler::{LangevinConfig, LangevinSampler, LangevinStats};
 use crate::{Error, Result};
 
 use super::config::{Mode, TrainConfig};
+use super::generator_state::{GeneratorState, TrainedGenerator};
 
 /// What one training iteration reports.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -73,16 +74,15 @@ pub struct Trainer<B: Backend> {
     pub(crate) config: TrainConfig,
     pub(crate) sampler: LangevinSampler,
     pub(crate) energy: Box<dyn Energy<B>>,
-    pub(crate) generator: Option<Box<dyn Generator<B>>>,
+    /// The generator, with its optimiser and gradients where the mode trains it.
+    pub(crate) generator: GeneratorState<B>,
     pub(crate) ebm_opt: Adam<B>,
-    pub(crate) gen_opt: Option<Adam<B>>,
     pub(crate) bank: Option<Bank<B>>,
     pub(crate) seed: u64,
     pub(crate) iteration: u64,
     pub(crate) keep_tensors: bool,
     pub(crate) last: Option<StepTensors<B>>,
     pub(crate) ebm_grads: Grads<B>,
-    pub(crate) gen_grads: Option<Grads<B>>,
     /// The communicator, the shard plan and the `[dist]` settings.
     pub(crate) dist: super::shards::Dist,
 }
@@ -93,7 +93,7 @@ impl<B: Backend> std::fmt::Debug for Trainer<B> {
             .field("backend", &self.be.name())
             .field("mode", &self.config.mode)
             .field("energy", &self.energy.describe())
-            .field("generator", &self.generator.as_ref().map(|g| g.describe()))
+            .field("generator", &self.generator.net().map(|g| g.describe()))
             .field("iteration", &self.iteration)
             .finish_non_exhaustive()
     }
@@ -226,31 +226,28 @@ impl<B: Backend> Trainer<B> {
         ebm_optim.validate("ebm_optim")?;
         let ebm_opt = Adam::new(&be, ebm_optim, energy.params())?;
         let ebm_grads = Grads::zeros_like(&be, energy.params())?;
-        let (mut gen_opt, mut gen_grads) = (None, None);
-        let mut generator = generator;
-        if mode.trains_generator() {
-            gen_optim.validate("gen_optim")?;
-            let g = generator.as_mut().expect("checked above");
-            if mode == Mode::Cooperative && train.coop_bn_training {
-                // A generator without batch norm cannot honour the setting: a
-                // configuration error, like every other mismatch of settings and models.
-                g.set_bn_training(true).map_err(|e| match e {
-                    Error::InvalidArgument(m) => {
-                        Error::Config(format!("train.coop_bn_training needs batch norm: {m}"))
-                    }
-                    other => other,
-                })?;
-            }
-            gen_opt = Some(Adam::new(&be, gen_optim, g.params())?);
-            gen_grads = Some(Grads::zeros_like(&be, g.params())?);
+        let mut gen_state = GeneratorState::new(&be, mode, generator, gen_optim)?;
+        if let Some(t) = gen_state.trained_mut()
+            && mode == Mode::Cooperative
+            && train.coop_bn_training
+        {
+            // A generator without batch norm cannot honour the setting: a
+            // configuration error, like every other mismatch of settings and models.
+            t.net.set_bn_training(true).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::Config(format!("train.coop_bn_training needs batch norm: {m}"))
+                }
+                other => other,
+            })?;
         }
         // Each shard's part of the bank: `capacity / S` slots; the rank keeps
         // its shards' parts one after the other (shard order).
         let first = plan.local_shards().start as u64;
-        let bank = match mode {
+        let bank = match (mode, gen_state.net()) {
             _ if !init_bank => None,
-            Mode::Synthesis if train.gen_update == super::config::GenUpdate::Historical => {
-                let g = generator.as_deref().expect("checked above");
+            (Mode::Synthesis, Some(g))
+                if train.gen_update == super::config::GenUpdate::Historical =>
+            {
                 let cap = train.bank_size / plan.shards();
                 let parts = plan
                     .local_shards()
@@ -268,7 +265,7 @@ impl<B: Backend> Trainer<B> {
                     .collect::<Result<Vec<_>>>()?;
                 Some(super::shards::concat_banks(&be, parts, first)?)
             }
-            Mode::Persistent => {
+            (Mode::Persistent, _) => {
                 // Rows addressed globally: a sharded bank starts as the
                 // single-process one does.
                 let rows = plan.local_rows(train.persistent_bank_size);
@@ -290,16 +287,14 @@ impl<B: Backend> Trainer<B> {
             config: train,
             sampler,
             energy,
-            generator,
+            generator: gen_state,
             ebm_opt,
-            gen_opt,
             bank,
             seed,
             iteration: 0,
             keep_tensors: false,
             last: None,
             ebm_grads,
-            gen_grads,
             dist: super::shards::Dist::new(comm, plan, dist),
         })
     }
@@ -326,7 +321,7 @@ impl<B: Backend> Trainer<B> {
 
     /// The generator (absent in the short-run and persistent baselines).
     pub fn generator(&self) -> Option<&dyn Generator<B>> {
-        self.generator.as_deref()
+        self.generator.net()
     }
 
     /// The energy's optimiser.
@@ -336,7 +331,7 @@ impl<B: Backend> Trainer<B> {
 
     /// The generator's optimiser (modes that train it).
     pub fn gen_optimiser(&self) -> Option<&Adam<B>> {
-        self.gen_opt.as_ref()
+        self.generator.opt()
     }
 
     /// The bank (this rank's part; see [`Trainer::bank_layout`]).
@@ -397,12 +392,12 @@ impl<B: Backend> Trainer<B> {
         if let Some(m) = self.ebm_opt.check_state(be, &names(ebm), "ebm")? {
             return Ok(Some(m));
         }
-        if let Some(g) = &self.generator {
+        if let Some(g) = self.generator.net() {
             let gp = g.params();
             if let Some(n) = gp.first_non_finite(be)? {
                 return Ok(Some(format!("non-finite value in gen.{n}")));
             }
-            if let Some(o) = &self.gen_opt
+            if let Some(o) = self.generator.opt()
                 && let Some(m) = o.check_state(be, &names(gp), "gen")?
             {
                 return Ok(Some(m));
@@ -441,7 +436,7 @@ impl<B: Backend> Trainer<B> {
 
     /// The gradient of the last generator update (after clipping).
     pub fn gen_grads(&self) -> Option<&Grads<B>> {
-        self.gen_grads.as_ref()
+        self.generator.grads()
     }
 
     /// The noise key of `stream` at this iteration (`step` = second counter word).
@@ -492,18 +487,14 @@ impl<B: Backend> Trainer<B> {
             .step(&self.be, self.energy.params_mut(), &mut self.ebm_grads)
     }
 
-    /// Checks the loss and the generator gradient in `gen_grads`, then steps
+    /// Checks the loss and the trained generator's gradient, then steps
     /// the generator's optimiser.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] without a trained generator;
     /// [`Error::NonFinite`] (weights untouched); backend errors.
     pub(crate) fn step_gen_optimiser(&mut self, loss: f64) -> Result<()> {
-        let (Some(g), Some(opt), Some(grads)) = (
-            self.generator.as_mut(),
-            self.gen_opt.as_mut(),
-            self.gen_grads.as_mut(),
-        ) else {
+        let Some(TrainedGenerator { net, opt, grads }) = self.generator.trained_mut() else {
             return Err(Error::InvalidArgument(format!(
                 "mode `{}` does not train a generator",
                 self.config.mode.name()
@@ -515,7 +506,7 @@ impl<B: Backend> Trainer<B> {
                 self.iteration + 1
             )));
         }
-        opt.step(&self.be, g.params_mut(), grads)
+        opt.step(&self.be, net.params_mut(), grads)
     }
 
     /// The generator update: fits `G(z)` to `x` with loss `λ·mean((G(z) − x)²)`
@@ -525,14 +516,14 @@ impl<B: Backend> Trainer<B> {
     /// [`Error::InvalidArgument`] if the mode does not train the generator;
     /// [`Error::NonFinite`] for a non-finite loss or gradient (weights untouched).
     pub fn gen_update(&mut self, z: &B::Tensor, x: &B::Tensor) -> Result<f64> {
-        let (Some(g), Some(grads)) = (self.generator.as_mut(), self.gen_grads.as_mut()) else {
+        let Some(TrainedGenerator { net, grads, .. }) = self.generator.trained_mut() else {
             return Err(Error::InvalidArgument(format!(
                 "mode `{}` does not train a generator",
                 self.config.mode.name()
             )));
         };
         grads.zero(&self.be)?;
-        let loss = g.mse_grad_params(&self.be, z, x, self.config.gen_loss_factor, grads)?;
+        let loss = net.mse_grad_params(&self.be, z, x, self.config.gen_loss_factor, grads)?;
         self.step_gen_optimiser(loss)?;
         Ok(loss)
     }
