@@ -18,7 +18,7 @@ use hatebm_rs::dist::Communicator;
 use hatebm_rs::run::Observer;
 use hatebm_rs::runtime::AnyRun;
 use hatebm_rs::train::SampleOptions;
-use hatebm_rs::{Error, Result};
+use hatebm_rs::{Error, Result, ResultExt};
 
 /// Hat EBM training, sampling and evaluation (Hill et al., NeurIPS 2022).
 #[derive(Debug, Parser)]
@@ -202,10 +202,8 @@ fn build_config_over(base: ConfigBuilder, args: &ConfigArgs) -> Result<Config> {
         (None, Some(path)) => {
             b = ConfigBuilder::new();
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            b.merge_toml_str(&text).map_err(|e| match e {
-                Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
-                other => other,
-            })?;
+            b.merge_toml_str(&text)
+                .with_context(|| format!("reading config {}", path.display()))?;
         }
         (None, None) if b.document().trim().is_empty() => b.set("preset", "\"digits\"")?,
         (None, None) => {}

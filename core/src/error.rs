@@ -94,6 +94,23 @@ pub enum Error {
     /// (configuration, library version, replicated state).
     #[error("distributed run: {0}")]
     Distributed(String),
+
+    /// `source`, with what was being done when it happened (`loading
+    /// checkpoint out/x.safetensors`). Added by [`Error::context`] or
+    /// [`ResultExt::context`] as an error travels outward, so the message
+    /// reads outermost first (`loading checkpoint out/x.safetensors:
+    /// restoring the trainer: the energy's optimiser state: invalid
+    /// argument: ...`) and no layer rewrites another's message. What kind of
+    /// error it is — and the C ABI's status — is the innermost one's,
+    /// [`Error::root`]; match on that, not on the wrapper.
+    #[error("{context}: {source}")]
+    Context {
+        /// What was being done.
+        context: String,
+        /// The error it failed with.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -114,12 +131,68 @@ impl Error {
         }
     }
 
+    /// This error with `context` (what was being done) in front; see
+    /// [`Error::Context`].
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Error::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The innermost error, below every [`Error::Context`]: what kind of
+    /// failure this is.
+    pub fn root(&self) -> &Error {
+        let mut e = self;
+        while let Error::Context { source, .. } = e {
+            e = source;
+        }
+        e
+    }
+
+    /// The contexts, outermost first (empty for an error without any).
+    pub fn contexts(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut e = self;
+        while let Error::Context { context, source } = e {
+            out.push(context.as_str());
+            e = source;
+        }
+        out
+    }
+
     /// Builds an [`Error::Format`].
     pub fn format(context: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Format {
             context: context.into(),
             message: message.into(),
         }
+    }
+}
+
+/// Context for the error of a [`Result`]: `load(path).context("loading
+/// the weights")?`. The error keeps its kind ([`Error::root`]).
+pub trait ResultExt<T> {
+    /// Wraps an error in [`Error::Context`] with `context`.
+    ///
+    /// # Errors
+    /// The error of `self`, with `context` in front.
+    fn context(self, context: impl Into<String>) -> Result<T>;
+
+    /// As [`ResultExt::context`], building the context only on error.
+    ///
+    /// # Errors
+    /// The error of `self`, with `f()` in front.
+    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn context(self, context: impl Into<String>) -> Result<T> {
+        self.map_err(|e| e.context(context))
+    }
+
+    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| e.context(f()))
     }
 }
 
@@ -139,4 +212,52 @@ macro_rules! ensure {
             return Err($crate::Error::InvalidArgument(format!($($arg)*)));
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load() -> Result<()> {
+        Err(Error::format("x.safetensors", "truncated header"))
+    }
+
+    #[test]
+    fn contexts_read_outermost_first_and_keep_the_kind() {
+        let e = load()
+            .context("reading the weights")
+            .with_context(|| format!("loading checkpoint {}", "out/x.safetensors"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "loading checkpoint out/x.safetensors: reading the weights: \
+             format error in x.safetensors: truncated header"
+        );
+        assert!(matches!(e.root(), Error::Format { message, .. } if message == "truncated header"));
+        assert_eq!(
+            e.contexts(),
+            [
+                "loading checkpoint out/x.safetensors",
+                "reading the weights"
+            ]
+        );
+        // std's source chain walks the same layers.
+        let mut n = 0;
+        let mut s: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(x) = s {
+            n += 1;
+            s = x.source();
+        }
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn an_error_without_context_is_its_own_root() {
+        let e = Error::Cancelled;
+        assert!(matches!(e.root(), Error::Cancelled));
+        assert!(e.contexts().is_empty());
+        // `with_context` builds nothing on success.
+        let ok: Result<u8> = Ok(1);
+        assert_eq!(ok.with_context(|| -> String { unreachable!() }).unwrap(), 1);
+    }
 }

@@ -32,6 +32,6 @@ pub mod spec;
 pub mod train;
 
 pub use backend::Backend;
-pub use error::{Error, Result};
+pub use error::{Error, Result, ResultExt};
 pub use model::{Energy, Generator};
 pub use spec::BackendSpec;

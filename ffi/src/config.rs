@@ -9,9 +9,9 @@
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 
-use hatebm_rs::Error;
 use hatebm_rs::config::{Config, ConfigBuilder};
 use hatebm_rs::run::Checkpoint;
+use hatebm_rs::{Error, ResultExt};
 
 use crate::handle::{
     box_castable, free_box, into_raw_box, try_copy_out, try_mut, try_out, try_ref, try_str,
@@ -60,10 +60,8 @@ impl ConfigHandle {
 
     fn from_file(path: &Path) -> hatebm_rs::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::from_toml(&text, path.parent().map(Path::to_path_buf)).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
-            other => other,
-        })
+        Self::from_toml(&text, path.parent().map(Path::to_path_buf))
+            .with_context(|| format!("reading config {}", path.display()))
     }
 }
 

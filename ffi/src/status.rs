@@ -147,8 +147,10 @@ impl std::fmt::Display for hatebm_status {
 }
 
 impl From<&Error> for hatebm_status {
+    /// The status of the error's kind: its [`Error::root`], below any
+    /// context the layers it travelled through added.
     fn from(e: &Error) -> Self {
-        match e {
+        match e.root() {
             Error::InvalidArgument(_) => HATEBM_INVALID_ARGUMENT,
             Error::ShapeMismatch { .. } => HATEBM_SHAPE_MISMATCH,
             Error::NonFinite(_) => HATEBM_NUMERIC,
@@ -266,8 +268,11 @@ mod tests {
             (Error::Backend("x".into()), HATEBM_BACKEND_ERROR),
             (Error::Distributed("x".into()), HATEBM_DISTRIBUTED),
         ];
-        for (e, s) in &cases {
-            assert_eq!(hatebm_status::from(e), *s, "{e:?}");
+        for (e, s) in cases {
+            assert_eq!(hatebm_status::from(&e), s, "{e:?}");
+            // Context never changes the status.
+            let wrapped = e.context("loading x").context("resuming");
+            assert_eq!(hatebm_status::from(&wrapped), s, "{wrapped:?}");
         }
     }
 }

@@ -21,8 +21,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use hatebm_core::{
-    Backend, BackendSpec, Energy, Error, Generator, Result, backend, bank, cpu, error, model, nets,
-    noise, optim, params, sampler, spec, train,
+    Backend, BackendSpec, Energy, Error, Generator, Result, ResultExt, backend, bank, cpu, error,
+    model, nets, noise, optim, params, sampler, spec, train,
 };
 pub use hatebm_core::{bail, ensure};
 

@@ -24,7 +24,7 @@ use crate::run::{Observer, Run};
 use crate::sampler::{ChainKey, LangevinConfig, LangevinStats};
 use crate::spec::BackendSpec;
 use crate::train::{Net, SampleOptions, StepStats};
-use crate::{Error, Result};
+use crate::{Error, Result, ResultExt};
 
 /// A run on whichever backend the configuration named.
 #[derive(Debug)]
@@ -652,16 +652,13 @@ fn load_weights<B: BuildNets>(r: &mut Run<B>, which: Model, path: &Path) -> Resu
         ""
     };
     let tensors = file.with_prefix(prefix);
-    let named = |e: Error| match e {
-        Error::Param(m) => Error::Param(format!("{}: {m}", path.display())),
-        other => other,
-    };
     let net = match which {
         Model::Energy => Net::Energy,
         Model::EnergyEma => Net::EnergyEma,
         Model::Generator => Net::Generator,
     };
-    t.load_weights(net, &tensors).map_err(named)
+    t.load_weights(net, &tensors)
+        .with_context(|| format!("loading weights {}", path.display()))
 }
 
 fn save_weights<B: BuildNets>(r: &Run<B>, which: Model, path: &Path) -> Result<()> {

@@ -15,7 +15,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::backend::Backend;
 use crate::backend::shape::numel;
 use crate::params::ParamSet;
-use crate::{Error, Result};
+use crate::{Error, Result, ResultExt};
 
 /// The data of one stored tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -198,10 +198,7 @@ pub fn load_params<B: Backend>(
     let file = TensorFile::read(path)?;
     params
         .load_host(backend, &file.with_prefix(prefix))
-        .map_err(|e| match e {
-            Error::Param(m) => Error::Param(format!("{}: {m}", path.display())),
-            other => other,
-        })
+        .with_context(|| format!("loading weights {}", path.display()))
 }
 
 /// Saves a parameter set (plain `state_dict` names) to `path` atomically.

@@ -15,7 +15,7 @@ use crate::bank::Bank;
 use crate::optim::{Adam, AdamState, EmaWeights};
 use crate::params::{HostTensor, ParamSet};
 use crate::sampler::{LangevinConfig, LangevinSampler};
-use crate::{Error, Result};
+use crate::{Error, Result, ResultExt};
 
 use super::config::Mode;
 use super::generator_state::GeneratorState;
@@ -100,7 +100,7 @@ fn check_layout<B: Backend>(
 fn restored<B: Backend>(be: &B, opt: &Adam<B>, s: AdamState<B>, what: &str) -> Result<Adam<B>> {
     let mut o = opt.clone();
     o.restore(be, s)
-        .map_err(|e| Error::InvalidArgument(format!("{what} optimiser state: {e}")))?;
+        .with_context(|| format!("{what} optimiser state"))?;
     Ok(o)
 }
 
@@ -226,9 +226,7 @@ impl<B: Backend> Trainer<B> {
         )?;
         let mut ebm_opt = self.ebm_opt.clone();
         if let Some(e) = s.energy_ema {
-            ebm_opt
-                .restore_ema(&be, e)
-                .map_err(|e| Error::InvalidArgument(format!("the energy's EMA: {e}")))?;
+            ebm_opt.restore_ema(&be, e).context("the energy's EMA")?;
         }
         let generator = match (self.generator.net(), s.generator) {
             (None, None) => None,
@@ -236,8 +234,7 @@ impl<B: Backend> Trainer<B> {
                 check_layout(&be, g.params(), &p, "the generator's parameters")?;
                 let mut opt = self.generator.opt().cloned();
                 if let (Some(o), Some(e)) = (opt.as_mut(), ema) {
-                    o.restore_ema(&be, e)
-                        .map_err(|e| Error::InvalidArgument(format!("the generator's EMA: {e}")))?;
+                    o.restore_ema(&be, e).context("the generator's EMA")?;
                 }
                 Some((p, opt))
             }

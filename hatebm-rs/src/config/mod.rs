@@ -24,7 +24,7 @@ use crate::optim::AdamConfig;
 use crate::sampler::LangevinConfig;
 use crate::spec::BackendSpec;
 use crate::train::{AutoencoderConfig, Mode, SampleOptions, TrainConfig};
-use crate::{Error, Result};
+use crate::{Error, Result, ResultExt};
 
 /// The networks of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -275,10 +275,8 @@ impl Config {
     /// message names the file).
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut cfg = Config::from_toml_str(&text).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
-            other => other,
-        })?;
+        let mut cfg = Config::from_toml_str(&text)
+            .with_context(|| format!("reading config {}", path.display()))?;
         if let Some(base) = path.parent() {
             cfg.resolve_paths(base);
         }

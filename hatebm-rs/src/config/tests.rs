@@ -349,3 +349,21 @@ fn sampler_blocks_follow_the_mode_and_conflicts_are_errors() {
     c.langevin.update_latents = true;
     assert!(c.validate().is_err());
 }
+
+/// A bad config file's error names the file as context and stays a config
+/// error (its root), so its C status is `HATEBM_CONFIG` as before.
+#[test]
+fn a_config_file_error_names_the_file_and_keeps_its_kind() {
+    let dir = std::env::temp_dir().join(format!("hatebm-cfgctx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.toml");
+    std::fs::write(&path, "preset = \"toy2d\"\n[train]\nstepz = 5\n").unwrap();
+    let e = Config::from_file(&path).unwrap_err();
+    assert!(
+        matches!(e.root(), Error::Config(m) if m.contains("stepz")),
+        "{e:?}"
+    );
+    assert_eq!(e.contexts(), [format!("reading config {}", path.display())]);
+    assert!(e.to_string().starts_with("reading config "), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

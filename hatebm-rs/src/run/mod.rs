@@ -25,7 +25,7 @@ use crate::dist::{Communicator, SingleProcess};
 use crate::nets::BuildNets;
 use crate::noise::SeededNoise;
 use crate::train::{SampleOptions, StepStats, Trainer, TrainerSettings};
-use crate::{Error, Result};
+use crate::{Error, Result, ResultExt};
 
 pub use checkpoint::Checkpoint;
 pub use eval::EvalReport;
@@ -158,10 +158,7 @@ fn load_pretrained<B: Backend>(
     };
     params
         .load_host(be, &file.with_prefix(&prefix))
-        .map_err(|e| match e {
-            Error::Param(m) => Error::Param(format!("{}: {m}", path.display())),
-            other => other,
-        })
+        .with_context(|| format!("loading weights {}", path.display()))
 }
 
 /// Clamps `data` to the value range of `config.data` when `opts.clamp` and
