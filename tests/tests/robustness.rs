@@ -511,7 +511,7 @@ fn huge_sizes_are_typed_errors_naming_the_key() {
         let mut b = builder(&dir);
         let e = b.set(key, value).unwrap_err();
         assert!(
-            matches!(e, Error::Config(_)) && e.to_string().contains(named),
+            matches!(e.root(), Error::Config(_)) && e.to_string().contains(named),
             "{key} = {value}: {e}"
         );
     }

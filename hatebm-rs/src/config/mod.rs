@@ -560,16 +560,14 @@ impl ConfigBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] for an empty key, an unknown key (with a suggestion), a
-    /// wrong type or an out-of-range value; the builder is unchanged then.
+    /// wrong type or an out-of-range value, under a context naming the key and
+    /// value ([`Error::root`] is the config error); the builder is unchanged then.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let parts: Vec<&str> = key.split('.').map(str::trim).collect();
         if key.trim().is_empty() || parts.iter().any(|p| p.is_empty()) {
             return Err(Error::Config(format!("invalid key `{key}`")));
         }
-        let parsed = parse_value(value).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{key}: {m}")),
-            other => other,
-        })?;
+        let parsed = parse_value(value).with_context(|| format!("setting {key}"))?;
         let mut doc = self.doc.clone();
         let mut table = &mut doc;
         for p in &parts[..parts.len() - 1] {
@@ -591,10 +589,7 @@ impl ConfigBuilder {
             table.clear();
         }
         table.insert(last.to_string(), parsed);
-        check_by_building(&doc).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{key} = {}: {m}", clip(value))),
-            other => other,
-        })?;
+        check_by_building(&doc).with_context(|| format!("setting {key} = {}", clip(value)))?;
         self.doc = doc;
         Ok(())
     }
